@@ -1,0 +1,12 @@
+//! quantbench: post-training quantization of ONNX models, as a library.
+//!
+//! One engine, called alike by the CLI (`src/main.rs`), the GUI and the tests: open a model
+//! ([`onnx`]), describe data ([`data`]), quantize it ([`quant`]), run it ([`runtime`]) and
+//! measure it ([`eval`]). Nothing here depends on a GUI toolkit.
+
+pub mod data;
+pub mod eval;
+pub mod jobs;
+pub mod onnx;
+pub mod quant;
+pub mod runtime;

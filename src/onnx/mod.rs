@@ -1,0 +1,469 @@
+//! Reading, editing and writing ONNX files.
+//!
+//! quantbench edits models at the protobuf level (`tract_onnx::pb`, prost types) so that what it
+//! writes is a standard ONNX file: the graph, the initializers and the opset are ours to change,
+//! everything else in the file is carried through. This module owns decoding (with errors that
+//! name the file), tensor conversion between `TensorProto` and `Vec<f32>`, small graph queries,
+//! and atomic writes.
+
+pub mod inspect;
+pub mod opset;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use pb::tensor_proto::DataType;
+use prost::Message;
+pub use tract_onnx::pb;
+
+/// Largest `ir_version` quantbench writes; its opset is what the model's highest feature needs.
+pub fn ir_version_for_opset(opset: i64) -> i64 {
+    match opset {
+        ..=8 => 3,
+        9 => 4,
+        10 => 5,
+        11 => 6,
+        12..=14 => 7,
+        15..=18 => 8,
+        19..=20 => 9,
+        _ => 10,
+    }
+}
+
+/// Decodes an ONNX file, with an error that names the file and says what is wrong with it.
+pub fn read_model(path: &Path) -> Result<pb::ModelProto> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("{}: cannot read file", path.display()))?;
+    decode_model(&bytes).with_context(|| format!("{}: not a valid ONNX model", path.display()))
+}
+
+/// Decodes ONNX bytes and checks the parts quantbench relies on (a graph with nodes and outputs).
+pub fn decode_model(bytes: &[u8]) -> Result<pb::ModelProto> {
+    if bytes.is_empty() {
+        bail!("the file is empty");
+    }
+    let model = pb::ModelProto::decode(bytes).map_err(|e| {
+        anyhow!("protobuf decoding failed ({e}); the file is truncated or not ONNX")
+    })?;
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| anyhow!("the file holds no graph"))?;
+    if graph.node.is_empty() {
+        bail!("the graph has no nodes");
+    }
+    if graph.output.is_empty() {
+        bail!("the graph has no outputs");
+    }
+    if model.ir_version <= 0 || model.opset_import.is_empty() {
+        bail!("missing ir_version or opset_import; the file is truncated or not ONNX");
+    }
+    Ok(model)
+}
+
+pub fn encode_model(model: &pb::ModelProto) -> Vec<u8> {
+    model.encode_to_vec()
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory, then renames it, so
+/// that a failure or a cancelled job never leaves a half-written file at `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        bail!(
+            "{}: the directory {} does not exist",
+            path.display(),
+            dir.display()
+        );
+    }
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| anyhow!("{}: not a file path", path.display()))?
+        .to_string_lossy();
+    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(anyhow!("{}: cannot write ({e})", path.display()));
+    }
+    Ok(())
+}
+
+/// The default-domain opset the model imports.
+pub fn default_opset(model: &pb::ModelProto) -> i64 {
+    model
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map(|o| o.version)
+        .unwrap_or(1)
+}
+
+pub fn set_default_opset(model: &mut pb::ModelProto, version: i64) {
+    match model
+        .opset_import
+        .iter_mut()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+    {
+        Some(o) => o.version = version,
+        None => model.opset_import.push(pb::OperatorSetIdProto {
+            domain: String::new(),
+            version,
+        }),
+    }
+    model.ir_version = model.ir_version.max(ir_version_for_opset(version));
+}
+
+pub fn graph(model: &pb::ModelProto) -> &pb::GraphProto {
+    model
+        .graph
+        .as_ref()
+        .expect("decode_model guarantees a graph")
+}
+
+pub fn graph_mut(model: &mut pb::ModelProto) -> &mut pb::GraphProto {
+    model
+        .graph
+        .as_mut()
+        .expect("decode_model guarantees a graph")
+}
+
+pub fn data_type_name(data_type: i32) -> &'static str {
+    DataType::try_from(data_type)
+        .map(|d| d.as_str_name())
+        .unwrap_or("UNKNOWN")
+}
+
+/// Bytes one element of `data_type` takes in a file (int4 packs two to a byte: reported as 1).
+pub fn element_size(data_type: i32) -> usize {
+    match DataType::try_from(data_type).unwrap_or(DataType::Undefined) {
+        DataType::Float | DataType::Int32 | DataType::Uint32 => 4,
+        DataType::Double | DataType::Int64 | DataType::Uint64 | DataType::Complex64 => 8,
+        DataType::Float16 | DataType::Bfloat16 | DataType::Int16 | DataType::Uint16 => 2,
+        DataType::Complex128 => 16,
+        _ => 1,
+    }
+}
+
+pub fn element_count(dims: &[i64]) -> usize {
+    dims.iter().map(|&d| d.max(0) as usize).product()
+}
+
+/// Bytes a tensor's data takes in the file.
+pub fn tensor_bytes(t: &pb::TensorProto) -> usize {
+    if !t.raw_data.is_empty() {
+        return t.raw_data.len();
+    }
+    let n = element_count(&t.dims);
+    if t.data_type == DataType::Int4 as i32 || t.data_type == DataType::Uint4 as i32 {
+        n.div_ceil(2)
+    } else {
+        n * element_size(t.data_type)
+    }
+}
+
+/// Reads a numeric tensor as f32 values, whatever its storage (raw bytes or typed fields).
+pub fn tensor_to_f32(t: &pb::TensorProto) -> Result<Vec<f32>> {
+    let n = element_count(&t.dims);
+    let raw = &t.raw_data;
+    let dt = DataType::try_from(t.data_type).unwrap_or(DataType::Undefined);
+    let values: Vec<f32> = if !raw.is_empty() {
+        match dt {
+            DataType::Float => raw
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            DataType::Double => raw
+                .chunks_exact(8)
+                .map(|b| f64::from_le_bytes(b.try_into().expect("chunk of 8")) as f32)
+                .collect(),
+            DataType::Float16 => raw
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            DataType::Int64 => raw
+                .chunks_exact(8)
+                .map(|b| i64::from_le_bytes(b.try_into().expect("chunk of 8")) as f32)
+                .collect(),
+            DataType::Int32 => raw
+                .chunks_exact(4)
+                .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32)
+                .collect(),
+            DataType::Int8 => raw.iter().map(|&b| b as i8 as f32).collect(),
+            DataType::Uint8 => raw.iter().map(|&b| b as f32).collect(),
+            other => bail!(
+                "tensor '{}': element type {} is not supported here",
+                t.name,
+                other.as_str_name()
+            ),
+        }
+    } else {
+        match dt {
+            DataType::Float => t.float_data.clone(),
+            DataType::Double => t.double_data.iter().map(|&v| v as f32).collect(),
+            DataType::Int64 => t.int64_data.iter().map(|&v| v as f32).collect(),
+            DataType::Int32 | DataType::Int8 | DataType::Uint8 | DataType::Int16 => {
+                t.int32_data.iter().map(|&v| v as f32).collect()
+            }
+            DataType::Float16 => t
+                .int32_data
+                .iter()
+                .map(|&v| half::f16::from_bits(v as u16).to_f32())
+                .collect(),
+            other => bail!(
+                "tensor '{}': element type {} is not supported here",
+                t.name,
+                other.as_str_name()
+            ),
+        }
+    };
+    if values.len() != n {
+        bail!(
+            "tensor '{}': holds {} values but its shape {:?} needs {n}",
+            t.name,
+            values.len(),
+            t.dims
+        );
+    }
+    Ok(values)
+}
+
+/// Reads an integer tensor (shape constants, axes) as i64 values.
+pub fn tensor_to_i64(t: &pb::TensorProto) -> Result<Vec<i64>> {
+    let dt = DataType::try_from(t.data_type).unwrap_or(DataType::Undefined);
+    if dt == DataType::Int64 {
+        if !t.raw_data.is_empty() {
+            return Ok(t
+                .raw_data
+                .chunks_exact(8)
+                .map(|b| i64::from_le_bytes(b.try_into().expect("chunk of 8")))
+                .collect());
+        }
+        return Ok(t.int64_data.clone());
+    }
+    Ok(tensor_to_f32(t)?.into_iter().map(|v| v as i64).collect())
+}
+
+pub fn f32_tensor(name: &str, dims: &[i64], values: &[f32]) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.to_string(),
+        dims: dims.to_vec(),
+        data_type: DataType::Float as i32,
+        raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..Default::default()
+    }
+}
+
+pub fn i64_tensor(name: &str, dims: &[i64], values: &[i64]) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.to_string(),
+        dims: dims.to_vec(),
+        data_type: DataType::Int64 as i32,
+        raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..Default::default()
+    }
+}
+
+pub fn i32_tensor(name: &str, dims: &[i64], values: &[i32]) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.to_string(),
+        dims: dims.to_vec(),
+        data_type: DataType::Int32 as i32,
+        raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..Default::default()
+    }
+}
+
+pub fn f16_tensor(name: &str, dims: &[i64], values: &[f32]) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.to_string(),
+        dims: dims.to_vec(),
+        data_type: DataType::Float16 as i32,
+        raw_data: values
+            .iter()
+            .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// An 8-bit tensor (`Int8` or `Uint8`), values already in range.
+pub fn byte_tensor(name: &str, dims: &[i64], values: &[i32], signed: bool) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.to_string(),
+        dims: dims.to_vec(),
+        data_type: if signed {
+            DataType::Int8 as i32
+        } else {
+            DataType::Uint8 as i32
+        },
+        raw_data: values
+            .iter()
+            .map(|&v| if signed { v as i8 as u8 } else { v as u8 })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// An ONNX INT4/UINT4 tensor: two values a byte, the first in the low nibble (ONNX IR spec).
+pub fn nibble_tensor(name: &str, dims: &[i64], values: &[i32], signed: bool) -> pb::TensorProto {
+    let raw = values
+        .chunks(2)
+        .map(|pair| {
+            let lo = (pair[0] as u8) & 0x0F;
+            let hi = pair.get(1).map(|&v| (v as u8) & 0x0F).unwrap_or(0);
+            lo | (hi << 4)
+        })
+        .collect();
+    pb::TensorProto {
+        name: name.to_string(),
+        dims: dims.to_vec(),
+        data_type: if signed {
+            DataType::Int4 as i32
+        } else {
+            DataType::Uint4 as i32
+        },
+        raw_data: raw,
+        ..Default::default()
+    }
+}
+
+pub fn attr<'a>(node: &'a pb::NodeProto, name: &str) -> Option<&'a pb::AttributeProto> {
+    node.attribute.iter().find(|a| a.name == name)
+}
+
+pub fn attr_int(node: &pb::NodeProto, name: &str) -> Option<i64> {
+    attr(node, name).map(|a| a.i)
+}
+
+pub fn attr_ints(node: &pb::NodeProto, name: &str) -> Option<Vec<i64>> {
+    attr(node, name).map(|a| a.ints.clone())
+}
+
+pub fn attr_float(node: &pb::NodeProto, name: &str) -> Option<f32> {
+    attr(node, name).map(|a| a.f)
+}
+
+pub fn int_attr(name: &str, value: i64) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.to_string(),
+        r#type: pb::attribute_proto::AttributeType::Int as i32,
+        i: value,
+        ..Default::default()
+    }
+}
+
+pub fn node(op_type: &str, name: &str, inputs: &[&str], outputs: &[&str]) -> pb::NodeProto {
+    pb::NodeProto {
+        op_type: op_type.to_string(),
+        name: name.to_string(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: outputs.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+/// Name lookups over a graph, built once per pass.
+pub struct GraphIndex {
+    /// initializer name -> index in `graph.initializer`
+    pub initializers: HashMap<String, usize>,
+    /// tensor name -> index of the node producing it
+    pub producer: HashMap<String, usize>,
+    /// tensor name -> indices of the nodes consuming it, in graph order
+    pub consumers: HashMap<String, Vec<usize>>,
+    pub graph_outputs: Vec<String>,
+}
+
+impl GraphIndex {
+    pub fn new(graph: &pb::GraphProto) -> Self {
+        let initializers = graph
+            .initializer
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
+        let mut producer = HashMap::new();
+        let mut consumers: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, n) in graph.node.iter().enumerate() {
+            for o in n.output.iter().filter(|o| !o.is_empty()) {
+                producer.insert(o.clone(), i);
+            }
+            for inp in n.input.iter().filter(|o| !o.is_empty()) {
+                consumers.entry(inp.clone()).or_default().push(i);
+            }
+        }
+        let graph_outputs = graph.output.iter().map(|o| o.name.clone()).collect();
+        GraphIndex {
+            initializers,
+            producer,
+            consumers,
+            graph_outputs,
+        }
+    }
+
+    pub fn is_initializer(&self, name: &str) -> bool {
+        self.initializers.contains_key(name)
+    }
+
+    pub fn consumers_of(&self, name: &str) -> &[usize] {
+        self.consumers
+            .get(name)
+            .map(|v| v.as_slice())
+            .unwrap_or(&[])
+    }
+
+    pub fn is_graph_output(&self, name: &str) -> bool {
+        self.graph_outputs.iter().any(|o| o == name)
+    }
+}
+
+/// Dimensions of a value's declared type: `Ok(n)` for a number, `Err(symbol)` for a symbol.
+pub fn value_dims(v: &pb::ValueInfoProto) -> Vec<std::result::Result<i64, String>> {
+    use pb::tensor_shape_proto::dimension::Value;
+    let Some(pb::type_proto::Value::TensorType(t)) =
+        v.r#type.as_ref().and_then(|t| t.value.clone())
+    else {
+        return vec![];
+    };
+    t.shape
+        .map(|s| {
+            s.dim
+                .iter()
+                .enumerate()
+                .map(|(i, d)| match &d.value {
+                    Some(Value::DimValue(n)) if *n > 0 => Ok(*n),
+                    Some(Value::DimParam(p)) if !p.is_empty() => Err(p.clone()),
+                    _ => Err(format!("d{i}")),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn value_elem_type(v: &pb::ValueInfoProto) -> i32 {
+    match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(pb::type_proto::Value::TensorType(t)) => t.elem_type,
+        None => 0,
+    }
+}
+
+/// Graph inputs that are real inputs (IR < 4 files also list every initializer as an input).
+pub fn real_inputs(graph: &pb::GraphProto) -> Vec<&pb::ValueInfoProto> {
+    let inits: std::collections::HashSet<&str> =
+        graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    graph
+        .input
+        .iter()
+        .filter(|i| !inits.contains(i.name.as_str()))
+        .collect()
+}

@@ -1,0 +1,319 @@
+//! `QuantConfig`: every quantization setting, as one serde type shared by the RON config file,
+//! the CLI flags (which override the file) and the GUI.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Mode {
+    /// Weights stored as float16, followed by a Cast to float: half the size, float compute.
+    Fp16,
+    /// TFLite's "dynamic range": int8 weights with a DequantizeLinear each, float activations.
+    Int8Weights,
+    /// Full static int8 in QDQ form: weights and calibrated activations quantized.
+    #[default]
+    Int8,
+    /// 4-bit weights (per channel or per block), float activations.
+    Int4Weights,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 4] = [Mode::Fp16, Mode::Int8Weights, Mode::Int8, Mode::Int4Weights];
+
+    pub fn cli_name(self) -> &'static str {
+        match self {
+            Mode::Fp16 => "fp16",
+            Mode::Int8Weights => "int8-weights",
+            Mode::Int8 => "int8",
+            Mode::Int4Weights => "int4-weights",
+        }
+    }
+
+    pub fn needs_calibration(self) -> bool {
+        self == Mode::Int8
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Mode::ALL
+            .into_iter()
+            .find(|m| m.cli_name() == s)
+            .ok_or_else(|| {
+                format!("unknown mode '{s}' (expected fp16, int8-weights, int8 or int4-weights)")
+            })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum ActivationType {
+    Int8,
+    /// ONNX Runtime's default for activations.
+    #[default]
+    Uint8,
+}
+
+impl std::str::FromStr for ActivationType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "int8" => Ok(ActivationType::Int8),
+            "uint8" => Ok(ActivationType::Uint8),
+            _ => Err(format!(
+                "unknown activation type '{s}' (expected int8 or uint8)"
+            )),
+        }
+    }
+}
+
+/// How activation ranges are chosen from calibration statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub enum Calibration {
+    /// The observed minimum and maximum.
+    #[default]
+    MinMax,
+    /// Clip to the given percentile of the values (e.g. 99.99).
+    Percentile(f64),
+    /// The threshold minimising KL divergence (TensorRT-style entropy calibration).
+    Entropy,
+    /// The range minimising the mean squared quantization error.
+    Mse,
+}
+
+impl std::fmt::Display for Calibration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Calibration::MinMax => f.write_str("minmax"),
+            Calibration::Percentile(p) => write!(f, "percentile={p}"),
+            Calibration::Entropy => f.write_str("entropy"),
+            Calibration::Mse => f.write_str("mse"),
+        }
+    }
+}
+
+impl std::str::FromStr for Calibration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "minmax" => Ok(Calibration::MinMax),
+            "entropy" => Ok(Calibration::Entropy),
+            "mse" => Ok(Calibration::Mse),
+            "percentile" => Ok(Calibration::Percentile(99.999)),
+            _ => match s.strip_prefix("percentile=") {
+                Some(p) => {
+                    let p: f64 = p.parse().map_err(|_| format!("'{p}' is not a number"))?;
+                    Ok(Calibration::Percentile(p))
+                }
+                None => Err(format!(
+                    "unknown calibration '{s}' (expected minmax, percentile=99.99, entropy or mse)"
+                )),
+            },
+        }
+    }
+}
+
+/// Which tensors use a symmetric grid (zero point at the middle).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Symmetry {
+    /// Weights symmetric, activations asymmetric: what int8 kernels expect (ONNX Runtime's default).
+    #[default]
+    WeightsOnly,
+    /// Weights and activations symmetric.
+    All,
+    /// Weights and activations asymmetric.
+    None,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Int4Storage {
+    /// ONNX INT4 tensors when the target opset is 21 or newer, int8 storage below it.
+    #[default]
+    Auto,
+    /// 4-bit values held in int8 tensors: runs on every runtime (tract included), no size gain
+    /// over int8 in the file.
+    Int8Container,
+    /// ONNX INT4 (opset 21): half the size of int8; tract cannot load it.
+    OnnxInt4,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct QuantConfig {
+    pub mode: Mode,
+    pub symmetry: Symmetry,
+    /// One scale per output channel of each weight instead of one per tensor.
+    pub per_channel: bool,
+    pub activations: ActivationType,
+    pub calibration: Calibration,
+    /// Calibration samples taken from the dataset's calibration split.
+    pub samples: usize,
+    /// Node names or op types left in float.
+    pub keep_float: Vec<String>,
+    /// Op types whose inputs and outputs are quantized.
+    pub ops: Vec<String>,
+    /// int4: one scale per block of this many input elements (opset 21); `None`: per channel or tensor.
+    pub int4_block_size: Option<usize>,
+    pub int4_storage: Int4Storage,
+    /// Opset to write; `None`: the model's own, raised to what the chosen features need.
+    pub opset: Option<i64>,
+}
+
+pub const DEFAULT_OPS: [&str; 9] = [
+    "Conv",
+    "MatMul",
+    "Gemm",
+    "Add",
+    "Mul",
+    "GlobalAveragePool",
+    "AveragePool",
+    "MaxPool",
+    "Concat",
+];
+
+impl Default for QuantConfig {
+    fn default() -> Self {
+        QuantConfig {
+            mode: Mode::Int8,
+            symmetry: Symmetry::WeightsOnly,
+            per_channel: false,
+            activations: ActivationType::Uint8,
+            calibration: Calibration::MinMax,
+            samples: 200,
+            keep_float: vec![],
+            ops: DEFAULT_OPS.iter().map(|s| s.to_string()).collect(),
+            int4_block_size: None,
+            int4_storage: Int4Storage::Auto,
+            opset: None,
+        }
+    }
+}
+
+impl QuantConfig {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read config", path.display()))?;
+        let config: QuantConfig = ron::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: invalid config: {e}", path.display()))?;
+        config
+            .validate()
+            .with_context(|| format!("{}: invalid config", path.display()))?;
+        Ok(config)
+    }
+
+    pub fn to_ron(&self) -> String {
+        ron::ser::to_string_pretty(self, ron::ser::PrettyConfig::default())
+            .expect("QuantConfig always serializes")
+    }
+
+    pub fn weights_symmetric(&self) -> bool {
+        self.symmetry != Symmetry::None
+    }
+
+    pub fn activations_symmetric(&self) -> bool {
+        self.symmetry == Symmetry::All
+    }
+
+    /// Checks every field on its own; the reason names the field, for the GUI to show beside it.
+    pub fn validate(&self) -> Result<()> {
+        if let Calibration::Percentile(p) = self.calibration {
+            if !(p > 50.0 && p <= 100.0) {
+                bail!("calibration: percentile must be in (50, 100], got {p}");
+            }
+        }
+        if self.mode.needs_calibration() && self.samples == 0 {
+            bail!("samples: int8 needs at least one calibration sample");
+        }
+        if let Some(b) = self.int4_block_size {
+            if b < 16 || !b.is_power_of_two() {
+                bail!("int4_block_size: must be a power of two of at least 16, got {b}");
+            }
+        }
+        if let Some(o) = self.opset {
+            if !(7..=23).contains(&o) {
+                bail!("opset: quantbench writes opsets 7 to 23, got {o}");
+            }
+        }
+        if self.ops.is_empty() && self.mode != Mode::Fp16 {
+            bail!("ops: name at least one op type to quantize");
+        }
+        Ok(())
+    }
+
+    /// A short, stable label (`int8 pc minmax`), used in tables and plots.
+    pub fn label(&self) -> String {
+        let mut parts = vec![self.mode.cli_name().to_string()];
+        if self.mode != Mode::Fp16 {
+            parts.push(
+                if self.int4_block_size.is_some() && self.mode == Mode::Int4Weights {
+                    format!("block{}", self.int4_block_size.unwrap_or_default())
+                } else if self.per_channel {
+                    "per-channel".into()
+                } else {
+                    "per-tensor".into()
+                },
+            );
+        }
+        if self.mode == Mode::Int8 {
+            parts.push(self.calibration.to_string());
+        }
+        parts.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ron_round_trip_and_defaults() {
+        let c = QuantConfig {
+            calibration: Calibration::Percentile(99.99),
+            per_channel: true,
+            keep_float: vec!["Conv.0".into()],
+            ..Default::default()
+        };
+        let back: QuantConfig = ron::from_str(&c.to_ron()).unwrap();
+        assert_eq!(back, c);
+        // A partial file takes defaults for what it leaves out.
+        let partial: QuantConfig = ron::from_str("(mode: Fp16, samples: 7)").unwrap();
+        assert_eq!(partial.mode, Mode::Fp16);
+        assert_eq!(partial.samples, 7);
+        assert_eq!(partial.ops, QuantConfig::default().ops);
+    }
+
+    #[test]
+    fn cli_values_parse() {
+        assert_eq!(
+            "percentile=99.9".parse::<Calibration>(),
+            Ok(Calibration::Percentile(99.9))
+        );
+        assert_eq!("int4-weights".parse::<Mode>(), Ok(Mode::Int4Weights));
+        assert!("int3".parse::<Mode>().is_err());
+        assert!("percentile=abc".parse::<Calibration>().is_err());
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let bad = QuantConfig {
+            calibration: Calibration::Percentile(30.0),
+            ..Default::default()
+        };
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("calibration:"));
+        let bad = QuantConfig {
+            samples: 0,
+            ..Default::default()
+        };
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("samples:"));
+    }
+}

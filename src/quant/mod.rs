@@ -1,0 +1,173 @@
+//! Quantization: config, arithmetic, calibration and the graph rewrite, tied together by
+//! [`quantize`], which turns a float ONNX model into a quantized one in memory.
+
+pub mod calibrate;
+pub mod config;
+pub mod math;
+pub mod prepare;
+pub mod rewrite;
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+pub use config::{ActivationType, Calibration, Int4Storage, Mode, QuantConfig, Symmetry};
+
+use crate::data::Dataset;
+use crate::jobs::Progress;
+use crate::onnx::{self, pb};
+
+/// What a quantization did: the figures `quantize --json` prints.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct QuantizeReport {
+    pub mode: String,
+    pub config: QuantConfig,
+    pub opset_before: i64,
+    pub opset: i64,
+    /// Why the opset is what it is, and what the graph preparation changed.
+    pub notes: Vec<String>,
+    pub counts: rewrite::RewriteCounts,
+    pub calibration_samples: usize,
+    pub calibration_seconds: f64,
+    pub rewrite_seconds: f64,
+    pub size_before: u64,
+    pub size_after: u64,
+}
+
+/// The opset a config needs, and why.
+pub fn required_opset(config: &QuantConfig, model_opset: i64) -> (i64, String) {
+    let (need, why) = match config.mode {
+        Mode::Fp16 => (model_opset.max(7), "Cast"),
+        Mode::Int4Weights if config.int4_block_size.is_some() => (21, "blocked DequantizeLinear"),
+        Mode::Int4Weights if config.int4_storage == Int4Storage::OnnxInt4 => (21, "INT4 tensors"),
+        _ if config.per_channel => (13, "per-channel QuantizeLinear/DequantizeLinear"),
+        _ => (
+            13,
+            "QuantizeLinear/DequantizeLinear with opset-13 semantics",
+        ),
+    };
+    let target = config.opset.unwrap_or(model_opset).max(need);
+    (target, format!("{why} needs opset {need}"))
+}
+
+/// Quantizes `model` (left untouched) by `config`; `dataset` is needed by `int8` only.
+pub fn quantize(
+    model: &pb::ModelProto,
+    config: &QuantConfig,
+    dataset: Option<&Dataset>,
+    progress: &Progress,
+) -> Result<(pb::ModelProto, QuantizeReport)> {
+    config.validate()?;
+    let size_before = onnx::encode_model(model).len() as u64;
+    let opset_before = onnx::default_opset(model);
+    let (opset, why) = required_opset(config, opset_before);
+    if let Some(asked) = config.opset {
+        if asked < opset {
+            bail!("opset: {asked} is too old for these settings ({why})");
+        }
+    }
+    progress.stage("preparing graph", 1);
+    let mut out = model.clone();
+    let mut notes = vec![];
+    if opset > opset_before {
+        notes.push(format!(
+            "opset raised from {opset_before} to {opset}: {why}"
+        ));
+    }
+    notes.extend(onnx::opset::upgrade(&mut out, opset)?.into_iter().skip(1));
+    onnx::opset::drop_initializer_inputs(&mut out);
+    rewrite::check_keep_float(onnx::graph(&out), config)?;
+    notes.extend(prepare::prepare(&mut out)?);
+    progress.check()?;
+    let mut calibration_samples = 0;
+    let mut calibration_seconds = 0.0;
+    let started = Instant::now();
+    let counts = match config.mode {
+        Mode::Fp16 => {
+            let (counts, clamped) = rewrite::convert_fp16(onnx::graph_mut(&mut out), config)?;
+            if clamped > 0 {
+                notes.push(format!(
+                    "{clamped} weight values beyond the float16 range were clamped to ±65504"
+                ));
+            }
+            counts
+        }
+        Mode::Int8Weights | Mode::Int4Weights => {
+            let as_onnx = rewrite::int4_as_onnx(config, opset);
+            if config.mode == Mode::Int4Weights {
+                notes.push(if as_onnx {
+                    "int4 weights stored as ONNX INT4 (opset 21); tract cannot load INT4, ONNX Runtime can".into()
+                } else {
+                    "int4 weights stored in int8 tensors (values -8..7); ONNX INT4 storage needs opset 21 (--opset 21)".into()
+                });
+            }
+            rewrite::quantize_weights_only(onnx::graph_mut(&mut out), config, as_onnx)?
+        }
+        Mode::Int8 => {
+            let dataset = dataset
+                .context("int8 needs calibration data: give a dataset (--data DATASET.ron)")?;
+            let plan = rewrite::plan_activations(onnx::graph(&out), config);
+            let tensors = plan.calibrated();
+            if tensors.is_empty() {
+                bail!(
+                    "no activation to quantize: none of the ops {:?} occurs in the model",
+                    config.ops
+                );
+            }
+            let calibration_start = Instant::now();
+            let stats = calibrate::calibrate(
+                &out,
+                &tensors,
+                dataset,
+                config.samples,
+                config.calibration,
+                progress,
+            )?;
+            calibration_seconds = calibration_start.elapsed().as_secs_f64();
+            calibration_samples = dataset
+                .indices(crate::data::Purpose::Calibration)?
+                .len()
+                .min(config.samples);
+            let qtype = calibrate::activation_qtype(config.activations);
+            let ranges: HashMap<String, (f32, f32)> = stats
+                .iter()
+                .map(|(name, s)| {
+                    (
+                        name.clone(),
+                        s.range(config.calibration, qtype, config.activations_symmetric()),
+                    )
+                })
+                .collect();
+            progress.stage("rewriting graph", 1);
+            rewrite::insert_qdq(onnx::graph_mut(&mut out), config, &plan, &ranges)?
+        }
+    };
+    let rewrite_seconds = started.elapsed().as_secs_f64() - calibration_seconds;
+    out.metadata_props
+        .retain(|p| !p.key.starts_with("quantbench."));
+    out.metadata_props.push(pb::StringStringEntryProto {
+        key: "quantbench.version".into(),
+        value: env!("CARGO_PKG_VERSION").into(),
+    });
+    out.metadata_props.push(pb::StringStringEntryProto {
+        key: "quantbench.config".into(),
+        value: config.to_ron(),
+    });
+    let size_after = onnx::encode_model(&out).len() as u64;
+    let report = QuantizeReport {
+        mode: config.mode.cli_name().to_string(),
+        config: config.clone(),
+        opset_before,
+        opset,
+        notes,
+        counts,
+        calibration_samples,
+        calibration_seconds,
+        rewrite_seconds,
+        size_before,
+        size_after,
+    };
+    Ok((out, report))
+}

@@ -1,0 +1,358 @@
+//! Graph preparation before quantization: shape the float graph the way int8 runtimes fuse it,
+//! so that calibration sees the tensors that will really be quantized.
+//!
+//! - `Constant` nodes become initializers (weights exported as constants are still weights);
+//! - a `Reshape`/`Identity` of a weight is folded into a new weight;
+//! - `BatchNormalization` after a `Conv` is folded into the conv's weights and bias;
+//! - an `Add` of a per-channel constant after a `Conv` becomes the conv's bias.
+
+use std::collections::{HashMap, HashSet};
+
+use anyhow::{bail, Result};
+
+use crate::onnx::{self, pb, GraphIndex};
+
+/// What preparation changed, one line per kind of change.
+pub fn prepare(model: &mut pb::ModelProto) -> Result<Vec<String>> {
+    let mut notes = vec![];
+    let graph = onnx::graph_mut(model);
+    let n = constants_to_initializers(graph);
+    if n > 0 {
+        notes.push(format!("{n} Constant nodes turned into initializers"));
+    }
+    let n = fold_weight_reshapes(graph)?;
+    if n > 0 {
+        notes.push(format!("{n} Reshape/Identity of weights folded"));
+    }
+    let n = fold_batch_norms(graph)?;
+    if n > 0 {
+        notes.push(format!("{n} BatchNormalization folded into Conv"));
+    }
+    let n = fold_conv_bias_adds(graph)?;
+    if n > 0 {
+        notes.push(format!(
+            "{n} Add of a per-channel constant folded into Conv bias"
+        ));
+    }
+    drop_unused_initializers(graph);
+    Ok(notes)
+}
+
+fn constants_to_initializers(graph: &mut pb::GraphProto) -> usize {
+    let mut count = 0;
+    let mut kept = Vec::with_capacity(graph.node.len());
+    for node in std::mem::take(&mut graph.node) {
+        let tensor = (node.op_type == "Constant" && node.domain.is_empty())
+            .then(|| onnx::attr(&node, "value").and_then(|a| a.t.clone()))
+            .flatten();
+        match tensor {
+            Some(mut t) if node.output.len() == 1 => {
+                t.name = node.output[0].clone();
+                graph.initializer.push(t);
+                count += 1;
+            }
+            _ => kept.push(node),
+        }
+    }
+    graph.node = kept;
+    count
+}
+
+fn fold_weight_reshapes(graph: &mut pb::GraphProto) -> Result<usize> {
+    let mut count = 0;
+    loop {
+        let index = GraphIndex::new(graph);
+        let found = graph.node.iter().position(|n| {
+            let data_const = n.input.first().is_some_and(|i| index.is_initializer(i));
+            match n.op_type.as_str() {
+                "Identity" => data_const,
+                "Reshape" => data_const && n.input.get(1).is_some_and(|i| index.is_initializer(i)),
+                _ => false,
+            }
+        });
+        let Some(pos) = found else { break };
+        let node = graph.node.remove(pos);
+        let data = graph.initializer[index.initializers[&node.input[0]]].clone();
+        let mut folded = data.clone();
+        folded.name = node.output[0].clone();
+        if node.op_type == "Reshape" {
+            let shape =
+                onnx::tensor_to_i64(&graph.initializer[index.initializers[&node.input[1]]])?;
+            folded.dims = resolve_reshape(&data.dims, &shape).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "node '{}' (Reshape): shape {shape:?} does not fit {:?}",
+                    node.name,
+                    data.dims
+                )
+            })?;
+        }
+        graph.initializer.push(folded);
+        count += 1;
+    }
+    Ok(count)
+}
+
+fn resolve_reshape(dims: &[i64], shape: &[i64]) -> Option<Vec<i64>> {
+    let total: i64 = dims.iter().product();
+    let mut out: Vec<i64> = shape
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| {
+            if s == 0 {
+                dims.get(i).copied().unwrap_or(0)
+            } else {
+                s
+            }
+        })
+        .collect();
+    let known: i64 = out.iter().filter(|&&d| d != -1).product();
+    if let Some(free) = out.iter().position(|&d| d == -1) {
+        if known == 0 || total % known != 0 {
+            return None;
+        }
+        out[free] = total / known;
+    }
+    (out.iter().product::<i64>() == total).then_some(out)
+}
+
+fn only_consumer(index: &GraphIndex, tensor: &str) -> Option<usize> {
+    match index.consumers_of(tensor) {
+        [one] if !index.is_graph_output(tensor) => Some(*one),
+        _ => None,
+    }
+}
+
+/// The conv's bias values, creating zeros when it has none.
+fn conv_bias(
+    graph: &pb::GraphProto,
+    index: &GraphIndex,
+    conv: &pb::NodeProto,
+    channels: usize,
+) -> Result<Vec<f32>> {
+    match conv.input.get(2).filter(|s| !s.is_empty()) {
+        Some(b) => match index.initializers.get(b) {
+            Some(&i) => onnx::tensor_to_f32(&graph.initializer[i]),
+            None => bail!("node '{}' (Conv): bias '{b}' is not a constant", conv.name),
+        },
+        None => Ok(vec![0.0; channels]),
+    }
+}
+
+fn set_conv_bias(graph: &mut pb::GraphProto, conv_pos: usize, bias: &[f32]) {
+    let name = format!("{}_bias_folded", graph.node[conv_pos].output[0]);
+    graph
+        .initializer
+        .push(onnx::f32_tensor(&name, &[bias.len() as i64], bias));
+    let conv = &mut graph.node[conv_pos];
+    conv.input.truncate(2);
+    conv.input.push(name);
+}
+
+fn fold_batch_norms(graph: &mut pb::GraphProto) -> Result<usize> {
+    let mut count = 0;
+    loop {
+        let index = GraphIndex::new(graph);
+        let found = graph.node.iter().enumerate().find_map(|(bn_pos, bn)| {
+            if bn.op_type != "BatchNormalization" || bn.output.iter().skip(1).any(|o| !o.is_empty())
+            {
+                return None;
+            }
+            if bn.input.len() < 5 || !bn.input[1..5].iter().all(|i| index.is_initializer(i)) {
+                return None;
+            }
+            let conv_pos = *index.producer.get(&bn.input[0])?;
+            let conv = &graph.node[conv_pos];
+            (conv.op_type == "Conv"
+                && index.is_initializer(&conv.input[1])
+                && only_consumer(&index, &bn.input[0]) == Some(bn_pos)
+                && index.consumers_of(&conv.input[1]).len() == 1)
+                .then_some((bn_pos, conv_pos))
+        });
+        let Some((bn_pos, conv_pos)) = found else {
+            break;
+        };
+        let bn = graph.node[bn_pos].clone();
+        let conv = graph.node[conv_pos].clone();
+        let get = |name: &str| onnx::tensor_to_f32(&graph.initializer[index.initializers[name]]);
+        let (gamma, beta, mean, var) = (
+            get(&bn.input[1])?,
+            get(&bn.input[2])?,
+            get(&bn.input[3])?,
+            get(&bn.input[4])?,
+        );
+        let eps = onnx::attr_float(&bn, "epsilon").unwrap_or(1e-5);
+        let w_index = index.initializers[&conv.input[1]];
+        let mut weight = onnx::tensor_to_f32(&graph.initializer[w_index])?;
+        let dims = graph.initializer[w_index].dims.clone();
+        let channels = dims[0] as usize;
+        if [&gamma, &beta, &mean, &var]
+            .iter()
+            .any(|v| v.len() != channels)
+        {
+            bail!("node '{}' (BatchNormalization): parameters do not match the {channels} channels of '{}'", bn.name, conv.name);
+        }
+        let bias = conv_bias(graph, &index, &conv, channels)?;
+        let per = weight.len() / channels;
+        let mut new_bias = vec![0.0; channels];
+        for c in 0..channels {
+            let k = gamma[c] / (var[c] + eps).sqrt();
+            for w in &mut weight[c * per..(c + 1) * per] {
+                *w *= k;
+            }
+            new_bias[c] = (bias[c] - mean[c]) * k + beta[c];
+        }
+        let w_name = format!("{}_bn_folded", conv.input[1]);
+        graph
+            .initializer
+            .push(onnx::f32_tensor(&w_name, &dims, &weight));
+        graph.node[conv_pos].input[1] = w_name;
+        graph.node[conv_pos].output[0] = bn.output[0].clone();
+        set_conv_bias(graph, conv_pos, &new_bias);
+        graph.node.remove(bn_pos);
+        count += 1;
+    }
+    Ok(count)
+}
+
+fn fold_conv_bias_adds(graph: &mut pb::GraphProto) -> Result<usize> {
+    let mut count = 0;
+    loop {
+        let index = GraphIndex::new(graph);
+        let found = graph.node.iter().enumerate().find_map(|(add_pos, add)| {
+            if add.op_type != "Add" || add.input.len() != 2 {
+                return None;
+            }
+            let (act, constant) = if index.is_initializer(&add.input[1]) {
+                (&add.input[0], &add.input[1])
+            } else if index.is_initializer(&add.input[0]) {
+                (&add.input[1], &add.input[0])
+            } else {
+                return None;
+            };
+            let conv_pos = *index.producer.get(act)?;
+            let conv = &graph.node[conv_pos];
+            if conv.op_type != "Conv" || only_consumer(&index, act) != Some(add_pos) {
+                return None;
+            }
+            let w = &graph.initializer[*index.initializers.get(&conv.input[1])?];
+            let c = &graph.initializer[index.initializers[constant]];
+            let channels = *w.dims.first()?;
+            let spatial = w.dims.len().saturating_sub(2);
+            // Per-channel over NC...: [C, 1, ...] (rank spatial+1) or [1, C, 1, ...].
+            let squeezed: Vec<i64> = c.dims.iter().copied().skip_while(|&d| d == 1).collect();
+            let per_channel = squeezed.first() == Some(&channels)
+                && squeezed[1..].iter().all(|&d| d == 1)
+                && c.dims.len() > spatial
+                && c.dims[c.dims.len() - spatial..].iter().all(|&d| d == 1);
+            per_channel.then_some((add_pos, conv_pos, constant.clone()))
+        });
+        let Some((add_pos, conv_pos, constant)) = found else {
+            break;
+        };
+        let add = graph.node[add_pos].clone();
+        let conv = graph.node[conv_pos].clone();
+        let channels = graph.initializer[index.initializers[&conv.input[1]]].dims[0] as usize;
+        let mut bias = conv_bias(graph, &index, &conv, channels)?;
+        let extra = onnx::tensor_to_f32(&graph.initializer[index.initializers[&constant]])?;
+        for (b, e) in bias.iter_mut().zip(extra) {
+            *b += e;
+        }
+        graph.node[conv_pos].output[0] = add.output[0].clone();
+        set_conv_bias(graph, conv_pos, &bias);
+        graph.node.remove(add_pos);
+        count += 1;
+    }
+    Ok(count)
+}
+
+pub fn drop_unused_initializers(graph: &mut pb::GraphProto) {
+    let used: HashSet<&str> = graph
+        .node
+        .iter()
+        .flat_map(|n| n.input.iter().map(|s| s.as_str()))
+        .chain(graph.output.iter().map(|o| o.name.as_str()))
+        .collect();
+    let keep: HashSet<String> = graph
+        .initializer
+        .iter()
+        .filter(|t| used.contains(t.name.as_str()))
+        .map(|t| t.name.clone())
+        .collect();
+    graph.initializer.retain(|t| keep.contains(&t.name));
+    let inits: HashSet<String> = graph.initializer.iter().map(|t| t.name.clone()).collect();
+    // Inputs that only existed to feed a removed initializer (IR < 4 files) go too.
+    graph
+        .input
+        .retain(|i| inits.contains(&i.name) || used.contains(i.name.as_str()));
+    let names: HashSet<String> = graph
+        .node
+        .iter()
+        .flat_map(|n| n.output.iter().cloned())
+        .collect();
+    graph.value_info.retain(|v| names.contains(&v.name));
+}
+
+/// Element type of every tensor, propagated through the graph (ONNX DataType numbers), so that
+/// integer shape arithmetic is never quantized.
+pub fn tensor_types(graph: &pb::GraphProto) -> HashMap<String, i32> {
+    use pb::tensor_proto::DataType as D;
+    let mut types: HashMap<String, i32> = HashMap::new();
+    for i in &graph.input {
+        types.insert(i.name.clone(), onnx::value_elem_type(i));
+    }
+    for v in graph.value_info.iter().chain(&graph.output) {
+        let t = onnx::value_elem_type(v);
+        if t != 0 {
+            types.insert(v.name.clone(), t);
+        }
+    }
+    for t in &graph.initializer {
+        types.insert(t.name.clone(), t.data_type);
+    }
+    for n in &graph.node {
+        let input_type = |k: usize| {
+            n.input
+                .get(k)
+                .and_then(|i| types.get(i))
+                .copied()
+                .unwrap_or(D::Float as i32)
+        };
+        let out = match n.op_type.as_str() {
+            "Shape" | "Size" | "NonZero" | "ArgMax" | "ArgMin" => D::Int64 as i32,
+            "Equal" | "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" | "And" | "Or"
+            | "Not" | "Xor" | "IsNaN" | "IsInf" => D::Bool as i32,
+            "Cast" => onnx::attr_int(n, "to").unwrap_or(1) as i32,
+            "Constant" | "ConstantOfShape" => onnx::attr(n, "value")
+                .and_then(|a| a.t.as_ref())
+                .map(|t| t.data_type)
+                .unwrap_or(D::Float as i32),
+            "Where" => input_type(1),
+            _ => input_type(0),
+        };
+        for (k, o) in n.output.iter().enumerate() {
+            let t = if n.op_type == "TopK" && k == 1 {
+                D::Int64 as i32
+            } else {
+                out
+            };
+            types.entry(o.clone()).or_insert(t);
+        }
+    }
+    types
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reshape_resolution() {
+        assert_eq!(
+            super::resolve_reshape(&[16, 4, 4, 10], &[256, 10]),
+            Some(vec![256, 10])
+        );
+        assert_eq!(
+            super::resolve_reshape(&[2, 3, 4], &[0, -1]),
+            Some(vec![2, 12])
+        );
+        assert_eq!(super::resolve_reshape(&[2, 3], &[4, 2]), None);
+    }
+}

@@ -1,0 +1,784 @@
+//! Rewriting the prepared float graph into its quantized form.
+//!
+//! int8: each activation tensor is quantized once, where an int8 kernel would produce it (after
+//! a Relu/Clip that fuses into the preceding Conv/MatMul/Gemm/Add, not before it and again after
+//! it); data-movement ops (MaxPool, Reshape, ...) reuse their input's scale so their Q/DQ is
+//! exact; weights get per-tensor or per-channel DequantizeLinear; Conv/Gemm biases become int32
+//! with scale `s_x · s_w`, as int8 kernels accumulate them. Weight-only modes put a
+//! DequantizeLinear (int8, int4) or a Cast (fp16) after each weight and leave activations float.
+
+use std::collections::{HashMap, HashSet};
+
+use anyhow::{bail, Result};
+
+use super::config::{Int4Storage, Mode, QuantConfig};
+use super::math::{self, QParams, QType};
+use super::prepare::tensor_types;
+use crate::onnx::{self, pb, GraphIndex};
+
+/// Ops whose output holds the same values as (a subset or rearrangement of) their input, so the
+/// output can share the input's scale and zero point.
+const SCALE_PRESERVING: [&str; 9] = [
+    "MaxPool",
+    "Reshape",
+    "Flatten",
+    "Transpose",
+    "Squeeze",
+    "Unsqueeze",
+    "Identity",
+    "Slice",
+    "Gather",
+];
+/// Activations that int8 runtimes fuse into the op before them.
+const FUSED_ACTIVATIONS: [&str; 2] = ["Relu", "Clip"];
+const FUSING_PRODUCERS: [&str; 5] = ["Conv", "ConvTranspose", "MatMul", "Gemm", "Add"];
+
+/// Which activation tensors get Q/DQ, in graph order.
+#[derive(Clone, Debug, Default)]
+pub struct ActivationPlan {
+    /// Every tensor that gets a Q/DQ pair.
+    pub quantized: Vec<String>,
+    /// Tensors whose parameters come from another tensor (tensor -> source), not calibration.
+    pub shared: HashMap<String, String>,
+}
+
+impl ActivationPlan {
+    /// The tensors calibration must observe.
+    pub fn calibrated(&self) -> Vec<String> {
+        self.quantized
+            .iter()
+            .filter(|t| !self.shared.contains_key(*t))
+            .cloned()
+            .collect()
+    }
+
+    fn root<'a>(&'a self, mut t: &'a str) -> &'a str {
+        while let Some(s) = self.shared.get(t) {
+            t = s;
+        }
+        t
+    }
+}
+
+fn is_kept_float(node: &pb::NodeProto, config: &QuantConfig) -> bool {
+    config
+        .keep_float
+        .iter()
+        .any(|k| *k == node.name || *k == node.op_type)
+}
+
+fn is_quantized_node(node: &pb::NodeProto, config: &QuantConfig) -> bool {
+    node.domain.is_empty()
+        && config.ops.contains(&node.op_type)
+        && !is_kept_float(node, config)
+}
+
+/// Checks that every name in `keep_float` names a node or an op type of the graph.
+pub fn check_keep_float(graph: &pb::GraphProto, config: &QuantConfig) -> Result<()> {
+    for k in &config.keep_float {
+        if !graph.node.iter().any(|n| n.name == *k || n.op_type == *k) {
+            bail!("keep_float: '{k}' is neither a node name nor an op type of this model");
+        }
+    }
+    Ok(())
+}
+
+pub fn plan_activations(graph: &pb::GraphProto, config: &QuantConfig) -> ActivationPlan {
+    let index = GraphIndex::new(graph);
+    let types = tensor_types(graph);
+    let is_float_activation = |t: &str| {
+        !t.is_empty()
+            && !index.is_initializer(t)
+            && types.get(t).copied().unwrap_or(1) == pb::tensor_proto::DataType::Float as i32
+    };
+    let mut order: Vec<String> = vec![];
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut add = |t: &str, order: &mut Vec<String>| {
+        if seen.insert(t.to_string()) {
+            order.push(t.to_string());
+        }
+    };
+    for node in graph.node.iter().filter(|n| is_quantized_node(n, config)) {
+        for i in node.input.iter().filter(|i| is_float_activation(i)) {
+            add(i, &mut order);
+        }
+        for o in node
+            .output
+            .iter()
+            .filter(|o| is_float_activation(o) && !index.is_graph_output(o))
+        {
+            // Quantize after a fused activation instead of before it.
+            let fused = FUSING_PRODUCERS
+                .contains(&node.op_type.as_str())
+                .then(|| match index.consumers_of(o) {
+                    [only] => {
+                        let next = &graph.node[*only];
+                        (FUSED_ACTIVATIONS.contains(&next.op_type.as_str())
+                            && next.input[1..]
+                                .iter()
+                                .all(|b| b.is_empty() || index.is_initializer(b))
+                            && !is_kept_float(next, config)
+                            && !index.is_graph_output(&next.output[0]))
+                        .then(|| next.output[0].clone())
+                    }
+                    _ => None,
+                })
+                .flatten();
+            add(fused.as_deref().unwrap_or(o), &mut order);
+        }
+    }
+    // Graph order: sort by the producing node's position (graph inputs first).
+    let position = |t: &str| index.producer.get(t).map(|&p| p + 1).unwrap_or(0);
+    order.sort_by_key(|t| position(t));
+    let in_plan: HashSet<&str> = order.iter().map(|s| s.as_str()).collect();
+    let mut shared = HashMap::new();
+    for t in &order {
+        if let Some(&p) = index.producer.get(t) {
+            let producer = &graph.node[p];
+            if SCALE_PRESERVING.contains(&producer.op_type.as_str())
+                && in_plan.contains(producer.input[0].as_str())
+            {
+                shared.insert(t.clone(), producer.input[0].clone());
+            }
+        }
+    }
+    ActivationPlan {
+        quantized: order,
+        shared,
+    }
+}
+
+/// Quantized weight: integer values with their scale and zero point, laid out for one
+/// DequantizeLinear.
+struct QuantizedWeight {
+    values: Vec<i32>,
+    scales: Vec<f32>,
+    zero_points: Vec<i32>,
+    /// Shape of scale and zero point (empty: scalar).
+    param_dims: Vec<i64>,
+    axis: Option<i64>,
+    block_size: Option<i64>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Granularity {
+    Tensor,
+    Channel(usize),
+    /// Blocks of `size` along `axis`.
+    Block {
+        axis: usize,
+        size: usize,
+    },
+}
+
+fn quantize_weight(
+    values: &[f32],
+    dims: &[i64],
+    granularity: Granularity,
+    qtype: QType,
+    symmetric: bool,
+) -> QuantizedWeight {
+    let dims_u: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
+    let strides: Vec<usize> = (0..dims_u.len())
+        .map(|a| dims_u[a + 1..].iter().product::<usize>())
+        .collect();
+    // Group index of each element, and the group layout.
+    let (groups, param_dims, axis, block_size): (usize, Vec<i64>, Option<i64>, Option<i64>) =
+        match granularity {
+            Granularity::Tensor => (1, vec![], None, None),
+            Granularity::Channel(a) => (dims_u[a], vec![dims[a]], Some(a as i64), None),
+            Granularity::Block { axis, size } => {
+                let mut pd = dims.to_vec();
+                pd[axis] = dims_u[axis].div_ceil(size) as i64;
+                (
+                    pd.iter().product::<i64>() as usize,
+                    pd,
+                    Some(axis as i64),
+                    Some(size as i64),
+                )
+            }
+        };
+    let group_of = |flat: usize| -> usize {
+        match granularity {
+            Granularity::Tensor => 0,
+            Granularity::Channel(a) => (flat / strides[a]) % dims_u[a],
+            Granularity::Block { axis, size } => {
+                // Same coordinates, with the blocked axis divided by the block size.
+                let mut g = 0;
+                let mut rem = flat;
+                for (a, &stride) in strides.iter().enumerate() {
+                    let coord = rem / stride;
+                    rem %= stride;
+                    let (c, extent) = if a == axis {
+                        (coord / size, dims_u[a].div_ceil(size))
+                    } else {
+                        (coord, dims_u[a])
+                    };
+                    g = g * extent + c;
+                }
+                g
+            }
+        }
+    };
+    let mut lo = vec![f32::INFINITY; groups];
+    let mut hi = vec![f32::NEG_INFINITY; groups];
+    for (i, &v) in values.iter().enumerate() {
+        let g = group_of(i);
+        lo[g] = lo[g].min(v);
+        hi[g] = hi[g].max(v);
+    }
+    let params: Vec<QParams> = (0..groups)
+        .map(|g| math::qparams(lo[g], hi[g], qtype, symmetric))
+        .collect();
+    let quantized = values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| math::quantize(v, params[group_of(i)], qtype))
+        .collect();
+    QuantizedWeight {
+        values: quantized,
+        scales: params.iter().map(|p| p.scale).collect(),
+        zero_points: params.iter().map(|p| p.zero_point).collect(),
+        param_dims,
+        axis,
+        block_size,
+    }
+}
+
+/// Accumulates new nodes and initializers during a rewrite.
+struct Edit<'a> {
+    graph: &'a pb::GraphProto,
+    index: GraphIndex,
+    new_initializers: Vec<pb::TensorProto>,
+    /// DequantizeLinear/Cast nodes for weights: they depend on initializers only, so they go first.
+    weight_nodes: Vec<pb::NodeProto>,
+    /// weight name -> its dequantized tensor name
+    replaced: HashMap<String, String>,
+    /// weight name -> per-group scales (for bias scales)
+    weight_scales: HashMap<String, Vec<f32>>,
+    int4_as_onnx: bool,
+}
+
+impl<'a> Edit<'a> {
+    fn new(graph: &'a pb::GraphProto, int4_as_onnx: bool) -> Self {
+        Edit {
+            graph,
+            index: GraphIndex::new(graph),
+            new_initializers: vec![],
+            weight_nodes: vec![],
+            replaced: HashMap::new(),
+            weight_scales: HashMap::new(),
+            int4_as_onnx,
+        }
+    }
+
+    fn initializer(&self, name: &str) -> Option<&'a pb::TensorProto> {
+        self.index
+            .initializers
+            .get(name)
+            .map(|&i| &self.graph.initializer[i])
+    }
+
+    fn dequantize_weight(
+        &mut self,
+        name: &str,
+        granularity: Granularity,
+        qtype: QType,
+        symmetric: bool,
+    ) -> Result<()> {
+        if self.replaced.contains_key(name) {
+            return Ok(());
+        }
+        let Some(t) = self.initializer(name) else {
+            return Ok(());
+        };
+        let values = onnx::tensor_to_f32(t)?;
+        if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
+            bail!("weight '{name}' holds {bad}: cannot quantize a non-finite weight");
+        }
+        // A granularity that does not fit this tensor falls back to per-tensor.
+        let granularity = match granularity {
+            Granularity::Channel(a) if a >= t.dims.len() => Granularity::Tensor,
+            Granularity::Block { axis, .. } if axis >= t.dims.len() => Granularity::Tensor,
+            g => g,
+        };
+        let q = quantize_weight(&values, &t.dims, granularity, qtype, symmetric);
+        let signed = qtype.is_signed();
+        let (qn, sn, zn) = (
+            format!("{name}_quantized"),
+            format!("{name}_scale"),
+            format!("{name}_zero_point"),
+        );
+        let nibbles = self.int4_as_onnx && qtype.bits() == 4;
+        let make = |n: &str, dims: &[i64], v: &[i32]| {
+            if nibbles {
+                onnx::nibble_tensor(n, dims, v, signed)
+            } else {
+                onnx::byte_tensor(n, dims, v, signed)
+            }
+        };
+        self.new_initializers.push(make(&qn, &t.dims, &q.values));
+        self.new_initializers
+            .push(onnx::f32_tensor(&sn, &q.param_dims, &q.scales));
+        self.new_initializers
+            .push(make(&zn, &q.param_dims, &q.zero_points));
+        let out = format!("{name}_dequantized");
+        let mut dq = onnx::node(
+            "DequantizeLinear",
+            &format!("{name}_DequantizeLinear"),
+            &[&qn, &sn, &zn],
+            &[&out],
+        );
+        if let Some(a) = q.axis {
+            dq.attribute.push(onnx::int_attr("axis", a));
+        }
+        if let Some(b) = q.block_size {
+            dq.attribute.push(onnx::int_attr("block_size", b));
+        }
+        self.weight_nodes.push(dq);
+        self.replaced.insert(name.to_string(), out);
+        self.weight_scales.insert(name.to_string(), q.scales);
+        Ok(())
+    }
+
+    /// Bias as int32 with scale `s_x · s_w[c]` and zero point 0.
+    fn dequantize_bias(&mut self, name: &str, input_scale: f32, weight: &str) -> Result<()> {
+        if self.replaced.contains_key(name) {
+            return Ok(());
+        }
+        let (Some(t), Some(ws)) = (
+            self.initializer(name),
+            self.weight_scales.get(weight).cloned(),
+        ) else {
+            return Ok(());
+        };
+        let values = onnx::tensor_to_f32(t)?;
+        if t.dims.len() != 1 || (ws.len() != 1 && ws.len() != values.len()) {
+            return self.dequantize_weight(name, Granularity::Tensor, QType::Int8, true);
+        }
+        let scales: Vec<f32> = (0..values.len())
+            .map(|c| input_scale * ws[if ws.len() == 1 { 0 } else { c }])
+            .collect();
+        let q: Vec<i32> = values
+            .iter()
+            .zip(&scales)
+            .map(|(&b, &s)| {
+                (b as f64 / s as f64)
+                    .round()
+                    .clamp(i32::MIN as f64, i32::MAX as f64) as i32
+            })
+            .collect();
+        let per_channel = ws.len() > 1;
+        let pd: Vec<i64> = if per_channel {
+            vec![values.len() as i64]
+        } else {
+            vec![]
+        };
+        let (qn, sn, zn) = (
+            format!("{name}_quantized"),
+            format!("{name}_scale"),
+            format!("{name}_zero_point"),
+        );
+        self.new_initializers
+            .push(onnx::i32_tensor(&qn, &t.dims, &q));
+        self.new_initializers.push(onnx::f32_tensor(
+            &sn,
+            &pd,
+            if per_channel { &scales } else { &scales[..1] },
+        ));
+        self.new_initializers.push(onnx::i32_tensor(
+            &zn,
+            &pd,
+            &vec![0; pd.first().copied().unwrap_or(1) as usize],
+        ));
+        let out = format!("{name}_dequantized");
+        let mut dq = onnx::node(
+            "DequantizeLinear",
+            &format!("{name}_DequantizeLinear"),
+            &[&qn, &sn, &zn],
+            &[&out],
+        );
+        if per_channel {
+            dq.attribute.push(onnx::int_attr("axis", 0));
+        }
+        self.weight_nodes.push(dq);
+        self.replaced.insert(name.to_string(), out);
+        Ok(())
+    }
+}
+
+/// The weight input of a node and the axis of its output channels, for the ops that have one.
+fn weight_slot(node: &pb::NodeProto, index: &GraphIndex) -> Option<(usize, usize)> {
+    let w = node.input.get(1).filter(|w| index.is_initializer(w))?;
+    let _ = w;
+    match node.op_type.as_str() {
+        "Conv" => Some((1, 0)),
+        "ConvTranspose" => Some((1, 1)),
+        "Gemm" => Some((
+            1,
+            if onnx::attr_int(node, "transB").unwrap_or(0) == 1 {
+                0
+            } else {
+                1
+            },
+        )),
+        "MatMul" => Some((1, 1)),
+        _ => None,
+    }
+}
+
+/// The axis a weight's input elements run along (for blocked quantization).
+fn reduction_axis(node: &pb::NodeProto, channel_axis: usize) -> usize {
+    match node.op_type.as_str() {
+        "Conv" => 1,
+        "ConvTranspose" => 0,
+        _ => 1 - channel_axis.min(1),
+    }
+}
+
+/// Replaces node inputs by their dequantized names and assembles the new node list.
+fn finish(
+    graph: &mut pb::GraphProto,
+    edit_replaced: &HashMap<String, String>,
+    weight_nodes: Vec<pb::NodeProto>,
+    new_initializers: Vec<pb::TensorProto>,
+    activation_nodes: HashMap<String, Vec<pb::NodeProto>>,
+    activation_replaced: &HashMap<String, String>,
+    graph_input_nodes: Vec<pb::NodeProto>,
+) {
+    let mut nodes = weight_nodes;
+    nodes.extend(graph_input_nodes);
+    for mut n in std::mem::take(&mut graph.node) {
+        for i in n.input.iter_mut() {
+            if let Some(r) = edit_replaced
+                .get(i.as_str())
+                .or_else(|| activation_replaced.get(i.as_str()))
+            {
+                *i = r.clone();
+            }
+        }
+        let outputs = n.output.clone();
+        nodes.push(n);
+        for o in outputs {
+            if let Some(extra) = activation_nodes.get(&o) {
+                nodes.extend(extra.iter().cloned());
+            }
+        }
+    }
+    graph.node = nodes;
+    graph.initializer.extend(new_initializers);
+    super::prepare::drop_unused_initializers(graph);
+}
+
+/// Counts of what a rewrite quantized, for the report.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct RewriteCounts {
+    pub weights: usize,
+    pub biases: usize,
+    pub activations: usize,
+    pub nodes_quantized: usize,
+    pub nodes_kept_float: usize,
+}
+
+/// int8 static: weights, biases and the planned activations, with `ranges` from calibration.
+pub fn insert_qdq(
+    graph: &mut pb::GraphProto,
+    config: &QuantConfig,
+    plan: &ActivationPlan,
+    ranges: &HashMap<String, (f32, f32)>,
+) -> Result<RewriteCounts> {
+    let act_qtype = super::calibrate::activation_qtype(config.activations);
+    let act_sym = config.activations_symmetric();
+    let mut params: HashMap<String, QParams> = HashMap::new();
+    for t in &plan.quantized {
+        let root = plan.root(t);
+        let &(lo, hi) = ranges
+            .get(root)
+            .ok_or_else(|| anyhow::anyhow!("no calibrated range for tensor '{root}'"))?;
+        params.insert(t.clone(), math::qparams(lo, hi, act_qtype, act_sym));
+    }
+    let snapshot = graph.clone();
+    let mut edit = Edit::new(&snapshot, false);
+    let mut counts = RewriteCounts::default();
+    for node in &snapshot.node {
+        if !is_quantized_node(node, config) {
+            if config.ops.contains(&node.op_type) {
+                counts.nodes_kept_float += 1;
+            }
+            continue;
+        }
+        counts.nodes_quantized += 1;
+        let slot = weight_slot(node, &edit.index);
+        if let Some((w, axis)) = slot {
+            let g = if config.per_channel {
+                Granularity::Channel(axis)
+            } else {
+                Granularity::Tensor
+            };
+            edit.dequantize_weight(&node.input[w], g, QType::Int8, config.weights_symmetric())?;
+            counts.weights += 1;
+            let bias = node.input.get(2).filter(|b| {
+                !b.is_empty() && matches!(node.op_type.as_str(), "Conv" | "ConvTranspose" | "Gemm")
+            });
+            if let (Some(b), Some(p)) = (bias, params.get(&node.input[0])) {
+                edit.dequantize_bias(b, p.scale, &node.input[w])?;
+                counts.biases += 1;
+            }
+        }
+        // Other float constants feeding a quantized op (Add/Mul operands): int8 per tensor.
+        for (k, i) in node.input.iter().enumerate() {
+            let is_slot = slot.is_some_and(|(w, _)| w == k) || (slot.is_some() && k == 2);
+            if is_slot || edit.replaced.contains_key(i) {
+                continue;
+            }
+            if let Some(t) = edit.initializer(i) {
+                if t.data_type == pb::tensor_proto::DataType::Float as i32
+                    && onnx::element_count(&t.dims) > 0
+                {
+                    edit.dequantize_weight(i, Granularity::Tensor, QType::Int8, true)?;
+                    counts.weights += 1;
+                }
+            }
+        }
+    }
+    let mut activation_nodes: HashMap<String, Vec<pb::NodeProto>> = HashMap::new();
+    let mut activation_replaced = HashMap::new();
+    let mut graph_input_nodes = vec![];
+    for t in &plan.quantized {
+        let p = params[t];
+        let (sn, zn) = (format!("{t}_scale"), format!("{t}_zero_point"));
+        edit.new_initializers
+            .push(onnx::f32_tensor(&sn, &[], &[p.scale]));
+        edit.new_initializers.push(onnx::byte_tensor(
+            &zn,
+            &[],
+            &[p.zero_point],
+            act_qtype.is_signed(),
+        ));
+        let (qn, dn) = (format!("{t}_quantized"), format!("{t}_dequantized"));
+        let q = onnx::node(
+            "QuantizeLinear",
+            &format!("{t}_QuantizeLinear"),
+            &[t, &sn, &zn],
+            &[&qn],
+        );
+        let d = onnx::node(
+            "DequantizeLinear",
+            &format!("{t}_DequantizeLinear"),
+            &[&qn, &sn, &zn],
+            &[&dn],
+        );
+        if edit.index.producer.contains_key(t) {
+            activation_nodes.insert(t.clone(), vec![q, d]);
+        } else {
+            graph_input_nodes.extend([q, d]);
+        }
+        activation_replaced.insert(t.clone(), dn);
+        counts.activations += 1;
+    }
+    let Edit {
+        replaced,
+        weight_nodes,
+        new_initializers,
+        ..
+    } = edit;
+    finish(
+        graph,
+        &replaced,
+        weight_nodes,
+        new_initializers,
+        activation_nodes,
+        &activation_replaced,
+        graph_input_nodes,
+    );
+    Ok(counts)
+}
+
+/// int8-weights and int4-weights: a DequantizeLinear after each weight of Conv/MatMul/Gemm.
+pub fn quantize_weights_only(
+    graph: &mut pb::GraphProto,
+    config: &QuantConfig,
+    int4_as_onnx: bool,
+) -> Result<RewriteCounts> {
+    let snapshot = graph.clone();
+    let mut edit = Edit::new(&snapshot, int4_as_onnx);
+    let mut counts = RewriteCounts::default();
+    let qtype = if config.mode == Mode::Int4Weights {
+        QType::Int4
+    } else {
+        QType::Int8
+    };
+    for node in &snapshot.node {
+        let Some((w, axis)) =
+            weight_slot(node, &edit.index).filter(|_| is_quantized_node(node, config))
+        else {
+            if config.ops.contains(&node.op_type) && is_kept_float(node, config) {
+                counts.nodes_kept_float += 1;
+            }
+            continue;
+        };
+        let granularity = match (config.mode, config.int4_block_size) {
+            (Mode::Int4Weights, Some(size)) => Granularity::Block {
+                axis: reduction_axis(node, axis),
+                size,
+            },
+            _ if config.per_channel => Granularity::Channel(axis),
+            _ => Granularity::Tensor,
+        };
+        edit.dequantize_weight(
+            &node.input[w],
+            granularity,
+            qtype,
+            config.weights_symmetric(),
+        )?;
+        counts.weights += 1;
+        counts.nodes_quantized += 1;
+    }
+    let Edit {
+        replaced,
+        weight_nodes,
+        new_initializers,
+        ..
+    } = edit;
+    finish(
+        graph,
+        &replaced,
+        weight_nodes,
+        new_initializers,
+        HashMap::new(),
+        &HashMap::new(),
+        vec![],
+    );
+    Ok(counts)
+}
+
+/// Whether int4 weights are written as ONNX INT4 tensors for this config and target opset.
+pub fn int4_as_onnx(config: &QuantConfig, opset: i64) -> bool {
+    match config.int4_storage {
+        Int4Storage::Auto => opset >= 21,
+        Int4Storage::Int8Container => false,
+        Int4Storage::OnnxInt4 => true,
+    }
+}
+
+/// fp16: float weights stored as float16, each followed by a Cast back to float.
+pub fn convert_fp16(
+    graph: &mut pb::GraphProto,
+    config: &QuantConfig,
+) -> Result<(RewriteCounts, usize)> {
+    let snapshot = graph.clone();
+    let index = GraphIndex::new(&snapshot);
+    let kept: HashSet<&str> = snapshot
+        .node
+        .iter()
+        .filter(|n| is_kept_float(n, config))
+        .flat_map(|n| n.input.iter().map(|s| s.as_str()))
+        .collect();
+    let mut replaced = HashMap::new();
+    let mut nodes = vec![];
+    let mut inits = vec![];
+    let mut counts = RewriteCounts::default();
+    let mut clamped = 0;
+    for t in &snapshot.initializer {
+        // Small constants (scalars, shapes) gain nothing and some ops need them as they are.
+        if t.data_type != pb::tensor_proto::DataType::Float as i32
+            || onnx::element_count(&t.dims) < 16
+            || kept.contains(t.name.as_str())
+        {
+            continue;
+        }
+        if index.consumers_of(&t.name).is_empty() {
+            continue;
+        }
+        let mut values = onnx::tensor_to_f32(t)?;
+        for v in values.iter_mut() {
+            if !v.is_finite() {
+                bail!(
+                    "weight '{}' holds {v}: cannot convert a non-finite weight",
+                    t.name
+                );
+            }
+            if v.abs() > 65504.0 {
+                *v = v.clamp(-65504.0, 65504.0);
+                clamped += 1;
+            }
+        }
+        let name16 = format!("{}_fp16", t.name);
+        inits.push(onnx::f16_tensor(&name16, &t.dims, &values));
+        let out = format!("{}_fp32", t.name);
+        let mut cast = onnx::node("Cast", &format!("{}_Cast", t.name), &[&name16], &[&out]);
+        cast.attribute.push(onnx::int_attr(
+            "to",
+            pb::tensor_proto::DataType::Float as i64,
+        ));
+        nodes.push(cast);
+        replaced.insert(t.name.clone(), out);
+        counts.weights += 1;
+    }
+    finish(
+        graph,
+        &replaced,
+        nodes,
+        inits,
+        HashMap::new(),
+        &HashMap::new(),
+        vec![],
+    );
+    Ok((counts, clamped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_channel_weights_get_one_scale_per_output_channel() {
+        // Two output channels of 2 values: [-1, 0.5] and [0.25, -0.125]
+        let q = quantize_weight(
+            &[-1.0, 0.5, 0.25, -0.125],
+            &[2, 2],
+            Granularity::Channel(0),
+            QType::Int8,
+            true,
+        );
+        assert_eq!(q.param_dims, vec![2]);
+        assert!((q.scales[0] - 1.0 / 127.0).abs() < 1e-9);
+        assert!((q.scales[1] - 0.25 / 127.0).abs() < 1e-9);
+        assert_eq!(q.values, vec![-127, 64, 127, -64]); // 63.5 -> 64, -63.5 -> -64 (half to even)
+        let t = quantize_weight(
+            &[-1.0, 0.5, 0.25, -0.125],
+            &[2, 2],
+            Granularity::Tensor,
+            QType::Int8,
+            true,
+        );
+        assert_eq!(t.values, vec![-127, 64, 32, -16]);
+    }
+
+    #[test]
+    fn channel_axis_one_for_matmul_layout() {
+        // [K=2, N=3]: columns are the channels.
+        let w = [1.0, 2.0, 4.0, -0.5, -1.0, -2.0];
+        let q = quantize_weight(&w, &[2, 3], Granularity::Channel(1), QType::Int8, true);
+        assert_eq!(q.scales.len(), 3);
+        assert!((q.scales[2] - 4.0 / 127.0).abs() < 1e-9);
+        assert_eq!(q.values[2], 127);
+        assert_eq!(q.values[5], -64); // -2 / (4/127) = -63.5 -> -64
+    }
+
+    #[test]
+    fn blocks_along_the_input_axis() {
+        // [O=1, I=4] with blocks of 2 along axis 1: two scales.
+        let q = quantize_weight(
+            &[1.0, -0.3, 7.0, 3.5],
+            &[1, 4],
+            Granularity::Block { axis: 1, size: 2 },
+            QType::Int4,
+            true,
+        );
+        assert_eq!(q.param_dims, vec![1, 2]);
+        assert!((q.scales[0] - 1.0 / 7.0).abs() < 1e-7);
+        assert!((q.scales[1] - 1.0).abs() < 1e-7);
+        assert_eq!(q.values, vec![7, -2, 7, 4]); // -0.3·7 = -2.1 -> -2; 3.5 -> 4 (half to even)
+    }
+}

@@ -1,0 +1,248 @@
+//! ONNX Runtime, the runtime most users deploy int8 ONNX on, loaded at run time from
+//! `libonnxruntime.so` (`ORT_DYLIB_PATH`, or the library inside an installed Python
+//! `onnxruntime` package). Its absence is an error value, never a panic: the `ort` crate panics
+//! inside `build()` on a missing library, so the path is checked first.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use anyhow::{anyhow, bail, Result};
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+use ort::value::Tensor;
+use serde::{Deserialize, Serialize};
+
+use super::Runner;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum OptLevel {
+    /// No graph rewrites: a QDQ model runs as written (matches tract's simulation).
+    Disabled,
+    Basic,
+    Extended,
+    /// Everything, including the fused int8 kernels for QDQ models.
+    #[default]
+    All,
+}
+
+impl std::str::FromStr for OptLevel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "disabled" | "disable" => Ok(OptLevel::Disabled),
+            "basic" => Ok(OptLevel::Basic),
+            "extended" => Ok(OptLevel::Extended),
+            "all" => Ok(OptLevel::All),
+            _ => Err(format!(
+                "unknown optimization level '{s}' (expected disabled, basic, extended or all)"
+            )),
+        }
+    }
+}
+
+/// Session options that change int8 results, recorded with every result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OrtOptions {
+    pub optimization: OptLevel,
+    /// `session.x64quantprecision = 1`: exact int8 kernels on x86 CPUs without VNNI, where the
+    /// default kernels saturate 16-bit intermediate sums (vpmaddubsw) and lose accuracy.
+    pub x64_quant_precision: bool,
+}
+
+impl Default for OrtOptions {
+    fn default() -> Self {
+        OrtOptions {
+            optimization: OptLevel::All,
+            x64_quant_precision: false,
+        }
+    }
+}
+
+impl std::fmt::Display for OrtOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "opt={:?}", self.optimization)?;
+        if self.x64_quant_precision {
+            f.write_str(", x64quantprecision=1")?;
+        }
+        Ok(())
+    }
+}
+
+struct Loaded {
+    env: ort::environment::Environment,
+    version: String,
+    path: PathBuf,
+}
+
+static RUNTIME: OnceLock<std::result::Result<Loaded, String>> = OnceLock::new();
+
+const INSTALL_HINT: &str =
+    "install it with `pip install onnxruntime`, or set ORT_DYLIB_PATH to libonnxruntime.so";
+
+/// Where `libonnxruntime.so` is: `ORT_DYLIB_PATH`, else the Python package's `capi/` folder.
+pub fn find_library() -> Result<PathBuf> {
+    if let Ok(p) = std::env::var("ORT_DYLIB_PATH") {
+        let p = PathBuf::from(p);
+        if p.is_file() {
+            return Ok(p);
+        }
+        bail!(
+            "ONNX Runtime: ORT_DYLIB_PATH={} is not a file; {INSTALL_HINT}",
+            p.display()
+        );
+    }
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))",
+        ])
+        .stderr(std::process::Stdio::null())
+        .output();
+    if let Ok(out) = out {
+        if out.status.success() {
+            let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("capi");
+            if let Some(lib) = library_in(&dir) {
+                return Ok(lib);
+            }
+        }
+    }
+    bail!("ONNX Runtime library not found; {INSTALL_HINT}")
+}
+
+fn library_in(dir: &Path) -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libonnxruntime.so"))
+        })
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+fn runtime() -> Result<&'static Loaded> {
+    let loaded = RUNTIME.get_or_init(|| {
+        let path = find_library().map_err(|e| e.to_string())?;
+        let builder = ort::init_from(&path).map_err(|e| {
+            format!(
+                "ONNX Runtime: cannot load {}: {e}; {INSTALL_HINT}",
+                path.display()
+            )
+        })?;
+        let env = builder
+            .with_name("quantbench")
+            .build()
+            .map_err(|e| format!("ONNX Runtime: {e}"))?;
+        let version = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("libonnxruntime.so."))
+            .map(str::to_string)
+            .unwrap_or_else(|| ort::info().to_string());
+        Ok(Loaded { env, version, path })
+    });
+    loaded.as_ref().map_err(|e| anyhow!("{e}"))
+}
+
+/// `ONNX Runtime 1.32.0`, or why it is not available.
+pub fn version() -> Result<String> {
+    runtime().map(|r| format!("onnxruntime {}", r.version))
+}
+
+pub fn library_path() -> Result<PathBuf> {
+    runtime().map(|r| r.path.clone())
+}
+
+/// A model in ONNX Runtime: one session per worker, each single-threaded, so that parallel
+/// evaluation scales by samples as a serving loop does.
+pub struct OrtModel {
+    sessions: Vec<Mutex<Session>>,
+    input_shape: Vec<usize>,
+    output_shape: Vec<usize>,
+    options: OrtOptions,
+    version: String,
+}
+
+impl OrtModel {
+    pub fn load(
+        model_bytes: &[u8],
+        input_shape: &[usize],
+        options: OrtOptions,
+        workers: usize,
+    ) -> Result<Self> {
+        let rt = runtime()?;
+        let level = match options.optimization {
+            OptLevel::Disabled => GraphOptimizationLevel::Disable,
+            OptLevel::Basic => GraphOptimizationLevel::Level1,
+            OptLevel::Extended => GraphOptimizationLevel::Level2,
+            OptLevel::All => GraphOptimizationLevel::All,
+        };
+        let make = || -> Result<Session> {
+            let mut builder = Session::builder(&rt.env)
+                .map_err(|e| anyhow!("ONNX Runtime: {e}"))?
+                .with_optimization_level(level)
+                .map_err(|e| anyhow!("ONNX Runtime: {e}"))?
+                .with_intra_threads(1)
+                .map_err(|e| anyhow!("ONNX Runtime: {e}"))?;
+            if options.x64_quant_precision {
+                builder = builder
+                    .with_config_entry("session.x64quantprecision", "1")
+                    .map_err(|e| anyhow!("ONNX Runtime: {e}"))?;
+            }
+            builder
+                .commit_from_memory(model_bytes)
+                .map_err(|e| anyhow!("ONNX Runtime cannot load the model: {e}"))
+        };
+        let sessions = (0..workers.max(1))
+            .map(|_| make().map(Mutex::new))
+            .collect::<Result<Vec<_>>>()?;
+        let mut model = OrtModel {
+            sessions,
+            input_shape: input_shape.to_vec(),
+            output_shape: vec![],
+            options,
+            version: rt.version.clone(),
+        };
+        model.output_shape = model
+            .run_shaped(&vec![0.0; input_shape.iter().product()])?
+            .0;
+        Ok(model)
+    }
+
+    fn run_shaped(&self, input: &[f32]) -> Result<(Vec<usize>, Vec<f32>)> {
+        let worker = rayon::current_thread_index().unwrap_or(0) % self.sessions.len();
+        let mut session = self.sessions[worker]
+            .lock()
+            .map_err(|_| anyhow!("ONNX Runtime session poisoned"))?;
+        let tensor = Tensor::from_array((self.input_shape.clone(), input.to_vec()))
+            .map_err(|e| anyhow!("ONNX Runtime input: {e}"))?;
+        let outputs = session
+            .run(ort::inputs![tensor])
+            .map_err(|e| anyhow!("ONNX Runtime run failed: {e}"))?;
+        let (shape, data) = outputs[0]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| anyhow!("ONNX Runtime output is not float32: {e}"))?;
+        Ok((
+            shape.iter().map(|&d| d.max(0) as usize).collect(),
+            data.to_vec(),
+        ))
+    }
+}
+
+impl Runner for OrtModel {
+    fn run(&self, input: &[f32]) -> Result<Vec<f32>> {
+        Ok(self.run_shaped(input)?.1)
+    }
+
+    fn output_shape(&self) -> Vec<usize> {
+        self.output_shape.clone()
+    }
+
+    fn describe(&self) -> String {
+        format!("onnxruntime {} ({})", self.version, self.options)
+    }
+}
