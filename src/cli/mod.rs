@@ -37,6 +37,18 @@ enum Command {
     Quantize(QuantizeArgs),
     /// Evaluate a model on a dataset: accuracy, and fidelity against a reference model.
     Eval(EvalArgs),
+    /// Describe a dataset, or write its preprocessed samples to a .npy file.
+    Dataset {
+        data: PathBuf,
+        /// Write the split's preprocessed inputs, stacked, to this .npy file.
+        #[arg(long)]
+        npy: Option<PathBuf>,
+        /// calibration or evaluation
+        #[arg(long, default_value = "calibration")]
+        split: String,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -99,6 +111,9 @@ struct EvalArgs {
     /// Evaluate at most this many samples of the evaluation split.
     #[arg(long)]
     limit: Option<usize>,
+    /// Also print the SQNR of every quantized activation against the reference (tract).
+    #[arg(long, requires = "reference")]
+    layers: bool,
     #[command(flatten)]
     backend: BackendArgs,
     #[arg(long)]
@@ -137,6 +152,12 @@ pub fn run() -> Result<ExitCode> {
         Command::Inspect { model, json } => inspect(&model, json),
         Command::Quantize(args) => quantize(args),
         Command::Eval(args) => eval(args),
+        Command::Dataset {
+            data,
+            npy,
+            split,
+            limit,
+        } => dataset(&data, npy.as_deref(), &split, limit),
     }
 }
 
@@ -284,13 +305,86 @@ fn eval(args: EvalArgs) -> Result<ExitCode> {
         args.limit,
         &progress,
     )?;
+    let layers = match (&args.reference, args.layers) {
+        (Some(reference), true) => Some(quantbench::eval::layers::per_layer_sqnr(
+            &onnx::read_model(&args.model)?,
+            &onnx::read_model(reference)?,
+            &dataset,
+            args.limit.unwrap_or(usize::MAX),
+            &progress,
+        )?),
+        _ => None,
+    };
     if args.json {
         let mut value = serde_json::to_value(&report)?;
         value["backend"] = serde_json::json!(backend.name());
         value["runtime"] = serde_json::json!(candidate.describe());
+        if let Some(layers) = &layers {
+            value["layers"] = serde_json::to_value(layers)?;
+        }
         println!("{}", serde_json::to_string(&value)?);
     } else {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        print_eval(&report, candidate.describe());
+        for l in layers.iter().flatten() {
+            println!("  {:>8.2} dB  {:<18} {}", l.sqnr_db, l.op_type, l.tensor);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_eval(r: &quantbench::eval::EvalReport, runtime: String) {
+    let opt = |v: Option<f64>, digits: usize| {
+        v.map(|v| format!("{v:.digits$}"))
+            .unwrap_or_else(|| "-".into())
+    };
+    println!("runtime    {runtime}");
+    println!("samples    {} in {:.2} s", r.samples, r.seconds);
+    println!("top-1      {}   top-5 {}", opt(r.top1, 4), opt(r.top5, 4));
+    println!(
+        "agreement  {}   SQNR {} dB   cosine {}",
+        opt(r.agreement, 4),
+        opt(r.sqnr_db, 2),
+        opt(r.cosine, 5)
+    );
+    println!(
+        "abs error  max {}   mean {}",
+        opt(r.max_abs_error, 4),
+        opt(r.mean_abs_error, 4)
+    );
+    for n in &r.notes {
+        println!("note: {n}");
+    }
+}
+
+fn dataset(path: &Path, npy: Option<&Path>, split: &str, limit: Option<usize>) -> Result<ExitCode> {
+    let dataset = Dataset::open(path)?;
+    let purpose = match split {
+        "calibration" => quantbench::data::Purpose::Calibration,
+        "evaluation" => quantbench::data::Purpose::Evaluation,
+        other => anyhow::bail!("unknown split '{other}' (expected calibration or evaluation)"),
+    };
+    match npy {
+        Some(out) => {
+            let (n, shape) = dataset.export_npy(purpose, limit, out)?;
+            println!("wrote {n} samples, shape {shape:?}, to {}", out.display());
+        }
+        None => {
+            let first = dataset.sample(0)?;
+            println!("dataset     {}", path.display());
+            println!("samples     {}", dataset.len());
+            println!("input shape {:?}", first.shape);
+            println!(
+                "labels      {}",
+                if dataset.has_labels() { "yes" } else { "no" }
+            );
+            for (name, p) in [
+                ("calibration", quantbench::data::Purpose::Calibration),
+                ("evaluation", quantbench::data::Purpose::Evaluation),
+            ] {
+                let r = dataset.indices(p)?;
+                println!("{name:<11} samples {}..{} ({})", r.start, r.end, r.len());
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,7 +5,7 @@
 //! layout, scaling, mean and std), and which rows calibrate and which evaluate. Samples are
 //! decoded on demand by index, so a pass over the data holds one sample per worker in memory.
 
-mod npy;
+pub mod npy;
 
 use std::path::{Path, PathBuf};
 
@@ -353,6 +353,40 @@ impl Dataset {
             );
         }
         Ok(sample)
+    }
+
+    /// Decodes the samples of a split (at most `limit`) into one stacked `.npy` file, for
+    /// feeding exactly the same inputs to other tools.
+    pub fn export_npy(
+        &self,
+        purpose: Purpose,
+        limit: Option<usize>,
+        out: &Path,
+    ) -> Result<(usize, Vec<usize>)> {
+        let indices: Vec<usize> = self
+            .indices(purpose)?
+            .take(limit.unwrap_or(usize::MAX))
+            .collect();
+        let mut data = vec![];
+        let mut shape = vec![];
+        for &i in &indices {
+            let s = self.sample(i)?;
+            if shape.is_empty() {
+                shape = s.shape.clone();
+            } else if shape != s.shape {
+                bail!(
+                    "{}: sample {i} has shape {:?}, earlier ones {:?}",
+                    self.path.display(),
+                    s.shape,
+                    shape
+                );
+            }
+            data.extend(s.data);
+        }
+        let mut stacked = vec![indices.len()];
+        stacked.extend(shape.iter().skip(1));
+        npy::write(out, &stacked, &data)?;
+        Ok((indices.len(), stacked))
     }
 
     /// Checks a sample's shape against a model input's declared dimensions (symbols match

@@ -170,8 +170,14 @@ mod tests {
         serial.add(&[1.0, 0.0, 0.0], &[0.0, 1.0, 0.0]);
         serial.add(&[0.0, 0.0, 1.0], &[0.0, 0.2, 0.8]);
         // Same counts; float sums equal up to summation order (evaluate reduces in sample order).
-        assert_eq!((serial.samples, serial.agree, serial.elements), (a.samples, a.agree, a.elements));
-        assert!((serial.noise - a.noise).abs() < 1e-12 && (serial.cosine_sum - a.cosine_sum).abs() < 1e-12);
+        assert_eq!(
+            (serial.samples, serial.agree, serial.elements),
+            (a.samples, a.agree, a.elements)
+        );
+        assert!(
+            (serial.noise - a.noise).abs() < 1e-12
+                && (serial.cosine_sum - a.cosine_sum).abs() < 1e-12
+        );
         // orthogonal outputs have cosine 0
         assert_eq!(cosine(&[1.0, 0.0], &[0.0, 2.0]), 0.0);
     }

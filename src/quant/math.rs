@@ -290,10 +290,16 @@ pub fn entropy_threshold(bins: &[u64], width: f32, levels: usize) -> f32 {
     }
     // Coarsen very fine histograms to at most 2048 bins, as TensorRT does; keeps the search cheap.
     let factor = used.div_ceil(2048);
-    let coarse: Vec<f64> = bins[..used]
+    let mut coarse: Vec<f64> = bins[..used]
         .chunks(factor)
         .map(|c| c.iter().map(|&v| v as f64).sum())
         .collect();
+    // The spike of exact zeros (ReLU outputs, image backgrounds) says nothing about where to
+    // clip and would pull the threshold towards zero: count it like its neighbour, as NVIDIA's
+    // reference implementation (pytorch-quantization) does.
+    if coarse.len() > 1 {
+        coarse[0] = coarse[1];
+    }
     let width = width * factor as f32;
     let n = coarse.len();
     let total_tail: Vec<f64> = {
@@ -531,7 +537,9 @@ mod tests {
     }
 
     fn laplace_bins(scale: f32, width: f32) -> Vec<u64> {
-        (0..2048).map(|i| (1e7 * (-((i as f32 + 0.5) * width) / scale).exp()).round() as u64).collect()
+        (0..2048)
+            .map(|i| (1e7 * (-((i as f32 + 0.5) * width) / scale).exp()).round() as u64)
+            .collect()
     }
 
     #[test]
@@ -542,7 +550,10 @@ mod tests {
         let narrow = entropy_threshold(&laplace_bins(0.5, width), width, 128);
         let wide = entropy_threshold(&laplace_bins(1.0, width), width, 128);
         let narrow_end = 0.5 * 1e7f32.ln();
-        assert!(narrow > 1.0 && narrow < 0.8 * narrow_end, "{narrow} vs data to {narrow_end}");
+        assert!(
+            narrow > 1.0 && narrow < 0.8 * narrow_end,
+            "{narrow} vs data to {narrow_end}"
+        );
         let ratio = wide / narrow;
         assert!((ratio - 2.0).abs() < 0.25, "{wide} / {narrow} = {ratio}");
     }

@@ -77,9 +77,13 @@ pub fn quantize(
         ));
     }
     notes.extend(onnx::opset::upgrade(&mut out, opset)?.into_iter().skip(1));
+    // IR 3 requires every initializer to be a graph input too; from IR 4 they need not be.
+    out.ir_version = out.ir_version.max(onnx::ir_version_for_opset(opset)).max(4);
     onnx::opset::drop_initializer_inputs(&mut out);
     rewrite::check_keep_float(onnx::graph(&out), config)?;
-    notes.extend(prepare::prepare(&mut out)?);
+    // Folding BatchNormalization is what lets an int8 kernel fuse it; for weight-only modes it
+    // only unbalances the channels of each weight (ruinous for per-tensor scales).
+    notes.extend(prepare::prepare(&mut out, config.mode == Mode::Int8)?);
     progress.check()?;
     let mut calibration_samples = 0;
     let mut calibration_seconds = 0.0;

@@ -3,7 +3,8 @@
 //!
 //! - `Constant` nodes become initializers (weights exported as constants are still weights);
 //! - a `Reshape`/`Identity` of a weight is folded into a new weight;
-//! - `BatchNormalization` after a `Conv` is folded into the conv's weights and bias;
+//! - `BatchNormalization` after a `Conv` is folded into the conv's weights and bias (static
+//!   int8 only, where kernels fuse it);
 //! - an `Add` of a per-channel constant after a `Conv` becomes the conv's bias.
 
 use std::collections::{HashMap, HashSet};
@@ -13,7 +14,7 @@ use anyhow::{bail, Result};
 use crate::onnx::{self, pb, GraphIndex};
 
 /// What preparation changed, one line per kind of change.
-pub fn prepare(model: &mut pb::ModelProto) -> Result<Vec<String>> {
+pub fn prepare(model: &mut pb::ModelProto, fold_batch_norm: bool) -> Result<Vec<String>> {
     let mut notes = vec![];
     let graph = onnx::graph_mut(model);
     let n = constants_to_initializers(graph);
@@ -24,7 +25,11 @@ pub fn prepare(model: &mut pb::ModelProto) -> Result<Vec<String>> {
     if n > 0 {
         notes.push(format!("{n} Reshape/Identity of weights folded"));
     }
-    let n = fold_batch_norms(graph)?;
+    let n = if fold_batch_norm {
+        fold_batch_norms(graph)?
+    } else {
+        0
+    };
     if n > 0 {
         notes.push(format!("{n} BatchNormalization folded into Conv"));
     }

@@ -68,9 +68,7 @@ fn is_kept_float(node: &pb::NodeProto, config: &QuantConfig) -> bool {
 }
 
 fn is_quantized_node(node: &pb::NodeProto, config: &QuantConfig) -> bool {
-    node.domain.is_empty()
-        && config.ops.contains(&node.op_type)
-        && !is_kept_float(node, config)
+    node.domain.is_empty() && config.ops.contains(&node.op_type) && !is_kept_float(node, config)
 }
 
 /// Checks that every name in `keep_float` names a node or an op type of the graph.

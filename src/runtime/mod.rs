@@ -69,7 +69,26 @@ impl TractModel {
         input_shape: &[usize],
         outputs: Option<&[String]>,
     ) -> Result<Self> {
+        let int4 = [
+            pb::tensor_proto::DataType::Int4 as i32,
+            pb::tensor_proto::DataType::Uint4 as i32,
+        ];
+        if let Some(t) = onnx::graph(model)
+            .initializer
+            .iter()
+            .find(|t| int4.contains(&t.data_type))
+        {
+            bail!(
+                "tract cannot run ONNX INT4 tensors ('{}'); run this model with --backend ort, or store int4 weights in int8 (int4_storage: Int8Container, per-channel)",
+                t.name
+            );
+        }
+        check_ops_supported(model)?;
+        // Declared intermediate shapes may carry a symbolic batch that would not unify with the
+        // concrete input: let tract infer every shape from the input instead.
         let mut inference = tract_onnx::onnx()
+            .with_ignore_output_shapes(true)
+            .with_ignore_value_info(true)
             .model_for_proto_model(model)
             .map_err(|e| anyhow!("tract cannot load the model: {}", tract_error_text(&e)))?;
         inference = inference
@@ -208,6 +227,25 @@ impl Backend {
             )?),
         })
     }
+}
+
+/// Names the first node whose operator tract does not implement, before tract fails deep inside.
+pub fn check_ops_supported(model: &pb::ModelProto) -> Result<()> {
+    let known = tract_onnx::onnx().op_register;
+    for n in &onnx::graph(model).node {
+        if !known.0.contains_key(&n.op_type) {
+            let op = if n.domain.is_empty() {
+                n.op_type.clone()
+            } else {
+                format!("{}.{}", n.domain, n.op_type)
+            };
+            bail!(
+                "node '{}' uses operator {op}, which tract (the embedded runtime) does not support; ONNX Runtime may run it (--backend ort)",
+                n.name
+            );
+        }
+    }
+    Ok(())
 }
 
 /// tract's error chain on one line, innermost cause last.

@@ -1,0 +1,142 @@
+//! Per-layer error: run the float model and the quantized one on the same inputs with the
+//! quantized activations exposed, and measure the SQNR of each against its float counterpart.
+//!
+//! The quantized model's value for tensor `t` is the output of the DequantizeLinear that
+//! follows `QuantizeLinear(t)`: what the next layer sees, carrying all error accumulated up to
+//! and including `t`'s own quantization. Tensors are matched by their ONNX names, which the
+//! rewrite keeps (taps are chosen before tract optimises, so the names hold).
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::metrics;
+use crate::data::{Dataset, Purpose};
+use crate::jobs::Progress;
+use crate::onnx::{self, pb, GraphIndex};
+use crate::runtime::{self, TractModel};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerError {
+    /// The float tensor's name.
+    pub tensor: String,
+    /// Op type of the node producing it (`input` for a graph input).
+    pub op_type: String,
+    pub sqnr_db: f64,
+}
+
+/// (float tensor, quantized model's dequantized tensor, producing op) in graph order.
+fn tapped_pairs(
+    quantized: &pb::ModelProto,
+    float: &pb::ModelProto,
+) -> Vec<(String, String, String)> {
+    let q_graph = onnx::graph(quantized);
+    let q_index = GraphIndex::new(q_graph);
+    let f_graph = onnx::graph(float);
+    let f_index = GraphIndex::new(f_graph);
+    let float_has = |t: &str| {
+        f_index.producer.contains_key(t) || onnx::real_inputs(f_graph).iter().any(|i| i.name == t)
+    };
+    let mut pairs = vec![];
+    for node in q_graph
+        .node
+        .iter()
+        .filter(|n| n.op_type == "QuantizeLinear")
+    {
+        let t = &node.input[0];
+        if q_index.is_initializer(t) || !float_has(t) {
+            continue;
+        }
+        let Some(dq) = q_index
+            .consumers_of(&node.output[0])
+            .iter()
+            .map(|&i| &q_graph.node[i])
+            .find(|n| n.op_type == "DequantizeLinear")
+        else {
+            continue;
+        };
+        let op = f_index
+            .producer
+            .get(t)
+            .map(|&p| f_graph.node[p].op_type.clone())
+            .unwrap_or_else(|| "input".into());
+        pairs.push((t.clone(), dq.output[0].clone(), op));
+    }
+    pairs
+}
+
+/// SQNR per quantized activation over up to `samples` evaluation samples.
+pub fn per_layer_sqnr(
+    quantized: &pb::ModelProto,
+    float: &pb::ModelProto,
+    dataset: &Dataset,
+    samples: usize,
+    progress: &Progress,
+) -> Result<Vec<LayerError>> {
+    let pairs = tapped_pairs(quantized, float);
+    if pairs.is_empty() {
+        return Ok(vec![]);
+    }
+    let indices: Vec<usize> = dataset
+        .indices(Purpose::Evaluation)?
+        .take(samples.max(1))
+        .collect();
+    let spec = runtime::input_spec(float)?;
+    let shape = runtime::concrete_input_shape(&spec, &dataset.sample(indices[0])?.shape)?;
+    let float_names: Vec<String> = pairs.iter().map(|p| p.0.clone()).collect();
+    let quant_names: Vec<String> = pairs.iter().map(|p| p.1.clone()).collect();
+    let float_run =
+        TractModel::load(float, &shape, Some(&float_names)).context("float model with taps")?;
+    let quant_run = TractModel::load(quantized, &shape, Some(&quant_names))
+        .context("quantized model with taps")?;
+    progress.stage("per-layer error", indices.len() as u64);
+    let sums: Vec<(f64, f64)> = indices
+        .par_iter()
+        .map(|&i| -> Result<Vec<(f64, f64)>> {
+            progress.check()?;
+            let sample = dataset.sample(i)?;
+            let f = float_run.run(&sample.data)?;
+            let q = quant_run.run(&sample.data)?;
+            progress.step();
+            Ok(f.iter()
+                .zip(&q)
+                .map(|(a, b)| {
+                    let mut s = (0.0, 0.0);
+                    for (&x, &y) in a.iter().zip(b) {
+                        s.0 += x as f64 * x as f64;
+                        s.1 += (x - y) as f64 * (x - y) as f64;
+                    }
+                    s
+                })
+                .collect())
+        })
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .reduce(|mut a, b| {
+            for (x, y) in a.iter_mut().zip(b) {
+                x.0 += y.0;
+                x.1 += y.1;
+            }
+            a
+        })
+        .unwrap_or_default();
+    Ok(pairs
+        .into_iter()
+        .zip(sums)
+        .map(|((tensor, _, op_type), (signal, noise))| LayerError {
+            tensor,
+            op_type,
+            sqnr_db: metrics::sqnr_db(signal, noise),
+        })
+        .collect())
+}
+
+/// Layer errors by tensor name, for aligning several experiments into heatmap rows.
+pub fn by_tensor(layers: &[LayerError]) -> HashMap<&str, f64> {
+    layers
+        .iter()
+        .map(|l| (l.tensor.as_str(), l.sqnr_db))
+        .collect()
+}
