@@ -210,6 +210,7 @@ fn config_from_args(args: &QuantizeArgs) -> Result<QuantConfig> {
     if let Some(o) = args.opset {
         config.opset = Some(o);
     }
+
     config.validate()?;
     Ok(config)
 }
@@ -270,8 +271,11 @@ fn quantize(args: QuantizeArgs) -> Result<ExitCode> {
         );
         if report.calibration_samples > 0 {
             println!(
-                "calibrated on {} samples ({}) in {:.2} s",
-                report.calibration_samples, config.calibration, report.calibration_seconds
+                "calibrated on {} samples ({}) in {:.2} s with {}",
+                report.calibration_samples,
+                config.calibration,
+                report.calibration_seconds,
+                report.calibration_runtime.as_deref().unwrap_or("-")
             );
         }
         for n in &report.notes {

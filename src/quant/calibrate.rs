@@ -31,17 +31,22 @@ impl TensorStats {
         }
     }
 
-    fn add(&mut self, values: &[f32]) {
-        if let Some(h) = &mut self.histogram {
-            h.add(values);
-            self.min = h.min;
-            self.max = h.max;
-        } else {
-            for &v in values {
-                self.min = self.min.min(v);
-                self.max = self.max.max(v);
-            }
+    /// Adds values; `Err(value)` with an offending value if any is not finite.
+    fn add(&mut self, values: &[f32]) -> std::result::Result<(), f32> {
+        let (lo, hi, finite) = math::min_max_finite(values);
+        if !finite {
+            return Err(values
+                .iter()
+                .copied()
+                .find(|v| !v.is_finite())
+                .unwrap_or(f32::NAN));
         }
+        self.min = self.min.min(lo);
+        self.max = self.max.max(hi);
+        if let Some(h) = &mut self.histogram {
+            h.add_with_range(values, lo, hi);
+        }
+        Ok(())
     }
 
     fn merge(&mut self, other: TensorStats) {
@@ -85,6 +90,12 @@ pub fn activation_qtype(a: ActivationType) -> QType {
 }
 
 /// Runs `samples` calibration samples through `model` and returns statistics for `tensors`.
+/// Statistics per tensor, and which runtime produced the activations.
+pub struct Calibrated {
+    pub stats: HashMap<String, TensorStats>,
+    pub runtime: String,
+}
+
 pub fn calibrate(
     model: &pb::ModelProto,
     tensors: &[String],
@@ -92,7 +103,7 @@ pub fn calibrate(
     samples: usize,
     method: Calibration,
     progress: &Progress,
-) -> Result<HashMap<String, TensorStats>> {
+) -> Result<Calibrated> {
     let indices = dataset.indices(Purpose::Calibration)?;
     let indices: Vec<usize> = indices.take(samples).collect();
     let spec = runtime::input_spec(model)?;
@@ -109,28 +120,21 @@ pub fn calibrate(
             .map(|_| TensorStats::new(with_histogram))
             .collect::<Vec<_>>()
     };
+    // One contiguous run of samples per worker, each with one set of statistics: memory is
+    // workers × tensors × histogram, whatever the number of samples.
+    let per_worker = indices
+        .len()
+        .div_ceil(rayon::current_num_threads().max(1))
+        .max(1);
     let stats = indices
-        .par_iter()
-        .with_min_len(4)
-        .try_fold(empty, |mut acc, &i| -> Result<Vec<TensorStats>> {
-            progress.check()?;
-            let sample = dataset.sample(i)?;
-            if sample.shape != shape {
-                bail!(
-                    "{}: sample {i} has shape {:?}, the first calibration sample had {:?}",
-                    dataset.path.display(),
-                    sample.shape,
-                    shape
-                );
+        .par_chunks(per_worker)
+        .map(|chunk| -> Result<Vec<TensorStats>> {
+            let mut acc = empty();
+            for &i in chunk {
+                progress.check()?;
+                observe_sample(&runnable, dataset, &shape, tensors, i, &mut acc)?;
+                progress.step();
             }
-            let outputs = runnable.run(&sample.data).with_context(|| format!("calibration sample {i}"))?;
-            for ((stats, values), name) in acc.iter_mut().zip(&outputs).zip(tensors) {
-                if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
-                    bail!("tensor '{name}' holds {bad} on calibration sample {i}: the float model produces non-finite values");
-                }
-                stats.add(values);
-            }
-            progress.step();
             Ok(acc)
         })
         .try_reduce(empty, |mut a, b| {
@@ -139,5 +143,43 @@ pub fn calibrate(
             }
             Ok(a)
         })?;
-    Ok(tensors.iter().cloned().zip(stats).collect())
+    Ok(Calibrated {
+        stats: tensors.iter().cloned().zip(stats).collect(),
+        runtime: format!("tract {}", runtime::TRACT_VERSION),
+    })
+}
+
+/// Runs calibration sample `i` and adds every exposed tensor to its statistics.
+fn observe_sample(
+    runnable: &TractModel,
+    dataset: &Dataset,
+    shape: &[usize],
+    tensors: &[String],
+    i: usize,
+    acc: &mut [TensorStats],
+) -> Result<()> {
+    let sample = dataset.sample(i)?;
+    if sample.shape != shape {
+        bail!(
+            "{}: sample {i} has shape {:?}, the first calibration sample had {:?}",
+            dataset.path.display(),
+            sample.shape,
+            shape
+        );
+    }
+    let mut bad = None;
+    runnable
+        .run_visit(&sample.data, &mut |k, values| {
+            if let Err(v) = acc[k].add(values) {
+                bad.get_or_insert((k, v));
+            }
+        })
+        .with_context(|| format!("calibration sample {i}"))?;
+    if let Some((k, v)) = bad {
+        bail!(
+            "tensor '{}' holds {v} on calibration sample {i}: the float model produces non-finite values",
+            tensors[k]
+        );
+    }
+    Ok(())
 }

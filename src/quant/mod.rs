@@ -31,6 +31,8 @@ pub struct QuantizeReport {
     pub counts: rewrite::RewriteCounts,
     pub calibration_samples: usize,
     pub calibration_seconds: f64,
+    /// The runtime that ran the float model during calibration.
+    pub calibration_runtime: Option<String>,
     pub rewrite_seconds: f64,
     pub size_before: u64,
     pub size_after: u64,
@@ -87,6 +89,7 @@ pub fn quantize(
     progress.check()?;
     let mut calibration_samples = 0;
     let mut calibration_seconds = 0.0;
+    let mut calibration_runtime = None;
     let started = Instant::now();
     let counts = match config.mode {
         Mode::Fp16 => {
@@ -121,7 +124,7 @@ pub fn quantize(
                 );
             }
             let calibration_start = Instant::now();
-            let stats = calibrate::calibrate(
+            let calibrated = calibrate::calibrate(
                 &out,
                 &tensors,
                 dataset,
@@ -129,14 +132,18 @@ pub fn quantize(
                 config.calibration,
                 progress,
             )?;
+            calibration_runtime = Some(calibrated.runtime.clone());
             calibration_seconds = calibration_start.elapsed().as_secs_f64();
             calibration_samples = dataset
                 .indices(crate::data::Purpose::Calibration)?
                 .len()
                 .min(config.samples);
             let qtype = calibrate::activation_qtype(config.activations);
-            let ranges: HashMap<String, (f32, f32)> = stats
-                .iter()
+            // Entropy and MSE searches cost milliseconds per tensor: spread them over workers.
+            use rayon::prelude::*;
+            let ranges: HashMap<String, (f32, f32)> = calibrated
+                .stats
+                .par_iter()
                 .map(|(name, s)| {
                     (
                         name.clone(),
@@ -169,6 +176,7 @@ pub fn quantize(
         counts,
         calibration_samples,
         calibration_seconds,
+        calibration_runtime,
         rewrite_seconds,
         size_before,
         size_after,

@@ -143,6 +143,24 @@ impl TractModel {
             .collect()
     }
 
+    /// Runs one input and hands each output's values to `visit(index, values)` without copying.
+    pub fn run_visit(&self, input: &[f32], visit: &mut dyn FnMut(usize, &[f32])) -> Result<()> {
+        let tensor = Tensor::from_shape(&self.input_shape, input)
+            .map_err(|e| anyhow!("input of shape {:?}: {e}", self.input_shape))?;
+        let outputs = self
+            .plan
+            .run(tvec!(tensor.into()))
+            .map_err(|e| anyhow!("tract run failed: {}", tract_error_text(&e)))?;
+        for (k, t) in outputs.iter().enumerate() {
+            let t = t
+                .cast_to::<f32>()
+                .map_err(|e| anyhow!("output is not numeric: {e}"))?;
+            let view = t.try_as_plain_ram().map_err(|e| anyhow!("{e}"))?;
+            visit(k, view.as_slice::<f32>().map_err(|e| anyhow!("{e}"))?);
+        }
+        Ok(())
+    }
+
     /// Output shapes as tract inferred them for this input shape.
     pub fn output_shapes(&self) -> Result<Vec<Vec<usize>>> {
         let model = self.plan.model();

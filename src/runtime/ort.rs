@@ -197,7 +197,9 @@ impl OrtModel {
                 .commit_from_memory(model_bytes)
                 .map_err(|e| anyhow!("ONNX Runtime cannot load the model: {e}"))
         };
+        use rayon::prelude::*;
         let sessions = (0..workers.max(1))
+            .into_par_iter()
             .map(|_| make().map(Mutex::new))
             .collect::<Result<Vec<_>>>()?;
         let mut model = OrtModel {
