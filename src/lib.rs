@@ -4,9 +4,13 @@
 //! ([`onnx`]), describe data ([`data`]), quantize it ([`quant`]), run it ([`runtime`]) and
 //! measure it ([`eval`]). Nothing here depends on a GUI toolkit.
 
+pub mod bench;
 pub mod data;
 pub mod eval;
 pub mod jobs;
 pub mod onnx;
 pub mod quant;
+pub mod report;
 pub mod runtime;
+pub mod session;
+pub mod sweep;

@@ -222,18 +222,22 @@ fn per_layer_error_is_exact_where_the_grid_is() {
     // first quantized tensor is reproduced exactly.
     assert_eq!(layers[0].tensor, "Input3");
     assert_eq!(layers[0].sqnr_db, f64::INFINITY);
-    // Then every activation the plan chose, in graph order, each with a finite, sane SQNR.
+    // Then every float tensor both graphs share, in graph order: quantized activations (as
+    // their DequantizeLinear output) and the conv outputs before their fused ReLU, up to the logits.
     let names: Vec<&str> = layers.iter().map(|l| l.tensor.as_str()).collect();
     assert_eq!(
         names,
         [
             "Input3",
+            "Plus30_Output_0",
             "ReLU32_Output_0",
             "Pooling66_Output_0",
+            "Plus112_Output_0",
             "ReLU114_Output_0",
             "Pooling160_Output_0",
             "Pooling160_Output_0_reshape0",
-            "Times212_Output_0"
+            "Times212_Output_0",
+            "Plus214_Output_0"
         ]
     );
     for l in &layers[1..] {

@@ -37,6 +37,10 @@ enum Command {
     Quantize(QuantizeArgs),
     /// Evaluate a model on a dataset: accuracy, and fidelity against a reference model.
     Eval(EvalArgs),
+    /// Measure latency (batch 1) and throughput (1..N streams) of a model.
+    Bench(BenchArgs),
+    /// Quantize, evaluate and benchmark a family of configurations; write a session file.
+    Sweep(SweepArgs),
     /// Describe a dataset, or write its preprocessed samples to a .npy file.
     Dataset {
         data: PathBuf,
@@ -120,6 +124,62 @@ struct EvalArgs {
     json: bool,
 }
 
+#[derive(clap::Args)]
+struct BenchArgs {
+    model: PathBuf,
+    #[command(flatten)]
+    backend: BackendArgs,
+    /// Measure throughput with 1..N concurrent streams, each with its own loaded model.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    #[arg(long, default_value_t = 100)]
+    runs: usize,
+    #[arg(long, default_value_t = 10)]
+    warmup: usize,
+    /// Feed the first sample of this dataset (default: a synthetic input).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Input shape where the model leaves dimensions open, e.g. 1,3,224,224.
+    #[arg(long, value_delimiter = ',')]
+    shape: Option<Vec<usize>>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct SweepArgs {
+    model: PathBuf,
+    #[arg(long)]
+    data: PathBuf,
+    /// QuantConfig files (RON), one experiment each.
+    #[arg(long, num_args = 1.., conflicts_with = "preset")]
+    configs: Vec<PathBuf>,
+    /// A named family of configurations: standard.
+    #[arg(long)]
+    preset: Option<String>,
+    /// The session file to write (RON); quantized models go to SESSION.models/ beside it.
+    #[arg(long)]
+    out: PathBuf,
+    /// Runtimes to measure on, comma-separated (default: tract, and ort when installed).
+    #[arg(long, value_delimiter = ',')]
+    backends: Option<Vec<String>>,
+    /// ONNX Runtime graph optimization level: disabled, basic, extended, all.
+    #[arg(long, default_value = "all")]
+    ort_opt: quantbench::runtime::ort::OptLevel,
+    /// ONNX Runtime: exact int8 kernels on CPUs without VNNI (session.x64quantprecision=1).
+    #[arg(long)]
+    x64_quant_precision: bool,
+    /// Calibration samples for each quantized config of a preset.
+    #[arg(long, default_value_t = 200)]
+    samples: usize,
+    /// Evaluate at most this many samples.
+    #[arg(long)]
+    eval_limit: Option<usize>,
+    /// Benchmark runs per config and runtime.
+    #[arg(long, default_value_t = 100)]
+    runs: usize,
+}
+
 #[derive(clap::Args, Clone)]
 struct BackendArgs {
     /// tract (embedded) or ort (ONNX Runtime, loaded from ORT_DYLIB_PATH or the Python package).
@@ -152,6 +212,8 @@ pub fn run() -> Result<ExitCode> {
         Command::Inspect { model, json } => inspect(&model, json),
         Command::Quantize(args) => quantize(args),
         Command::Eval(args) => eval(args),
+        Command::Bench(args) => bench(args),
+        Command::Sweep(args) => sweep(args),
         Command::Dataset {
             data,
             npy,
@@ -390,5 +452,253 @@ fn dataset(path: &Path, npy: Option<&Path>, split: &str, limit: Option<usize>) -
             }
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench(args: BenchArgs) -> Result<ExitCode> {
+    let backend = args.backend.backend()?;
+    let model = onnx::read_model(&args.model)?;
+    let spec = quantbench::runtime::input_spec(&model)
+        .with_context(|| args.model.display().to_string())?;
+    let (shape, input) = match (&args.data, &args.shape) {
+        (Some(d), _) => {
+            let dataset = Dataset::open(d)?;
+            dataset.check_shape(&spec.name, &spec.dims)?;
+            let s = dataset.sample(0)?;
+            (s.shape, s.data)
+        }
+        (None, Some(shape)) => {
+            let shape = quantbench::runtime::concrete_input_shape(&spec, shape)?;
+            let input = quantbench::bench::synthetic_input(&shape);
+            (shape, input)
+        }
+        (None, None) => {
+            // A symbolic first dimension is the batch: 1. Other open dimensions need --shape.
+            let mut shape = vec![];
+            for (i, d) in spec.dims.iter().enumerate() {
+                match d {
+                    Some(n) => shape.push(*n),
+                    None if i == 0 => shape.push(1),
+                    None => anyhow::bail!(
+                        "{}: input '{}' leaves dimension {i} open; give --shape (e.g. 1,3,224,224) or --data",
+                        args.model.display(),
+                        spec.name
+                    ),
+                }
+            }
+            let input = quantbench::bench::synthetic_input(&shape);
+            (shape, input)
+        }
+    };
+    let settings = quantbench::bench::BenchSettings {
+        runs: args.runs,
+        warmup: args.warmup,
+        threads: args.threads,
+    };
+    let size = std::fs::metadata(&args.model).map(|m| m.len()).unwrap_or(0);
+    let report = quantbench::bench::benchmark(
+        &model,
+        size,
+        backend,
+        &shape,
+        &input,
+        &settings,
+        &Progress::new(),
+    )
+    .with_context(|| args.model.display().to_string())?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if args.json {
+        let mut value = serde_json::to_value(&report)?;
+        value["throughput_per_s"] = serde_json::json!(report.throughput_per_s());
+        value["threads"] = serde_json::json!(args.threads);
+        value["cpu"] = serde_json::json!(report.machine.cpu);
+        println!("{}", serde_json::to_string(&value)?);
+    } else {
+        let m = &report.machine;
+        println!(
+            "model      {} ({})",
+            args.model.display(),
+            onnx::inspect::human_bytes(report.size_bytes)
+        );
+        println!("runtime    {}", report.runtime);
+        println!(
+            "machine    {}, {} cores, int8: {}",
+            m.cpu,
+            m.cores,
+            if m.int8_features.is_empty() {
+                "-".into()
+            } else {
+                m.int8_features.join(", ")
+            }
+        );
+        println!("input      {:?}", report.input_shape);
+        println!(
+            "latency    min {:.3}  p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3} ms  (spread {:.1}%, {} runs after {} warm-up)",
+            report.min_ms, report.p50_ms, report.p90_ms, report.p99_ms, report.max_ms, report.spread_pct, report.runs, report.warmup
+        );
+        for t in &report.throughput {
+            println!(
+                "throughput {:>2} stream{}: {:.1} /s",
+                t.streams,
+                if t.streams == 1 { " " } else { "s" },
+                t.per_second
+            );
+        }
+        println!(
+            "peak RSS   {}",
+            onnx::inspect::human_bytes(report.peak_rss_bytes)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Draws `[#####.....] stage done/total` on stderr while `progress` runs, if stderr is a terminal.
+fn spawn_ticker(
+    progress: Progress,
+    label: std::sync::Arc<std::sync::Mutex<String>>,
+) -> Option<std::thread::JoinHandle<()>> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    std::thread::Builder::new()
+        .name("quantbench-progress".into())
+        .spawn(move || loop {
+            let (stage, done, total) = progress.snapshot();
+            if stage == "finished" {
+                eprint!("\r{:<100}\r", "");
+                break;
+            }
+            let width = 24;
+            let filled = if total > 0 {
+                (done as usize * width / total as usize).min(width)
+            } else {
+                0
+            };
+            let label = label.lock().map(|l| l.clone()).unwrap_or_default();
+            eprint!(
+                "\r[{}{}] {label}: {stage} {done}/{total}{:<10}",
+                "#".repeat(filled),
+                ".".repeat(width - filled),
+                ""
+            );
+            std::thread::sleep(std::time::Duration::from_millis(150));
+        })
+        .ok()
+}
+
+fn sweep(args: SweepArgs) -> Result<ExitCode> {
+    use quantbench::session::{DatasetRef, Experiment, ModelRef, Session};
+    let out_dir = args
+        .out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !out_dir.is_dir() {
+        anyhow::bail!(
+            "{}: the output directory {} does not exist",
+            args.out.display(),
+            out_dir.display()
+        );
+    }
+    let model = onnx::read_model(&args.model)?;
+    let dataset = Dataset::open(&args.data)?;
+    let experiments: Vec<Experiment> = match (&args.preset, args.configs.is_empty()) {
+        (Some(p), _) if p == "standard" => quantbench::session::standard_preset(args.samples),
+        (Some(p), _) => anyhow::bail!("unknown preset '{p}' (expected standard)"),
+        (None, false) => {
+            let mut e = vec![Experiment::float()];
+            for path in &args.configs {
+                e.push(Experiment::quantized(QuantConfig::load(path)?));
+            }
+            e
+        }
+        (None, true) => anyhow::bail!("give --preset standard or --configs A.ron B.ron ..."),
+    };
+    let ort_options = quantbench::runtime::ort::OrtOptions {
+        optimization: args.ort_opt,
+        x64_quant_precision: args.x64_quant_precision,
+    };
+    let backends = match &args.backends {
+        Some(names) => names
+            .iter()
+            .map(|n| match n.as_str() {
+                "tract" => Ok(Backend::Tract),
+                "ort" => quantbench::runtime::ort::version().map(|_| Backend::Ort(ort_options)),
+                other => Err(anyhow::anyhow!(
+                    "unknown backend '{other}' (expected tract or ort)"
+                )),
+            })
+            .collect::<Result<Vec<_>>>()?,
+        None => match quantbench::runtime::ort::version() {
+            Ok(_) => vec![Backend::Tract, Backend::Ort(ort_options)],
+            Err(e) => {
+                eprintln!("note: measuring on tract only: {e:#}");
+                vec![Backend::Tract]
+            }
+        },
+    };
+    let models_dir = args.out.with_extension("models");
+    std::fs::create_dir_all(&models_dir)
+        .with_context(|| format!("{}: cannot create", models_dir.display()))?;
+    let settings = quantbench::sweep::SweepSettings {
+        backends,
+        bench: quantbench::bench::BenchSettings {
+            runs: args.runs,
+            warmup: 10.min(args.runs),
+            threads: 1,
+        },
+        eval_limit: args.eval_limit,
+        layer_samples: 16,
+        models_dir: Some(models_dir),
+    };
+    let mut session = Session::new(
+        ModelRef::of_file(&args.model)?,
+        Some(DatasetRef {
+            path: args.data.display().to_string(),
+            desc: dataset.desc.clone(),
+        }),
+    );
+    session.experiments = experiments;
+    let file_bytes = std::fs::metadata(&args.model).map(|m| m.len()).unwrap_or(0);
+    let mut workbench = quantbench::sweep::Workbench::new(model, file_bytes, dataset)?;
+    let progress = Progress::new();
+    let label = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let ticker = spawn_ticker(progress.clone(), label.clone());
+    let total = session.experiments.len();
+    if let Ok(mut l) = label.lock() {
+        *l = format!("[1/{total}] {}", session.experiments[0].name);
+    }
+    let out = args.out.clone();
+    let result = quantbench::sweep::run_pending(
+        &mut session,
+        &mut workbench,
+        &settings,
+        &progress,
+        |s, i| {
+            let e = &s.experiments[i];
+            eprint!("\r");
+            match &e.result.error {
+                Some(err) => eprintln!("[{}/{total}] {}: failed: {err}", i + 1, e.name),
+                None => eprintln!("[{}/{total}] {}: done{:<40}", i + 1, e.name, ""),
+            }
+            for n in &e.result.notes {
+                eprintln!("    note: {n}");
+            }
+            if let (Ok(mut l), Some(next)) = (label.lock(), s.experiments.get(i + 1)) {
+                *l = format!("[{}/{total}] {}", i + 2, next.name);
+            }
+            s.save(&out)
+        },
+    );
+    progress.stage("finished", 0);
+    if let Some(t) = ticker {
+        let _ = t.join();
+    }
+    result?;
+    print!("{}", quantbench::report::to_text(&session));
+    eprintln!("session written to {}", args.out.display());
     Ok(ExitCode::SUCCESS)
 }

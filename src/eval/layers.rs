@@ -27,7 +27,9 @@ pub struct LayerError {
     pub sqnr_db: f64,
 }
 
-/// (float tensor, quantized model's dequantized tensor, producing op) in graph order.
+/// (float tensor, the quantized model's tensor holding its value, producing op) in graph order:
+/// every float activation the two graphs share by name; where the quantized graph quantizes it,
+/// the output of its DequantizeLinear (what the next layer sees).
 fn tapped_pairs(
     quantized: &pb::ModelProto,
     float: &pb::ModelProto,
@@ -35,39 +37,43 @@ fn tapped_pairs(
     let q_graph = onnx::graph(quantized);
     let q_index = GraphIndex::new(q_graph);
     let f_graph = onnx::graph(float);
-    let f_index = GraphIndex::new(f_graph);
-    let float_has = |t: &str| {
-        f_index.producer.contains_key(t) || onnx::real_inputs(f_graph).iter().any(|i| i.name == t)
-    };
-    let mut pairs = vec![];
-    for node in q_graph
-        .node
-        .iter()
-        .filter(|n| n.op_type == "QuantizeLinear")
-    {
-        let t = &node.input[0];
-        if q_index.is_initializer(t) || !float_has(t) {
-            continue;
-        }
-        let Some(dq) = q_index
-            .consumers_of(&node.output[0])
+    let types = crate::quant::prepare::tensor_types(f_graph);
+    let is_float =
+        |t: &str| types.get(t).copied().unwrap_or(1) == pb::tensor_proto::DataType::Float as i32;
+    let dequantized = |t: &str| -> Option<String> {
+        q_index
+            .consumers_of(t)
             .iter()
             .map(|&i| &q_graph.node[i])
-            .find(|n| n.op_type == "DequantizeLinear")
-        else {
-            continue;
-        };
-        let op = f_index
-            .producer
-            .get(t)
-            .map(|&p| f_graph.node[p].op_type.clone())
-            .unwrap_or_else(|| "input".into());
-        pairs.push((t.clone(), dq.output[0].clone(), op));
+            .find(|n| n.op_type == "QuantizeLinear")
+            .and_then(|q| {
+                q_index
+                    .consumers_of(&q.output[0])
+                    .iter()
+                    .map(|&i| &q_graph.node[i])
+                    .find(|n| n.op_type == "DequantizeLinear")
+                    .map(|d| d.output[0].clone())
+            })
+    };
+    let mut pairs = vec![];
+    for input in onnx::real_inputs(f_graph) {
+        if let Some(d) = dequantized(&input.name) {
+            pairs.push((input.name.clone(), d, "input".to_string()));
+        }
+    }
+    for node in &f_graph.node {
+        for t in node.output.iter().filter(|t| !t.is_empty() && is_float(t)) {
+            if !q_index.producer.contains_key(t) {
+                continue;
+            }
+            let tapped = dequantized(t).unwrap_or_else(|| t.clone());
+            pairs.push((t.clone(), tapped, node.op_type.clone()));
+        }
     }
     pairs
 }
 
-/// SQNR per quantized activation over up to `samples` evaluation samples.
+/// SQNR per shared activation over up to `samples` evaluation samples.
 pub fn per_layer_sqnr(
     quantized: &pb::ModelProto,
     float: &pb::ModelProto,

@@ -1,0 +1,77 @@
+//! The machine a measurement ran on: CPU model, the instruction sets that decide int8 speed,
+//! core count. Recorded with every benchmark so figures from different machines are not mixed.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct Machine {
+    pub cpu: String,
+    pub cores: usize,
+    /// Present instruction sets among those that matter for int8 kernels.
+    pub int8_features: Vec<String>,
+    pub os: String,
+}
+
+/// (name shown, /proc/cpuinfo flag): x86 AVX2, AVX-512 VNNI, AVX-VNNI, AMX; ARM dot product.
+const FEATURES: [(&str, &str); 6] = [
+    ("AVX2", "avx2"),
+    ("AVX-512F", "avx512f"),
+    ("AVX-512 VNNI", "avx512_vnni"),
+    ("AVX-VNNI", "avx_vnni"),
+    ("AMX-INT8", "amx_int8"),
+    ("NEON dot-product", "asimddp"),
+];
+
+pub fn detect() -> Machine {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |key: &str| {
+        info.lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let cpu = field("model name")
+        .or_else(|| field("Model"))
+        .or_else(|| field("CPU part").map(|p| format!("ARM part {p}")))
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let flags: Vec<&str> = info
+        .lines()
+        .find(|l| l.starts_with("flags") || l.starts_with("Features"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.split_whitespace().collect())
+        .unwrap_or_default();
+    Machine {
+        cpu,
+        cores: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        int8_features: FEATURES
+            .iter()
+            .filter(|(_, flag)| flags.contains(flag))
+            .map(|(name, _)| name.to_string())
+            .collect(),
+        os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+    }
+}
+
+impl Machine {
+    pub fn has_vnni(&self) -> bool {
+        self.int8_features
+            .iter()
+            .any(|f| f.contains("VNNI") || f.contains("AMX"))
+    }
+}
+
+/// Peak resident memory of this process so far (VmHWM), in bytes.
+pub fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}

@@ -1,0 +1,252 @@
+//! Experiments and sessions: everything a user sees, as plain serde types saved as RON, so a
+//! session file reopens the same tables and plots and says how to reproduce each figure
+//! (model hash, dataset, configs, runtimes with their options, machine, tool version).
+
+use std::path::Path;
+
+use anyhow::{anyhow, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::bench::machine::Machine;
+use crate::bench::BenchReport;
+use crate::data::DatasetDesc;
+use crate::eval::layers::LayerError;
+use crate::eval::EvalReport;
+use crate::quant::{Calibration, Int4Storage, Mode, QuantConfig, QuantizeReport};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelRef {
+    pub path: String,
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+impl ModelRef {
+    pub fn of_file(path: &Path) -> Result<ModelRef> {
+        use sha2::Digest;
+        let bytes =
+            std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        Ok(ModelRef {
+            path: path.display().to_string(),
+            sha256: format!("{:x}", sha2::Sha256::digest(&bytes)),
+            bytes: bytes.len() as u64,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DatasetRef {
+    pub path: String,
+    pub desc: DatasetDesc,
+}
+
+/// One evaluation on one runtime.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BackendEval {
+    pub backend: String,
+    pub runtime: String,
+    pub report: EvalReport,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ExperimentResult {
+    pub quantize: Option<QuantizeReport>,
+    /// The quantized model's file, when it was written.
+    pub model_path: Option<String>,
+    pub size_bytes: u64,
+    pub evals: Vec<BackendEval>,
+    pub benches: Vec<BenchReport>,
+    /// Per-layer SQNR against the float model (tract), in graph order.
+    pub layers: Vec<LayerError>,
+    /// Why this experiment failed, if it did (other experiments go on).
+    pub error: Option<String>,
+    /// What could not be measured and why (a runtime that cannot load the file, ...).
+    pub notes: Vec<String>,
+}
+
+impl ExperimentResult {
+    pub fn eval(&self, backend: &str) -> Option<&EvalReport> {
+        self.evals
+            .iter()
+            .find(|e| e.backend == backend)
+            .map(|e| &e.report)
+    }
+
+    pub fn bench(&self, backend: &str) -> Option<&BenchReport> {
+        self.benches.iter().find(|b| b.backend == backend)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Experiment {
+    pub name: String,
+    /// `None`: the float model itself, the baseline.
+    pub config: Option<QuantConfig>,
+    #[serde(default)]
+    pub result: ExperimentResult,
+}
+
+impl Experiment {
+    pub fn float() -> Self {
+        Experiment {
+            name: "float".into(),
+            config: None,
+            result: ExperimentResult::default(),
+        }
+    }
+
+    pub fn quantized(config: QuantConfig) -> Self {
+        Experiment {
+            name: config.label(),
+            config: Some(config),
+            result: ExperimentResult::default(),
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.result.error.is_some() || !self.result.evals.is_empty()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub tool_version: String,
+    pub model: ModelRef,
+    pub dataset: Option<DatasetRef>,
+    pub machine: Machine,
+    pub experiments: Vec<Experiment>,
+}
+
+impl Session {
+    pub fn new(model: ModelRef, dataset: Option<DatasetRef>) -> Self {
+        Session {
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            model,
+            dataset,
+            machine: crate::bench::machine::detect(),
+            experiments: vec![],
+        }
+    }
+
+    pub fn to_ron(&self) -> Result<String> {
+        ron::ser::to_string_pretty(self, ron::ser::PrettyConfig::default().struct_names(true))
+            .map_err(|e| anyhow!("cannot serialize the session: {e}"))
+    }
+
+    pub fn from_ron(text: &str) -> Result<Session> {
+        ron::from_str(text).map_err(|e| anyhow!("{e}"))
+    }
+
+    /// Writes atomically: a crash mid-write leaves the previous file intact.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        crate::onnx::write_atomic(path, self.to_ron()?.as_bytes())
+    }
+
+    pub fn load(path: &Path) -> Result<Session> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read session", path.display()))?;
+        Session::from_ron(&text)
+            .with_context(|| format!("{}: not a quantbench session", path.display()))
+    }
+}
+
+/// The `standard` preset: float, fp16, int8 weight-only, int8 per-tensor and per-channel, int8
+/// per-channel with entropy calibration, int4 weight-only (int8 storage, runs everywhere).
+pub fn standard_preset(samples: usize) -> Vec<Experiment> {
+    let base = QuantConfig {
+        samples,
+        ..Default::default()
+    };
+    let mut experiments = vec![Experiment::float()];
+    for config in [
+        QuantConfig {
+            mode: Mode::Fp16,
+            ..base.clone()
+        },
+        QuantConfig {
+            mode: Mode::Int8Weights,
+            per_channel: true,
+            ..base.clone()
+        },
+        QuantConfig {
+            per_channel: false,
+            ..base.clone()
+        },
+        QuantConfig {
+            per_channel: true,
+            ..base.clone()
+        },
+        QuantConfig {
+            per_channel: true,
+            calibration: Calibration::Entropy,
+            ..base.clone()
+        },
+        QuantConfig {
+            mode: Mode::Int4Weights,
+            per_channel: true,
+            int4_storage: Int4Storage::Int8Container,
+            ..base
+        },
+    ] {
+        experiments.push(Experiment::quantized(config));
+    }
+    experiments
+}
+
+/// Marks the points no other point beats on both axes: `higher_is_better` for the first value,
+/// lower for the second. Points with a missing value are never on the front.
+pub fn pareto_front(points: &[Option<(f64, f64)>]) -> Vec<bool> {
+    points
+        .iter()
+        .map(|p| {
+            let Some((a, l)) = p else { return false };
+            !points
+                .iter()
+                .flatten()
+                .any(|(b, m)| (b >= a && m <= l) && (b > a || m < l))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pareto_front_by_hand() {
+        // (accuracy, latency)
+        let points = [
+            Some((0.99, 10.0)), // front: most accurate
+            Some((0.98, 5.0)),  // front
+            Some((0.97, 6.0)),  // dominated by (0.98, 5.0)
+            Some((0.90, 1.0)),  // front: fastest
+            None,               // no figures: never on the front
+            Some((0.98, 5.0)),  // a tie with a front point is on the front too
+        ];
+        assert_eq!(
+            pareto_front(&points),
+            vec![true, true, false, true, false, true]
+        );
+    }
+
+    #[test]
+    fn standard_preset_has_the_seven_configurations() {
+        let names: Vec<String> = standard_preset(200)
+            .iter()
+            .map(|e| e.name.clone())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "float",
+                "fp16",
+                "int8-weights per-channel",
+                "int8 per-tensor minmax",
+                "int8 per-channel minmax",
+                "int8 per-channel entropy",
+                "int4-weights per-channel"
+            ]
+        );
+    }
+}

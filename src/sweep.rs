@@ -1,0 +1,262 @@
+//! Running experiments: quantize, evaluate on each runtime, benchmark, per-layer error. The
+//! CLI's `sweep`, the GUI's jobs and the tests all come through here.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use crate::bench::{self, BenchSettings};
+use crate::data::Dataset;
+use crate::eval::{self, Outputs};
+use crate::jobs::{self, Progress};
+use crate::onnx::{self, pb};
+use crate::quant;
+use crate::runtime::{self, Backend};
+use crate::session::{BackendEval, Experiment, ExperimentResult, Session};
+
+#[derive(Clone, Debug)]
+pub struct SweepSettings {
+    pub backends: Vec<Backend>,
+    pub bench: BenchSettings,
+    /// Evaluate at most this many samples of the evaluation split.
+    pub eval_limit: Option<usize>,
+    /// Samples for per-layer error (0: skip).
+    pub layer_samples: usize,
+    /// Where quantized models are written (one file per experiment); `None`: not written.
+    pub models_dir: Option<PathBuf>,
+}
+
+impl Default for SweepSettings {
+    fn default() -> Self {
+        SweepSettings {
+            backends: vec![Backend::Tract],
+            bench: BenchSettings::default(),
+            eval_limit: None,
+            layer_samples: 16,
+            models_dir: None,
+        }
+    }
+}
+
+/// The float model, the data, and the float outputs per runtime (computed once, shared by
+/// every experiment's comparison).
+pub struct Workbench {
+    pub float: pb::ModelProto,
+    pub float_bytes: u64,
+    pub dataset: Dataset,
+    pub input_shape: Vec<usize>,
+    float_outputs: HashMap<String, Outputs>,
+}
+
+impl Workbench {
+    pub fn new(float: pb::ModelProto, float_bytes: u64, dataset: Dataset) -> Result<Self> {
+        let spec = runtime::input_spec(&float)?;
+        dataset.check_shape(&spec.name, &spec.dims)?;
+        let input_shape = dataset.sample(0)?.shape;
+        Ok(Workbench {
+            float,
+            float_bytes,
+            dataset,
+            input_shape,
+            float_outputs: HashMap::new(),
+        })
+    }
+
+    /// Makes sure the float outputs for `backend` are cached; returns the cache key.
+    fn ensure_reference(
+        &mut self,
+        backend: Backend,
+        settings: &SweepSettings,
+        progress: &Progress,
+    ) -> Result<String> {
+        let key = format!("{backend:?}");
+        if !self.float_outputs.contains_key(&key) {
+            let runner =
+                backend.load(&self.float, &self.input_shape, rayon::current_num_threads())?;
+            let outputs = eval::collect_outputs(
+                runner.as_ref(),
+                &self.dataset,
+                settings.eval_limit,
+                progress,
+            )?;
+            self.float_outputs.insert(key.clone(), outputs);
+        }
+        Ok(key)
+    }
+
+    /// Runs one experiment, filling its result. Failures of the experiment itself are recorded
+    /// in `result.error`; only cancellation is returned as an error.
+    pub fn run(
+        &mut self,
+        experiment: &mut Experiment,
+        index: usize,
+        settings: &SweepSettings,
+        progress: &Progress,
+    ) -> Result<()> {
+        experiment.result = ExperimentResult::default();
+        match self.run_inner(experiment, index, settings, progress) {
+            Ok(()) => Ok(()),
+            Err(e) if jobs::is_cancelled(&e) => Err(e),
+            Err(e) => {
+                experiment.result.error = Some(format!("{e:#}"));
+                Ok(())
+            }
+        }
+    }
+
+    fn run_inner(
+        &mut self,
+        experiment: &mut Experiment,
+        index: usize,
+        settings: &SweepSettings,
+        progress: &Progress,
+    ) -> Result<()> {
+        let model = match &experiment.config {
+            None => {
+                experiment.result.size_bytes = self.float_bytes;
+                self.float.clone()
+            }
+            Some(config) => {
+                progress.stage("quantizing", 1);
+                let (q, report) =
+                    quant::quantize(&self.float, config, Some(&self.dataset), progress)?;
+                let bytes = onnx::encode_model(&q);
+                experiment.result.size_bytes = bytes.len() as u64;
+                if let Some(dir) = &settings.models_dir {
+                    let path = dir.join(format!("{index:02}-{}.onnx", slug(&experiment.name)));
+                    onnx::write_atomic(&path, &bytes)?;
+                    experiment.result.model_path = Some(path.display().to_string());
+                }
+                experiment.result.quantize = Some(report);
+                q
+            }
+        };
+        for &backend in &settings.backends {
+            progress.check()?;
+            let measured = self.measure(
+                &model,
+                experiment.config.is_none(),
+                backend,
+                settings,
+                progress,
+            );
+            match measured {
+                Ok((eval, bench)) => {
+                    experiment.result.evals.push(eval);
+                    experiment.result.benches.push(bench);
+                }
+                Err(e) if jobs::is_cancelled(&e) => return Err(e),
+                Err(e) => experiment
+                    .result
+                    .notes
+                    .push(format!("{}: {e:#}", backend.name())),
+            }
+        }
+        if experiment.result.evals.is_empty() {
+            anyhow::bail!(
+                "no runtime could run the model: {}",
+                experiment.result.notes.join("; ")
+            );
+        }
+        if experiment.config.is_some() && settings.layer_samples > 0 {
+            match eval::layers::per_layer_sqnr(
+                &model,
+                &self.float,
+                &self.dataset,
+                settings.layer_samples,
+                progress,
+            ) {
+                Ok(layers) => experiment.result.layers = layers,
+                Err(e) if jobs::is_cancelled(&e) => return Err(e),
+                Err(e) => experiment
+                    .result
+                    .notes
+                    .push(format!("per-layer error: {e:#}")),
+            }
+        }
+        Ok(())
+    }
+
+    fn measure(
+        &mut self,
+        model: &pb::ModelProto,
+        is_float: bool,
+        backend: Backend,
+        settings: &SweepSettings,
+        progress: &Progress,
+    ) -> Result<(BackendEval, bench::BenchReport)> {
+        let runner = backend.load(model, &self.input_shape, rayon::current_num_threads())?;
+        let runtime_name = runner.describe();
+        let outputs = eval::collect_outputs(
+            runner.as_ref(),
+            &self.dataset,
+            settings.eval_limit,
+            progress,
+        )?;
+        drop(runner);
+        let report = if is_float {
+            eval::score(&outputs, None, &self.dataset)?
+        } else {
+            let key = self.ensure_reference(backend, settings, progress)?;
+            eval::score(&outputs, Some(&self.float_outputs[&key]), &self.dataset)?
+        };
+        if is_float {
+            self.float_outputs.insert(format!("{backend:?}"), outputs);
+        }
+        let input = self.dataset.sample(0)?.data;
+        let size = onnx::encode_model(model).len() as u64;
+        let bench = bench::benchmark(
+            model,
+            size,
+            backend,
+            &self.input_shape,
+            &input,
+            &settings.bench,
+            progress,
+        )
+        .context("benchmark")?;
+        Ok((
+            BackendEval {
+                backend: backend.name().into(),
+                runtime: runtime_name,
+                report,
+            },
+            bench,
+        ))
+    }
+}
+
+/// Runs every experiment of `session` that has no result yet; `after_each` sees the session
+/// after each experiment (to save it, to redraw). Stops at cancellation with what is done kept.
+pub fn run_pending(
+    session: &mut Session,
+    bench: &mut Workbench,
+    settings: &SweepSettings,
+    progress: &Progress,
+    mut after_each: impl FnMut(&Session, usize) -> Result<()>,
+) -> Result<()> {
+    for index in 0..session.experiments.len() {
+        if session.experiments[index].is_done() {
+            continue;
+        }
+        let mut experiment = session.experiments[index].clone();
+        bench.run(&mut experiment, index, settings, progress)?;
+        session.experiments[index] = experiment;
+        after_each(session, index)?;
+    }
+    Ok(())
+}
+
+/// A file-name-safe form of an experiment name.
+pub fn slug(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}

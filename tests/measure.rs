@@ -1,0 +1,336 @@
+//! Evaluation, benchmark and sweep through the public API: runtime parity, determinism,
+//! sessions, cancellation and bad input.
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use common::*;
+use quantbench::bench::BenchSettings;
+use quantbench::data::Dataset;
+use quantbench::eval;
+use quantbench::jobs::{self, Progress};
+use quantbench::onnx;
+use quantbench::runtime::ort::{OptLevel, OrtOptions};
+use quantbench::runtime::Backend;
+use quantbench::session::{self, DatasetRef, ModelRef, Session};
+use quantbench::sweep::{self, SweepSettings, Workbench};
+
+const ORT: Backend = Backend::Ort(OrtOptions {
+    optimization: OptLevel::All,
+    x64_quant_precision: false,
+});
+
+#[test]
+fn tract_and_onnx_runtime_agree_on_the_float_models() {
+    for (model, data) in [(mnist_model(), mnist_data()), (rapid_model(), rapid_data())] {
+        let data = Dataset::open(&data).unwrap();
+        let model = read(&model);
+        let tract = eval::collect_outputs(
+            load(Backend::Tract, &model, &data).as_ref(),
+            &data,
+            Some(64),
+            &Progress::new(),
+        )
+        .unwrap();
+        let ort = eval::collect_outputs(
+            load(ORT, &model, &data).as_ref(),
+            &data,
+            Some(64),
+            &Progress::new(),
+        )
+        .unwrap();
+        assert_eq!(tract.shape, ort.shape);
+        for (a, b) in tract.values.iter().zip(&ort.values) {
+            let d = relative_l2(a, b);
+            assert!(d < 1e-4, "float outputs differ by {d}");
+        }
+    }
+}
+
+#[test]
+fn parallel_evaluation_is_identical_to_serial() {
+    let data = Dataset::open(&mnist_data()).unwrap();
+    let model = read(&mnist_model());
+    let q = quantbench::quant::quantize(&model, &Default::default(), Some(&data), &Progress::new())
+        .unwrap()
+        .0;
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let cand = load(Backend::Tract, &q, &data);
+            let refm = load(Backend::Tract, &model, &data);
+            let mut r = eval::evaluate(
+                cand.as_ref(),
+                Some(refm.as_ref()),
+                &data,
+                None,
+                &Progress::new(),
+            )
+            .unwrap();
+            r.seconds = 0.0;
+            r
+        })
+    };
+    assert_eq!(run(1), run(2));
+}
+
+fn small_sweep_settings(models_dir: Option<std::path::PathBuf>) -> SweepSettings {
+    SweepSettings {
+        backends: vec![Backend::Tract, ORT],
+        bench: BenchSettings {
+            runs: 5,
+            warmup: 1,
+            threads: 1,
+        },
+        eval_limit: Some(300),
+        layer_samples: 4,
+        models_dir,
+    }
+}
+
+fn mnist_session() -> (Session, Workbench) {
+    let data = Dataset::open(&mnist_data()).unwrap();
+    let mut s = Session::new(
+        ModelRef::of_file(&mnist_model()).unwrap(),
+        Some(DatasetRef {
+            path: mnist_data().display().to_string(),
+            desc: data.desc.clone(),
+        }),
+    );
+    s.experiments = session::standard_preset(100);
+    let bytes = std::fs::metadata(mnist_model()).unwrap().len();
+    (
+        s,
+        Workbench::new(read(&mnist_model()), bytes, data).unwrap(),
+    )
+}
+
+#[test]
+fn a_sweep_session_round_trips_through_ron_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, mut wb) = mnist_session();
+    let settings = small_sweep_settings(Some(dir.path().to_path_buf()));
+    let mut saves = 0;
+    let path = dir.path().join("session.ron");
+    sweep::run_pending(&mut s, &mut wb, &settings, &Progress::new(), |s, _| {
+        saves += 1;
+        s.save(&path)
+    })
+    .unwrap();
+    assert_eq!(saves, 7, "saved after every experiment");
+    for e in &s.experiments {
+        assert!(e.result.error.is_none(), "{}: {:?}", e.name, e.result.error);
+        assert_eq!(e.result.evals.len(), 2, "{}: {:?}", e.name, e.result.notes);
+        assert_eq!(e.result.evals[0].report.samples, 300);
+        if e.config.is_some() {
+            assert!(std::path::Path::new(e.result.model_path.as_ref().unwrap()).is_file());
+            assert!(
+                !e.result.layers.is_empty(),
+                "{} has no per-layer error",
+                e.name
+            );
+        }
+    }
+    let back = Session::load(&path).unwrap();
+    assert_eq!(back, s);
+    // The sha256 of the bundled model, as `sha256sum` gives it.
+    assert_eq!(s.model.sha256.len(), 64);
+    assert_eq!(s.model.bytes, 26454);
+    // The report marks at least one Pareto point and every experiment has a row per runtime.
+    let rows = quantbench::report::rows(&s);
+    assert_eq!(rows.len(), 14);
+    assert!(rows.iter().any(|r| r.pareto));
+    let csv = quantbench::report::to_csv(&s);
+    assert_eq!(csv.lines().count(), 15);
+    assert!(quantbench::report::to_markdown(&s).starts_with("| config | runtime |"));
+}
+
+#[test]
+fn cancelling_mid_sweep_keeps_finished_results_and_writes_no_partial_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, mut wb) = mnist_session();
+    let settings = small_sweep_settings(Some(dir.path().to_path_buf()));
+    // Cancel from inside the engine's own progress updates, after 1,000 steps: somewhere inside
+    // the second or third experiment, deterministically, without sleeping.
+    let steps = Arc::new(AtomicU64::new(0));
+    let progress = Progress::new();
+    let handle = progress.clone();
+    let counter = steps.clone();
+    let progress = progress.with_notify(move || {
+        if counter.fetch_add(1, Ordering::Relaxed) == 1000 {
+            handle.cancel();
+        }
+    });
+    let err = sweep::run_pending(&mut s, &mut wb, &settings, &progress, |_, _| Ok(())).unwrap_err();
+    assert!(jobs::is_cancelled(&err), "{err:#}");
+    let done = s.experiments.iter().filter(|e| e.is_done()).count();
+    assert!((1..7).contains(&done), "{done} experiments finished");
+    assert!(
+        s.experiments[0].result.evals.len() == 2,
+        "the finished float experiment was kept"
+    );
+    // Only finished experiments' models are on disk, each complete (loadable), no temp files.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let p = entry.unwrap().path();
+        assert_eq!(p.extension().unwrap(), "onnx", "{}", p.display());
+        onnx::read_model(&p).unwrap();
+    }
+}
+
+#[test]
+fn output_that_is_not_a_class_vector_gets_fidelity_only() {
+    let data = Dataset::open(&mnist_data()).unwrap();
+    let mut model = read(&mnist_model());
+    let graph = model.graph.as_mut().unwrap();
+    graph.output[0].name = "ReLU32_Output_0".into();
+    graph.output[0].r#type = None;
+    let runner = load(Backend::Tract, &model, &data);
+    let r = eval::evaluate(
+        runner.as_ref(),
+        Some(runner.as_ref()),
+        &data,
+        Some(20),
+        &Progress::new(),
+    )
+    .unwrap();
+    assert_eq!(r.top1, None);
+    assert_eq!(r.agreement, None);
+    assert_eq!(r.sqnr_db, Some(f64::INFINITY));
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.contains("not a class vector") && n.contains("fidelity metrics only")),
+        "{:?}",
+        r.notes
+    );
+    // And against a reference of another output shape, a clear refusal.
+    let float = load(Backend::Tract, &read(&mnist_model()), &data);
+    let err = eval::evaluate(
+        runner.as_ref(),
+        Some(float.as_ref()),
+        &data,
+        Some(5),
+        &Progress::new(),
+    )
+    .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("output shape [1, 10] differs from the model's [1, 8, 28, 28]"),
+        "{err:#}"
+    );
+}
+
+#[test]
+fn labels_out_of_range_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let row = |label: usize| format!("{},{label}", vec!["0"; 784].join(","));
+    std::fs::write(
+        dir.path().join("d.csv"),
+        format!("{}\n{}\n", row(3), row(12)),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("d.ron"),
+        "(source: Csv(path: \"d.csv\", image: (channels: 1, height: 28, width: 28), label_column: Some(Last), header: false))",
+    )
+    .unwrap();
+    let data = Dataset::open(&dir.path().join("d.ron")).unwrap();
+    let runner = load(Backend::Tract, &read(&mnist_model()), &data);
+    let err = eval::evaluate(runner.as_ref(), None, &data, None, &Progress::new()).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("d.ron: label 12 is out of range for a model with 10 classes"),
+        "{err:#}"
+    );
+}
+
+#[test]
+fn missing_onnx_runtime_is_an_error_with_the_fix_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, d) = (mnist_model(), mnist_data());
+    let out = std::process::Command::new(bin())
+        .args([
+            "eval",
+            m.to_str().unwrap(),
+            "--data",
+            d.to_str().unwrap(),
+            "--backend",
+            "ort",
+            "--limit",
+            "5",
+        ])
+        .env("ORT_DYLIB_PATH", dir.path().join("libonnxruntime.so"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("pip install onnxruntime"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // A sweep still runs, on tract alone, and says why.
+    let session = dir.path().join("s.ron");
+    let out = std::process::Command::new(bin())
+        .args([
+            "sweep",
+            m.to_str().unwrap(),
+            "--data",
+            d.to_str().unwrap(),
+            "--configs",
+        ])
+        .arg(root().join("tests/data/int8-weights.ron"))
+        .args([
+            "--out",
+            session.to_str().unwrap(),
+            "--eval-limit",
+            "50",
+            "--runs",
+            "3",
+        ])
+        .env("ORT_DYLIB_PATH", dir.path().join("libonnxruntime.so"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("measuring on tract only"), "{stderr}");
+    let s = Session::load(&session).unwrap();
+    assert_eq!(s.experiments.len(), 2);
+    assert!(s
+        .experiments
+        .iter()
+        .all(|e| e.result.evals.len() == 1 && e.result.evals[0].backend == "tract"));
+}
+
+#[test]
+fn bench_reports_a_sane_distribution() {
+    let data = Dataset::open(&mnist_data()).unwrap();
+    let sample = data.sample(0).unwrap();
+    let settings = BenchSettings {
+        runs: 50,
+        warmup: 5,
+        threads: 2,
+    };
+    let r = quantbench::bench::benchmark(
+        &read(&mnist_model()),
+        26454,
+        Backend::Tract,
+        &sample.shape,
+        &sample.data,
+        &settings,
+        &Progress::new(),
+    )
+    .unwrap();
+    assert!(
+        r.min_ms <= r.p50_ms
+            && r.p50_ms <= r.p90_ms
+            && r.p90_ms <= r.p99_ms
+            && r.p99_ms <= r.max_ms
+    );
+    assert_eq!(
+        r.throughput.iter().map(|t| t.streams).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert!(r.peak_rss_bytes > 1 << 20);
+    assert!(!r.machine.cpu.is_empty() && r.machine.cores >= 1);
+}
