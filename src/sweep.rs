@@ -63,6 +63,24 @@ impl Workbench {
         })
     }
 
+    /// The runtime's description and `model`'s outputs over the evaluation samples.
+    fn outputs_of(
+        &self,
+        model: &pb::ModelProto,
+        backend: Backend,
+        settings: &SweepSettings,
+        progress: &Progress,
+    ) -> Result<(String, Outputs)> {
+        let runner = backend.load(model, &self.input_shape, rayon::current_num_threads())?;
+        let outputs = eval::collect_outputs(
+            runner.as_ref(),
+            &self.dataset,
+            settings.eval_limit,
+            progress,
+        )?;
+        Ok((runner.describe(), outputs))
+    }
+
     /// Makes sure the float outputs for `backend` are cached; returns the cache key.
     fn ensure_reference(
         &mut self,
@@ -72,14 +90,7 @@ impl Workbench {
     ) -> Result<String> {
         let key = format!("{backend:?}");
         if !self.float_outputs.contains_key(&key) {
-            let runner =
-                backend.load(&self.float, &self.input_shape, rayon::current_num_threads())?;
-            let outputs = eval::collect_outputs(
-                runner.as_ref(),
-                &self.dataset,
-                settings.eval_limit,
-                progress,
-            )?;
+            let (_, outputs) = self.outputs_of(&self.float, backend, settings, progress)?;
             self.float_outputs.insert(key.clone(), outputs);
         }
         Ok(key)
@@ -186,15 +197,7 @@ impl Workbench {
         settings: &SweepSettings,
         progress: &Progress,
     ) -> Result<(BackendEval, bench::BenchReport)> {
-        let runner = backend.load(model, &self.input_shape, rayon::current_num_threads())?;
-        let runtime_name = runner.describe();
-        let outputs = eval::collect_outputs(
-            runner.as_ref(),
-            &self.dataset,
-            settings.eval_limit,
-            progress,
-        )?;
-        drop(runner);
+        let (runtime_name, outputs) = self.outputs_of(model, backend, settings, progress)?;
         let report = if is_float {
             eval::score(&outputs, None, &self.dataset)?
         } else {

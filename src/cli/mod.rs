@@ -195,14 +195,20 @@ struct BackendArgs {
 
 impl BackendArgs {
     fn backend(&self) -> Result<Backend> {
-        match self.backend.as_str() {
-            "tract" => Ok(Backend::Tract),
-            "ort" => Ok(Backend::Ort(quantbench::runtime::ort::OrtOptions {
-                optimization: self.ort_opt,
-                x64_quant_precision: self.x64_quant_precision,
-            })),
-            other => anyhow::bail!("unknown backend '{other}' (expected tract or ort)"),
-        }
+        Backend::parse(
+            &self.backend,
+            ort_options(self.ort_opt, self.x64_quant_precision),
+        )
+    }
+}
+
+fn ort_options(
+    optimization: quantbench::runtime::ort::OptLevel,
+    x64_quant_precision: bool,
+) -> quantbench::runtime::ort::OrtOptions {
+    quantbench::runtime::ort::OrtOptions {
+        optimization,
+        x64_quant_precision,
     }
 }
 
@@ -279,18 +285,7 @@ fn config_from_args(args: &QuantizeArgs) -> Result<QuantConfig> {
 
 fn quantize(args: QuantizeArgs) -> Result<ExitCode> {
     let config = config_from_args(&args)?;
-    let out_dir = args
-        .out
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !out_dir.is_dir() {
-        anyhow::bail!(
-            "{}: the output directory {} does not exist",
-            args.out.display(),
-            out_dir.display()
-        );
-    }
+    onnx::check_output_dir(&args.out)?;
     let model = onnx::read_model(&args.model)?;
     let dataset = match (&args.data, config.mode.needs_calibration()) {
         (Some(p), true) => Some(Dataset::open(p)?),
@@ -591,18 +586,7 @@ fn spawn_ticker(
 
 fn sweep(args: SweepArgs) -> Result<ExitCode> {
     use quantbench::session::{DatasetRef, Experiment, ModelRef, Session};
-    let out_dir = args
-        .out
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !out_dir.is_dir() {
-        anyhow::bail!(
-            "{}: the output directory {} does not exist",
-            args.out.display(),
-            out_dir.display()
-        );
-    }
+    onnx::check_output_dir(&args.out)?;
     let model = onnx::read_model(&args.model)?;
     let dataset = Dataset::open(&args.data)?;
     let experiments: Vec<Experiment> = match (&args.preset, args.configs.is_empty()) {
@@ -617,19 +601,16 @@ fn sweep(args: SweepArgs) -> Result<ExitCode> {
         }
         (None, true) => anyhow::bail!("give --preset standard or --configs A.ron B.ron ..."),
     };
-    let ort_options = quantbench::runtime::ort::OrtOptions {
-        optimization: args.ort_opt,
-        x64_quant_precision: args.x64_quant_precision,
-    };
+    let ort_options = ort_options(args.ort_opt, args.x64_quant_precision);
     let backends = match &args.backends {
         Some(names) => names
             .iter()
-            .map(|n| match n.as_str() {
-                "tract" => Ok(Backend::Tract),
-                "ort" => quantbench::runtime::ort::version().map(|_| Backend::Ort(ort_options)),
-                other => Err(anyhow::anyhow!(
-                    "unknown backend '{other}' (expected tract or ort)"
-                )),
+            .map(|n| {
+                let backend = Backend::parse(n, ort_options)?;
+                if let Backend::Ort(_) = backend {
+                    quantbench::runtime::ort::version()?;
+                }
+                Ok(backend)
             })
             .collect::<Result<Vec<_>>>()?,
         None => match quantbench::runtime::ort::version() {

@@ -66,21 +66,28 @@ pub fn encode_model(model: &pb::ModelProto) -> Vec<u8> {
     model.encode_to_vec()
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory, then renames it, so
-/// that a failure or a cancelled job never leaves a half-written file at `path`.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
+/// The directory `path` will be written in, or an error naming both when it does not exist;
+/// called before long work so that it does not fail at the end.
+pub fn check_output_dir(path: &Path) -> Result<&Path> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     if !dir.is_dir() {
         bail!(
-            "{}: the directory {} does not exist",
+            "{}: the output directory {} does not exist",
             path.display(),
             dir.display()
         );
     }
+    Ok(dir)
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory, then renames it, so
+/// that a failure or a cancelled job never leaves a half-written file at `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = check_output_dir(path)?;
     let file_name = path
         .file_name()
         .ok_or_else(|| anyhow!("{}: not a file path", path.display()))?

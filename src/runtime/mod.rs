@@ -220,6 +220,15 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// `tract` or `ort` (with the given ONNX Runtime options).
+    pub fn parse(name: &str, ort_options: ort::OrtOptions) -> Result<Backend> {
+        match name {
+            "tract" => Ok(Backend::Tract),
+            "ort" => Ok(Backend::Ort(ort_options)),
+            other => bail!("unknown backend '{other}' (expected tract or ort)"),
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Backend::Tract => "tract",
