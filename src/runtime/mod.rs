@@ -57,6 +57,7 @@ pub fn input_spec(model: &pb::ModelProto) -> Result<InputSpec> {
 /// A model made runnable by tract for one concrete input shape.
 pub struct TractModel {
     plan: Arc<TypedRunnableModel>,
+    states: std::sync::Mutex<Vec<TypedSimpleState>>,
     pub input_shape: Vec<usize>,
     pub output_names: Vec<String>,
 }
@@ -118,40 +119,44 @@ impl TractModel {
             .map_err(|e| anyhow!("tract: {}", tract_error_text(&e)))?;
         Ok(TractModel {
             plan,
+            states: std::sync::Mutex::new(vec![]),
             input_shape: input_shape.to_vec(),
             output_names,
         })
     }
 
-    /// Runs one input; returns every output flattened to f32, in `output_names` order.
-    pub fn run(&self, input: &[f32]) -> Result<Vec<Vec<f32>>> {
+    /// Runs one input on an execution state taken from the pool (tract allocates its
+    /// intermediate buffers per state; reusing one per worker saves that on every sample).
+    fn execute(&self, input: &[f32]) -> Result<TVec<TValue>> {
         let tensor = Tensor::from_shape(&self.input_shape, input)
             .map_err(|e| anyhow!("input of shape {:?}: {e}", self.input_shape))?;
-        let outputs = self
-            .plan
+        let pooled = self.states.lock().ok().and_then(|mut s| s.pop());
+        let mut state = match pooled {
+            Some(state) => state,
+            None => self
+                .plan
+                .spawn()
+                .map_err(|e| anyhow!("tract: {}", tract_error_text(&e)))?,
+        };
+        let outputs = state
             .run(tvec!(tensor.into()))
             .map_err(|e| anyhow!("tract run failed: {}", tract_error_text(&e)))?;
-        outputs
-            .into_iter()
-            .map(|t| {
-                let t = t
-                    .cast_to::<f32>()
-                    .map_err(|e| anyhow!("output is not numeric: {e}"))?;
-                let view = t.try_as_plain_ram().map_err(|e| anyhow!("{e}"))?;
-                Ok(view.as_slice::<f32>().map_err(|e| anyhow!("{e}"))?.to_vec())
-            })
-            .collect()
+        if let Ok(mut s) = self.states.lock() {
+            s.push(state);
+        }
+        Ok(outputs)
+    }
+
+    /// Runs one input; returns every output flattened to f32, in `output_names` order.
+    pub fn run(&self, input: &[f32]) -> Result<Vec<Vec<f32>>> {
+        let mut all = vec![];
+        self.run_visit(input, &mut |_, values| all.push(values.to_vec()))?;
+        Ok(all)
     }
 
     /// Runs one input and hands each output's values to `visit(index, values)` without copying.
     pub fn run_visit(&self, input: &[f32], visit: &mut dyn FnMut(usize, &[f32])) -> Result<()> {
-        let tensor = Tensor::from_shape(&self.input_shape, input)
-            .map_err(|e| anyhow!("input of shape {:?}: {e}", self.input_shape))?;
-        let outputs = self
-            .plan
-            .run(tvec!(tensor.into()))
-            .map_err(|e| anyhow!("tract run failed: {}", tract_error_text(&e)))?;
-        for (k, t) in outputs.iter().enumerate() {
+        for (k, t) in self.execute(input)?.iter().enumerate() {
             let t = t
                 .cast_to::<f32>()
                 .map_err(|e| anyhow!("output is not numeric: {e}"))?;
