@@ -1,6 +1,7 @@
 //! `quantbench`: the command-line face of the engine.
 
 mod cli;
+mod gui;
 
 use std::process::ExitCode;
 

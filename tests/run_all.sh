@@ -4,10 +4,27 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# A virtual display and Mesa's software OpenGL, for the test that opens a real window and
+# screenshots it (the egui_kittest tests need no display).
+if ! command -v Xvfb >/dev/null 2>&1; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        xvfb xauth libgl1-mesa-dri libegl1 libgl1 libxkbcommon-x11-0 libxcursor1 libxi6 libxrandr2 >/dev/null
+fi
+
 # Python packages for the checks that compare with the reference tools: ONNX's checker and
 # ONNX Runtime (also the library quantbench's `ort` backend loads).
 if ! python3 -c "import onnx, onnxruntime, numpy" 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check "onnx==1.23.2" "onnxruntime==1.32.0" numpy
+fi
+
+if [ -z "${DISPLAY:-}" ]; then
+    Xvfb :99 -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
+    XVFB_PID=$!
+    trap 'kill $XVFB_PID 2>/dev/null || true' EXIT
+    export DISPLAY=:99
 fi
 
 cargo test --release --locked "$@"

@@ -20,12 +20,28 @@ use quantbench::runtime::{Backend, Runner};
     about = "Post-training quantization workbench for ONNX models"
 )]
 struct Cli {
+    /// Without a command, the workbench opens on the bundled MNIST sample.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Open the workbench on a model (.onnx) or a saved session (.ron).
+    Gui { path: Option<PathBuf> },
+    /// Open the window, run what the session lacks, save a PNG of a view and close.
+    Screenshot {
+        /// A session (.ron) or a model (.onnx); default: the bundled MNIST sample with the standard preset.
+        path: Option<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        /// tradeoff, heatmap, compare or all.
+        #[arg(long, default_value = "all")]
+        view: crate::gui::CentralView,
+        /// Also write the session with everything that ran.
+        #[arg(long)]
+        session_out: Option<PathBuf>,
+    },
     /// Print a model's inputs, outputs, opset, op histogram, nodes and weights.
     Inspect {
         model: PathBuf,
@@ -213,8 +229,50 @@ fn ort_options(
 }
 
 pub fn run() -> Result<ExitCode> {
+    let started = std::time::Instant::now();
     let cli = Cli::parse();
-    match cli.command {
+    let Some(command) = cli.command else {
+        crate::gui::run(crate::gui::Startup {
+            started: Some(started),
+            ..Default::default()
+        })?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    match command {
+        Command::Gui { path } => {
+            crate::gui::run(crate::gui::Startup {
+                open: path,
+                started: Some(started),
+                ..Default::default()
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Screenshot {
+            path,
+            out,
+            view,
+            session_out,
+        } => {
+            onnx::check_output_dir(&out)?;
+            let plan = crate::gui::ScreenshotPlan {
+                out: out.clone(),
+                view,
+                session_out,
+            };
+            crate::gui::run(crate::gui::Startup {
+                open: path,
+                screenshot: Some(plan),
+                started: Some(started),
+            })?;
+            if !out.is_file() {
+                anyhow::bail!(
+                    "{}: the window closed before the screenshot was taken",
+                    out.display()
+                );
+            }
+            eprintln!("wrote {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Inspect { model, json } => inspect(&model, json),
         Command::Quantize(args) => quantize(args),
         Command::Eval(args) => eval(args),

@@ -1,0 +1,172 @@
+//! Two experiments side by side: every setting and every figure, differences highlighted.
+
+use eframe::egui;
+
+use super::app::AppCtx;
+use quantbench::session::{Experiment, Session};
+
+#[derive(Default)]
+pub struct CompareView {
+    a: Option<usize>,
+    b: Option<usize>,
+    /// Once the user picks the second experiment, it no longer follows the selection.
+    b_picked: bool,
+}
+
+fn rows(e: &Experiment, backends: &[String]) -> Vec<(String, String)> {
+    let opt = |v: Option<f64>, d: usize| match v {
+        Some(v) if v.is_infinite() => "inf".to_string(),
+        Some(v) => format!("{v:.d$}"),
+        None => "–".to_string(),
+    };
+    let mut out = vec![];
+    match &e.config {
+        None => out.push(("mode".to_string(), "float (baseline)".to_string())),
+        Some(c) => {
+            out.push(("mode".into(), c.mode.cli_name().into()));
+            out.push((
+                "weights".into(),
+                if c.per_channel {
+                    "per-channel"
+                } else {
+                    "per-tensor"
+                }
+                .into(),
+            ));
+            out.push(("symmetry".into(), format!("{:?}", c.symmetry)));
+            out.push(("activations".into(), format!("{:?}", c.activations)));
+            out.push((
+                "calibration".into(),
+                format!("{} ({} samples)", c.calibration, c.samples),
+            ));
+            out.push((
+                "kept float".into(),
+                if c.keep_float.is_empty() {
+                    "–".into()
+                } else {
+                    c.keep_float.join(", ")
+                },
+            ));
+        }
+    }
+    out.push((
+        "size".into(),
+        quantbench::onnx::inspect::human_bytes(e.result.size_bytes),
+    ));
+    if let Some(q) = &e.result.quantize {
+        out.push(("opset".into(), q.opset.to_string()));
+    }
+    for b in backends {
+        let r = e.result.eval(b);
+        out.push((format!("{b} top-1"), opt(r.and_then(|r| r.top1), 4)));
+        out.push((
+            format!("{b} agreement"),
+            opt(r.and_then(|r| r.agreement), 4),
+        ));
+        out.push((format!("{b} SQNR dB"), opt(r.and_then(|r| r.sqnr_db), 2)));
+        out.push((format!("{b} cosine"), opt(r.and_then(|r| r.cosine), 5)));
+        out.push((
+            format!("{b} p50 ms"),
+            opt(e.result.bench(b).map(|x| x.p50_ms), 3),
+        ));
+    }
+    out
+}
+
+fn pick(ui: &mut egui::Ui, id: &str, label: egui::Id, slot: &mut Option<usize>, session: &Session) {
+    let text = slot
+        .and_then(|i| session.experiments.get(i))
+        .map(|e| e.name.clone())
+        .unwrap_or("choose…".into());
+    egui::ComboBox::from_id_salt(id)
+        .selected_text(text)
+        .width(190.0)
+        .show_ui(ui, |ui| {
+            for (i, e) in session.experiments.iter().enumerate() {
+                ui.selectable_value(slot, Some(i), format!("{}: {}", i + 1, e.name));
+            }
+        })
+        .response
+        .labelled_by(label);
+}
+
+impl CompareView {
+    pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &AppCtx) {
+        let Self { a, b, b_picked } = self;
+        let Some(session) = ctx.session else { return };
+        let n = session.experiments.len();
+        // Defaults: the float baseline against the selected (or the last finished) experiment.
+        if a.is_none_or(|i| i >= n) {
+            *a = session.experiments.iter().position(|e| e.config.is_none());
+        }
+        if !*b_picked || b.is_none_or(|i| i >= n) {
+            *b = ctx.selected.or_else(|| {
+                session
+                    .experiments
+                    .iter()
+                    .rposition(|e| e.is_done() && e.config.is_some())
+            });
+        }
+        ui.horizontal(|ui| {
+            let title = ui.strong("Compare");
+            pick(ui, "compare_a", title.id, a, session);
+            let with = ui.label("with");
+            let before = *b;
+            pick(ui, "compare_b", with.id, b, session);
+            if *b != before {
+                *b_picked = true;
+            }
+            if *b_picked && ui.small_button("follow selection").clicked() {
+                *b_picked = false;
+            }
+        });
+        let (Some(ea), Some(eb)) = (
+            a.and_then(|i| session.experiments.get(i)),
+            b.and_then(|i| session.experiments.get(i)),
+        ) else {
+            ui.weak("Choose two experiments.");
+            return;
+        };
+        let mut backends: Vec<String> = ea
+            .result
+            .evals
+            .iter()
+            .chain(&eb.result.evals)
+            .map(|v| v.backend.clone())
+            .collect();
+        backends.sort();
+        backends.dedup();
+        let (ra, rb) = (rows(ea, &backends), rows(eb, &backends));
+        egui::ScrollArea::vertical()
+            .id_salt("compare_rows")
+            .auto_shrink([false, true])
+            .show(ui, |ui| {
+                egui::Grid::new("compare_grid")
+                    .striped(true)
+                    .num_columns(3)
+                    .show(ui, |ui| {
+                        ui.strong("");
+                        ui.strong(&ea.name);
+                        ui.strong(&eb.name);
+                        ui.end_row();
+                        for (key, va) in &ra {
+                            let vb = rb
+                                .iter()
+                                .find(|(k, _)| k == key)
+                                .map(|(_, v)| v.as_str())
+                                .unwrap_or("–");
+                            ui.label(key);
+                            if va != vb {
+                                let hl = ui.visuals().warn_fg_color;
+                                ui.label(egui::RichText::new(va).color(hl).strong());
+                                ui.label(egui::RichText::new(vb).color(hl).strong());
+                            } else {
+                                ui.label(va);
+                                ui.label(vb);
+                            }
+                            ui.end_row();
+                        }
+                    });
+            });
+    }
+}

@@ -1,0 +1,272 @@
+//! The dataset: where samples come from, how they are preprocessed (editable), and a preview
+//! of a few decoded samples as the model will see them.
+
+use std::path::PathBuf;
+
+use eframe::egui;
+
+use super::app::AppCtx;
+use super::AppCommand;
+use quantbench::data::{Color, Dataset, DatasetDesc, Layout, ValueScale};
+
+#[derive(Default)]
+pub struct DatasetPanel {
+    path_text: String,
+    /// The description being edited; applied with the button.
+    draft: Option<DatasetDesc>,
+    resize_text: String,
+    crop_text: String,
+    mean_text: String,
+    std_text: String,
+    errors: Vec<String>,
+}
+
+fn floats(text: &str) -> Result<Vec<f32>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<f32>()
+                .map_err(|_| format!("'{s}' is not a number"))
+        })
+        .collect()
+}
+
+impl DatasetPanel {
+    /// Loads a description into the editor.
+    pub fn edit(&mut self, desc: &DatasetDesc) {
+        let p = &desc.preprocess;
+        self.resize_text = p.resize_shorter.map(|r| r.to_string()).unwrap_or_default();
+        self.crop_text = p
+            .center_crop
+            .map(|(h, w)| format!("{h}x{w}"))
+            .unwrap_or_default();
+        self.mean_text = p
+            .mean
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.std_text = p
+            .std
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.draft = Some(desc.clone());
+    }
+
+    pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &AppCtx) {
+        ui.horizontal(|ui| {
+            let l = ui.label("Description");
+            ui.add(
+                egui::TextEdit::singleline(&mut self.path_text)
+                    .hint_text("dataset.ron")
+                    .desired_width(150.0),
+            )
+            .labelled_by(l.id);
+            if ui.button("Open").clicked() && !self.path_text.trim().is_empty() {
+                ctx.commands.send(AppCommand::OpenDataset(PathBuf::from(
+                    self.path_text.trim(),
+                )));
+            }
+            if ui.button("Browse…").clicked() {
+                if let Some(p) = rfd::FileDialog::new()
+                    .add_filter("dataset description", &["ron"])
+                    .pick_file()
+                {
+                    ctx.commands.send(AppCommand::OpenDataset(p));
+                }
+            }
+        });
+        let Some(loaded) = ctx.dataset else {
+            ui.label("No dataset: int8 needs calibration data, evaluation needs samples.");
+            return;
+        };
+        ui.label(format!(
+            "{}: {} samples{}",
+            loaded
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            loaded.dataset.len(),
+            if loaded.dataset.has_labels() {
+                ", labelled"
+            } else {
+                ", no labels"
+            }
+        ));
+        if let Some(m) = &loaded.mismatch {
+            ui.colored_label(ui.visuals().error_fg_color, m);
+        }
+        ui.horizontal_wrapped(|ui| {
+            for (texture, caption) in &loaded.previews {
+                ui.vertical(|ui| {
+                    ui.add(egui::Image::new(texture).fit_to_exact_size(egui::vec2(64.0, 64.0)));
+                    ui.small(caption);
+                });
+            }
+        });
+        self.errors.clear();
+        let Some(draft) = self.draft.as_mut() else {
+            return;
+        };
+        let p = &mut draft.preprocess;
+        egui::Grid::new("preprocess").num_columns(2).show(ui, |ui| {
+            let l = ui.label("Resize shorter side");
+            ui.add(
+                egui::TextEdit::singleline(&mut self.resize_text)
+                    .hint_text("none")
+                    .desired_width(60.0),
+            )
+            .labelled_by(l.id);
+            ui.end_row();
+            let l = ui.label("Centre crop (HxW)");
+            ui.add(
+                egui::TextEdit::singleline(&mut self.crop_text)
+                    .hint_text("none")
+                    .desired_width(80.0),
+            )
+            .labelled_by(l.id);
+            ui.end_row();
+            ui.label("Colour");
+            ui.horizontal(|ui| {
+                ui.radio_value(&mut p.color, Color::Rgb, "RGB");
+                ui.radio_value(&mut p.color, Color::Bgr, "BGR");
+                ui.radio_value(&mut p.color, Color::Grayscale, "gray");
+            });
+            ui.end_row();
+            ui.label("Layout");
+            ui.horizontal(|ui| {
+                ui.radio_value(&mut p.layout, Layout::Nchw, "NCHW");
+                ui.radio_value(&mut p.layout, Layout::Nhwc, "NHWC");
+            });
+            ui.end_row();
+            ui.label("Pixels");
+            ui.horizontal(|ui| {
+                ui.radio_value(&mut p.value_scale, ValueScale::Byte, "0–255");
+                ui.radio_value(&mut p.value_scale, ValueScale::Unit, "0–1");
+            });
+            ui.end_row();
+            let l = ui.label("Mean");
+            ui.add(egui::TextEdit::singleline(&mut self.mean_text).desired_width(150.0))
+                .labelled_by(l.id);
+            ui.end_row();
+            let l = ui.label("Std");
+            ui.add(egui::TextEdit::singleline(&mut self.std_text).desired_width(150.0))
+                .labelled_by(l.id);
+            ui.end_row();
+        });
+        p.resize_shorter = match self.resize_text.trim() {
+            "" => None,
+            t => match t.parse() {
+                Ok(v) => Some(v),
+                Err(_) => {
+                    self.errors
+                        .push(format!("resize: '{t}' is not a whole number"));
+                    None
+                }
+            },
+        };
+        p.center_crop = match self.crop_text.trim() {
+            "" => None,
+            t => match t
+                .split_once(['x', 'X'])
+                .and_then(|(h, w)| Some((h.trim().parse().ok()?, w.trim().parse().ok()?)))
+            {
+                Some(hw) => Some(hw),
+                None => {
+                    self.errors
+                        .push(format!("crop: '{t}' is not HxW, e.g. 224x224"));
+                    None
+                }
+            },
+        };
+        match (floats(&self.mean_text), floats(&self.std_text)) {
+            (Ok(m), Ok(s)) => {
+                if s.contains(&0.0) {
+                    self.errors.push("std: must not be zero".into());
+                }
+                p.mean = m;
+                p.std = s;
+            }
+            (Err(e), _) => self.errors.push(format!("mean: {e}")),
+            (_, Err(e)) => self.errors.push(format!("std: {e}")),
+        }
+        for e in &self.errors {
+            ui.colored_label(ui.visuals().error_fg_color, e);
+        }
+        let changed = *draft != loaded.dataset.desc;
+        if ui
+            .add_enabled(
+                changed && self.errors.is_empty(),
+                egui::Button::new("Apply preprocessing"),
+            )
+            .clicked()
+        {
+            ctx.commands
+                .send(AppCommand::ApplyDatasetDesc(draft.clone()));
+        }
+    }
+}
+
+/// The first `n` samples as images (each stretched to its own min..max), with their labels.
+pub fn previews(
+    ctx: &egui::Context,
+    dataset: &Dataset,
+    n: usize,
+) -> Vec<(egui::TextureHandle, String)> {
+    let mut out = vec![];
+    for i in 0..n.min(dataset.len()) {
+        let Ok(sample) = dataset.sample(i) else {
+            continue;
+        };
+        let shape = &sample.shape;
+        if shape.len() != 4 {
+            continue;
+        }
+        let nhwc = dataset.desc.preprocess.layout == Layout::Nhwc
+            && !matches!(dataset.desc.source, quantbench::data::Source::Npy { .. });
+        let (c, h, w) = if nhwc {
+            (shape[3], shape[1], shape[2])
+        } else {
+            (shape[1], shape[2], shape[3])
+        };
+        if c == 0 || h == 0 || w == 0 {
+            continue;
+        }
+        let (lo, hi) = sample
+            .data
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+        let scale = if hi > lo { 255.0 / (hi - lo) } else { 0.0 };
+        let at = |ch: usize, y: usize, x: usize| {
+            let k = if nhwc {
+                (y * w + x) * c + ch
+            } else {
+                (ch * h + y) * w + x
+            };
+            ((sample.data[k] - lo) * scale) as u8
+        };
+        let mut pixels = Vec::with_capacity(h * w);
+        for y in 0..h {
+            for x in 0..w {
+                let (r, g, b) = if c >= 3 {
+                    (at(0, y, x), at(1, y, x), at(2, y, x))
+                } else {
+                    (at(0, y, x), at(0, y, x), at(0, y, x))
+                };
+                pixels.push(egui::Color32::from_rgb(r, g, b));
+            }
+        }
+        let image = egui::ColorImage::new([w, h], pixels);
+        let texture = ctx.load_texture(format!("sample{i}"), image, egui::TextureOptions::NEAREST);
+        let caption = sample
+            .label
+            .map(|l| format!("#{i}: {l}"))
+            .unwrap_or_else(|| format!("#{i}"));
+        out.push((texture, caption));
+    }
+    out
+}

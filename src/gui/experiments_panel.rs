@@ -1,0 +1,235 @@
+//! The experiments and the job running them: status, progress bar, elapsed time, Cancel, and
+//! per experiment its figures or its error; select, remove and export from here.
+
+use eframe::egui;
+
+use super::app::AppCtx;
+use super::AppCommand;
+use quantbench::onnx::inspect::human_bytes;
+
+#[derive(Default)]
+pub struct ExperimentsPanel {
+    export_path: String,
+}
+
+fn fmt(v: Option<f64>, digits: usize) -> String {
+    match v {
+        Some(v) if v.is_infinite() => "inf".into(),
+        Some(v) => format!("{v:.digits$}"),
+        None => "–".into(),
+    }
+}
+
+impl ExperimentsPanel {
+    pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &AppCtx) {
+        let Self { export_path } = self;
+        let Some(session) = ctx.session else {
+            ui.label("Open a model to start.");
+            return;
+        };
+        ui.horizontal(|ui| {
+            ui.strong("Experiments");
+            let add = ui.add_enabled(
+                ctx.settings_error.is_none(),
+                egui::Button::new("Add experiment"),
+            );
+            let add = match &ctx.settings_error {
+                Some(e) => add.on_disabled_hover_text(e),
+                None => add.on_hover_text("Turn the current settings into an experiment"),
+            };
+            if add.clicked() {
+                ctx.commands.send(AppCommand::AddExperiment);
+            }
+            if ui.button("Add standard preset").clicked() {
+                ctx.commands.send(AppCommand::AddPreset);
+            }
+            ui.separator();
+            let pending = session.experiments.iter().filter(|e| !e.is_done()).count();
+            let running = ctx.job.is_some();
+            if ui
+                .add_enabled(
+                    !running && pending > 0,
+                    egui::Button::new(format!("Run ({pending} pending)")),
+                )
+                .clicked()
+            {
+                ctx.commands.send(AppCommand::Run);
+            }
+            if ui
+                .add_enabled(running, egui::Button::new("Cancel"))
+                .clicked()
+            {
+                ctx.commands.send(AppCommand::Cancel);
+            }
+            ui.separator();
+            let selected = ctx
+                .selected
+                .and_then(|i| session.experiments.get(i).map(|e| (i, e)));
+            let l = ui.label("Export selected to");
+            ui.add(
+                egui::TextEdit::singleline(export_path)
+                    .hint_text("model.int8.onnx")
+                    .desired_width(170.0),
+            )
+            .labelled_by(l.id);
+            let can_export = selected.is_some_and(|(_, e)| e.result.error.is_none());
+            if ui
+                .add_enabled(
+                    can_export && !export_path.trim().is_empty(),
+                    egui::Button::new("Export"),
+                )
+                .clicked()
+            {
+                if let Some((i, _)) = selected {
+                    ctx.commands.send(AppCommand::ExportModel {
+                        experiment: i,
+                        path: export_path.trim().into(),
+                    });
+                }
+            }
+            if ui
+                .add_enabled(can_export, egui::Button::new("Export…"))
+                .clicked()
+            {
+                if let Some((i, e)) = selected {
+                    let name = format!("{}.onnx", quantbench::sweep::slug(&e.name));
+                    if let Some(p) = rfd::FileDialog::new()
+                        .add_filter("ONNX", &["onnx"])
+                        .set_file_name(name)
+                        .save_file()
+                    {
+                        ctx.commands.send(AppCommand::ExportModel {
+                            experiment: i,
+                            path: p,
+                        });
+                    }
+                }
+            }
+            if let Some(p95) = ctx.frame_p95_ms {
+                ui.separator();
+                ui.weak(format!("frame p95 {p95:.1} ms"));
+            }
+        });
+        if let Some(job) = ctx.job {
+            let (stage, done, total) = job.progress.snapshot();
+            ui.horizontal(|ui| {
+                let name = job
+                    .current
+                    .and_then(|i| session.experiments.get(i))
+                    .map(|e| e.name.as_str())
+                    .unwrap_or("starting");
+                ui.label(format!("running {name}: {stage}"));
+                let fraction = if total > 0 {
+                    done as f32 / total as f32
+                } else {
+                    0.0
+                };
+                ui.add(
+                    egui::ProgressBar::new(fraction)
+                        .desired_width(220.0)
+                        .text(format!("{done}/{total}")),
+                );
+                if !ctx.is_test {
+                    ui.weak(format!("{:.0} s", job.started.elapsed().as_secs_f64()));
+                }
+                ui.weak(format!("{} queued", job.queued.len()));
+            });
+        }
+        let backends: Vec<String> = {
+            let mut b: Vec<String> = session
+                .experiments
+                .iter()
+                .flat_map(|e| e.result.evals.iter().map(|v| v.backend.clone()))
+                .collect();
+            b.sort();
+            b.dedup();
+            b
+        };
+        egui::ScrollArea::vertical()
+            .id_salt("experiments_table")
+            .show(ui, |ui| {
+                egui::Grid::new("experiments_grid")
+                    .striped(true)
+                    .num_columns(6 + 2 * backends.len())
+                    .show(ui, |ui| {
+                        for h in ["#", "config", "status", "size"] {
+                            ui.strong(h);
+                        }
+                        for b in &backends {
+                            ui.strong(format!("{b}: top-1 / agree / SQNR"));
+                            ui.strong(format!("{b} p50"));
+                        }
+                        ui.strong("");
+                        ui.end_row();
+                        for (i, e) in session.experiments.iter().enumerate() {
+                            let selected = ctx.selected == Some(i);
+                            if ui
+                                .selectable_label(selected, format!("{}", i + 1))
+                                .clicked()
+                            {
+                                ctx.commands.send(AppCommand::Select(if selected {
+                                    None
+                                } else {
+                                    Some(i)
+                                }));
+                            }
+                            if ui.selectable_label(selected, &e.name).clicked() {
+                                ctx.commands.send(AppCommand::Select(if selected {
+                                    None
+                                } else {
+                                    Some(i)
+                                }));
+                            }
+                            let running = ctx.job.is_some_and(|j| j.current == Some(i));
+                            let queued = ctx.job.is_some_and(|j| j.queued.contains(&i));
+                            if let Some(err) = &e.result.error {
+                                ui.colored_label(ui.visuals().error_fg_color, "failed")
+                                    .on_hover_text(err);
+                            } else if running {
+                                ui.label("running");
+                            } else if queued {
+                                ui.label("queued");
+                            } else if e.is_done() {
+                                let l = ui.label("done");
+                                if !e.result.notes.is_empty() {
+                                    l.on_hover_text(e.result.notes.join("\n"));
+                                }
+                            } else {
+                                ui.weak("not run");
+                            }
+                            ui.label(if e.result.size_bytes > 0 {
+                                human_bytes(e.result.size_bytes)
+                            } else {
+                                "–".into()
+                            });
+                            for b in &backends {
+                                match e.result.eval(b) {
+                                    Some(r) => ui.label(format!(
+                                        "{} / {} / {}",
+                                        fmt(r.top1, 4),
+                                        fmt(r.agreement, 3),
+                                        fmt(r.sqnr_db, 1)
+                                    )),
+                                    None => ui.weak("–"),
+                                };
+                                ui.label(
+                                    e.result
+                                        .bench(b)
+                                        .map(|x| format!("{:.3} ms", x.p50_ms))
+                                        .unwrap_or("–".into()),
+                                );
+                            }
+                            if ui.small_button("Remove").clicked() {
+                                ctx.commands.send(AppCommand::RemoveExperiment(i));
+                            }
+                            ui.end_row();
+                            if let Some(err) = &e.result.error {
+                                ui.label("");
+                                ui.colored_label(ui.visuals().error_fg_color, err);
+                                ui.end_row();
+                            }
+                        }
+                    });
+            });
+    }
+}

@@ -1,0 +1,237 @@
+//! Per-layer error: rows are the model's tensors in graph order, columns the experiments,
+//! colour the SQNR (dB) between float and quantized activations; exact values on hover.
+
+use eframe::egui;
+
+use super::app::AppCtx;
+use super::AppCommand;
+use quantbench::session::Session;
+
+#[derive(Default)]
+pub struct HeatmapView {
+    /// Only rows whose worst SQNR is below this, when set.
+    worst_only: bool,
+}
+
+/// Red (0 dB) through yellow (20 dB) to green (40 dB and above); exact copies dark green.
+pub fn color_for(db: f64) -> egui::Color32 {
+    if db.is_infinite() && db > 0.0 {
+        return egui::Color32::from_rgb(20, 110, 60);
+    }
+    let t = (db / 40.0).clamp(0.0, 1.0) as f32;
+    let (r, g, b) = if t < 0.5 {
+        let k = t / 0.5;
+        (215.0, 48.0 + k * (200.0 - 48.0), 39.0)
+    } else {
+        let k = (t - 0.5) / 0.5;
+        (
+            215.0 - k * (215.0 - 40.0),
+            200.0 - k * (200.0 - 160.0),
+            39.0 + k * (80.0 - 39.0),
+        )
+    };
+    egui::Color32::from_rgb(r as u8, g as u8, b as u8)
+}
+
+/// Rows (tensor, op type), columns (experiment indices) and SQNR values[row][col].
+pub type Matrix = (Vec<(String, String)>, Vec<usize>, Vec<Vec<Option<f64>>>);
+
+/// (row names with op types, columns as experiment indices, values[row][col]); rows in the
+/// order of `graph_order` (tensor names as the graph produces them), unknown ones last.
+pub fn matrix(session: &Session, graph_order: &[String]) -> Matrix {
+    let columns: Vec<usize> = session
+        .experiments
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| !e.result.layers.is_empty())
+        .map(|(i, _)| i)
+        .collect();
+    let mut rows: Vec<(String, String)> = vec![];
+    for &c in &columns {
+        for l in &session.experiments[c].result.layers {
+            if !rows.iter().any(|(t, _)| *t == l.tensor) {
+                rows.push((l.tensor.clone(), l.op_type.clone()));
+            }
+        }
+    }
+    let position = |t: &str| {
+        graph_order
+            .iter()
+            .position(|g| g == t)
+            .unwrap_or(usize::MAX)
+    };
+    rows.sort_by_key(|(t, _)| position(t));
+    let values = rows
+        .iter()
+        .map(|(t, _)| {
+            columns
+                .iter()
+                .map(|&c| {
+                    session.experiments[c]
+                        .result
+                        .layers
+                        .iter()
+                        .find(|l| l.tensor == *t)
+                        .map(|l| l.sqnr_db)
+                })
+                .collect()
+        })
+        .collect();
+    (rows, columns, values)
+}
+
+impl HeatmapView {
+    pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &AppCtx) {
+        let Self { worst_only } = self;
+        let Some(session) = ctx.session else { return };
+        let order: Vec<String> = ctx
+            .model
+            .map(|m| {
+                let s = &m.summary;
+                s.inputs
+                    .iter()
+                    .map(|i| i.name.clone())
+                    .chain(s.nodes.iter().flat_map(|n| n.outputs.iter().cloned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (rows, columns, values) = matrix(session, &order);
+        ui.horizontal(|ui| {
+            ui.strong("Per-layer SQNR");
+            ui.checkbox(worst_only, "only rows under 20 dB");
+        });
+        if columns.is_empty() {
+            ui.weak("Per-layer error appears here once quantized experiments have run.");
+            return;
+        }
+        // Legend.
+        ui.horizontal(|ui| {
+            for db in [0.0, 10.0, 20.0, 30.0, 40.0] {
+                let (rect, _) =
+                    ui.allocate_exact_size(egui::vec2(14.0, 10.0), egui::Sense::hover());
+                ui.painter().rect_filled(rect, 0.0, color_for(db));
+                ui.small(format!("{db:.0}"));
+            }
+            ui.small("dB (exact: dark green)");
+        });
+        let shown: Vec<usize> = (0..rows.len())
+            .filter(|&r| !*worst_only || values[r].iter().flatten().any(|v| *v < 20.0))
+            .collect();
+        let label_width = 150.0;
+        let gap = 4.0;
+        // Leave room for the scroll bar.
+        let cell_w = ((ui.available_width() - label_width - gap - 18.0) / columns.len() as f32)
+            .clamp(14.0, 60.0);
+        let cell_h = 14.0;
+        // Column headers: experiment numbers, the name on hover.
+        ui.horizontal(|ui| {
+            ui.spacing_mut().item_spacing.x = 0.0;
+            ui.add_space(label_width + gap);
+            for &c in &columns {
+                let (rect, response) =
+                    ui.allocate_exact_size(egui::vec2(cell_w, cell_h), egui::Sense::click());
+                let selected = ctx.selected == Some(c);
+                ui.painter().text(
+                    rect.center(),
+                    egui::Align2::CENTER_CENTER,
+                    format!("{}", c + 1),
+                    egui::FontId::monospace(11.0),
+                    if selected {
+                        ui.visuals().strong_text_color()
+                    } else {
+                        ui.visuals().text_color()
+                    },
+                );
+                if response.clicked() {
+                    ctx.commands.send(AppCommand::Select(Some(c)));
+                }
+                response.on_hover_text(&session.experiments[c].name);
+            }
+        });
+        egui::ScrollArea::vertical()
+            .id_salt("heatmap_rows")
+            .auto_shrink([false, true])
+            .max_height(ui.available_height())
+            .show_rows(ui, cell_h, shown.len(), |ui, range| {
+                for &r in &shown[range] {
+                    ui.horizontal(|ui| {
+                        ui.spacing_mut().item_spacing.x = 0.0;
+                        let (name, op) = &rows[r];
+                        let (label_rect, label_resp) = ui.allocate_exact_size(
+                            egui::vec2(label_width, cell_h),
+                            egui::Sense::hover(),
+                        );
+                        let short: String = if name.chars().count() > 22 {
+                            format!(
+                                "…{}",
+                                name.chars()
+                                    .rev()
+                                    .take(21)
+                                    .collect::<Vec<_>>()
+                                    .into_iter()
+                                    .rev()
+                                    .collect::<String>()
+                            )
+                        } else {
+                            name.clone()
+                        };
+                        ui.painter().text(
+                            label_rect.left_center(),
+                            egui::Align2::LEFT_CENTER,
+                            short,
+                            egui::FontId::proportional(11.0),
+                            ui.visuals().text_color(),
+                        );
+                        label_resp.on_hover_text(format!("{name} ({op})"));
+                        ui.add_space(gap);
+                        for (k, &c) in columns.iter().enumerate() {
+                            let (rect, resp) = ui.allocate_exact_size(
+                                egui::vec2(cell_w, cell_h),
+                                egui::Sense::hover(),
+                            );
+                            match values[r][k] {
+                                Some(db) => {
+                                    ui.painter()
+                                        .rect_filled(rect.shrink(0.5), 0.0, color_for(db));
+                                    resp.on_hover_text(format!(
+                                        "{name} ({op})\n{}\nSQNR {}",
+                                        session.experiments[c].name,
+                                        if db.is_infinite() {
+                                            "exact".to_string()
+                                        } else {
+                                            format!("{db:.2} dB")
+                                        }
+                                    ));
+                                }
+                                None => {
+                                    ui.painter().rect_stroke(
+                                        rect.shrink(1.0),
+                                        0.0,
+                                        ui.visuals().widgets.noninteractive.bg_stroke,
+                                        egui::StrokeKind::Inside,
+                                    );
+                                }
+                            }
+                        }
+                    });
+                }
+            });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn colour_scale_runs_red_to_green() {
+        let red = super::color_for(0.0);
+        let green = super::color_for(40.0);
+        assert!(red.r() > 200 && red.g() < 60);
+        assert!(green.g() > 150 && green.r() < 60);
+        assert_eq!(super::color_for(100.0), green);
+        assert_eq!(super::color_for(f64::INFINITY), egui_color(20, 110, 60));
+    }
+
+    fn egui_color(r: u8, g: u8, b: u8) -> eframe::egui::Color32 {
+        eframe::egui::Color32::from_rgb(r, g, b)
+    }
+}

