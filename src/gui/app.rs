@@ -185,7 +185,8 @@ impl WorkbenchApp {
         {
             app.apply(AppCommand::AddPreset);
         }
-        if app.screenshot_plan.is_some() {
+        let pending = app.session.as_ref().is_some_and(|s| s.experiments.iter().any(|e| !e.is_done()));
+        if app.screenshot_plan.is_some() && pending {
             app.apply(AppCommand::Run);
         }
         app

@@ -149,20 +149,26 @@ impl CompareView {
                         ui.strong(&ea.name);
                         ui.strong(&eb.name);
                         ui.end_row();
-                        for (key, va) in &ra {
-                            let vb = rb
-                                .iter()
-                                .find(|(k, _)| k == key)
-                                .map(|(_, v)| v.as_str())
-                                .unwrap_or("–");
+                        // Every row either side has: the first's, then what only the second has.
+                        let mut keys: Vec<&String> = ra.iter().map(|(k, _)| k).collect();
+                        for (k, _) in &rb {
+                            if !keys.contains(&k) {
+                                keys.push(k);
+                            }
+                        }
+                        let value = |rows: &[(String, String)], key: &str| {
+                            rows.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or("–".into())
+                        };
+                        for key in keys {
+                            let (va, vb) = (value(&ra, key), value(&rb, key));
                             ui.label(key);
                             if va != vb {
                                 let hl = ui.visuals().warn_fg_color;
-                                ui.label(egui::RichText::new(va).color(hl).strong());
-                                ui.label(egui::RichText::new(vb).color(hl).strong());
+                                ui.label(egui::RichText::new(&va).color(hl).strong());
+                                ui.label(egui::RichText::new(&vb).color(hl).strong());
                             } else {
-                                ui.label(va);
-                                ui.label(vb);
+                                ui.label(&va);
+                                ui.label(&vb);
                             }
                             ui.end_row();
                         }

@@ -61,9 +61,10 @@ pub enum AppCommand {
 
 /// The bundled sample, found next to the executable's project or the working directory.
 pub fn sample_dir() -> Option<PathBuf> {
+    // Relative first: sessions saved from the project folder then stay portable.
     let candidates = [
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample_data/mnist"),
         PathBuf::from("sample_data/mnist"),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample_data/mnist"),
     ];
     candidates
         .into_iter()
