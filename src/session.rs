@@ -129,6 +129,18 @@ impl Session {
         }
     }
 
+    /// The runtimes any experiment has results on, sorted.
+    pub fn backends(&self) -> Vec<String> {
+        let mut b: Vec<String> = self
+            .experiments
+            .iter()
+            .flat_map(|e| e.result.evals.iter().map(|v| v.backend.clone()))
+            .collect();
+        b.sort();
+        b.dedup();
+        b
+    }
+
     pub fn to_ron(&self) -> Result<String> {
         ron::ser::to_string_pretty(self, ron::ser::PrettyConfig::default().struct_names(true))
             .map_err(|e| anyhow!("cannot serialize the session: {e}"))

@@ -8,7 +8,10 @@ use common::*;
 #[test]
 fn screenshot_command_runs_the_preset_and_writes_the_window_as_png() {
     if std::env::var_os("DISPLAY").is_none() {
-        assert!(std::env::var_os("CI").is_none(), "CI must run this test with a display (tests/run_all.sh starts Xvfb)");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run this test with a display (tests/run_all.sh starts Xvfb)"
+        );
         eprintln!("skipped: no DISPLAY (tests/run_all.sh starts Xvfb)");
         return;
     }
@@ -16,7 +19,13 @@ fn screenshot_command_runs_the_preset_and_writes_the_window_as_png() {
     let png = dir.path().join("shot.png");
     let session = dir.path().join("session.ron");
     let out = std::process::Command::new(bin())
-        .args(["screenshot", "--out", png.to_str().unwrap(), "--session-out", session.to_str().unwrap()])
+        .args([
+            "screenshot",
+            "--out",
+            png.to_str().unwrap(),
+            "--session-out",
+            session.to_str().unwrap(),
+        ])
         .current_dir(root())
         .output()
         .unwrap();
@@ -31,5 +40,8 @@ fn screenshot_command_runs_the_preset_and_writes_the_window_as_png() {
     assert!(colours.len() > 100, "only {} colours", colours.len());
     let s = quantbench::session::Session::load(&session).unwrap();
     assert_eq!(s.experiments.len(), 7);
-    assert!(s.experiments.iter().all(|e| e.result.error.is_none() && !e.result.evals.is_empty()));
+    assert!(s
+        .experiments
+        .iter()
+        .all(|e| e.result.error.is_none() && !e.result.evals.is_empty()));
 }

@@ -185,7 +185,10 @@ impl WorkbenchApp {
         {
             app.apply(AppCommand::AddPreset);
         }
-        let pending = app.session.as_ref().is_some_and(|s| s.experiments.iter().any(|e| !e.is_done()));
+        let pending = app
+            .session
+            .as_ref()
+            .is_some_and(|s| s.experiments.iter().any(|e| !e.is_done()));
         if app.screenshot_plan.is_some() && pending {
             app.apply(AppCommand::Run);
         }

@@ -157,7 +157,10 @@ impl CompareView {
                             }
                         }
                         let value = |rows: &[(String, String)], key: &str| {
-                            rows.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or("–".into())
+                            rows.iter()
+                                .find(|(k, _)| k == key)
+                                .map(|(_, v)| v.clone())
+                                .unwrap_or("–".into())
                         };
                         for key in keys {
                             let (va, vb) = (value(&ra, key), value(&rb, key));

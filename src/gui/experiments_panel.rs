@@ -135,16 +135,7 @@ impl ExperimentsPanel {
                 ui.weak(format!("{} queued", job.queued.len()));
             });
         }
-        let backends: Vec<String> = {
-            let mut b: Vec<String> = session
-                .experiments
-                .iter()
-                .flat_map(|e| e.result.evals.iter().map(|v| v.backend.clone()))
-                .collect();
-            b.sort();
-            b.dedup();
-            b
-        };
+        let backends = session.backends();
         egui::ScrollArea::vertical()
             .id_salt("experiments_table")
             .show(ui, |ui| {

@@ -9,7 +9,7 @@ use quantbench::session::Session;
 
 #[derive(Default)]
 pub struct HeatmapView {
-    /// Only rows whose worst SQNR is below this, when set.
+    /// Only rows where some experiment is under 20 dB.
     worst_only: bool,
 }
 

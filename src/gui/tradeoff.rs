@@ -70,16 +70,7 @@ impl TradeoffView {
 
     pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &AppCtx) {
         let Some(session) = ctx.session else { return };
-        let backends: Vec<String> = {
-            let mut b: Vec<String> = session
-                .experiments
-                .iter()
-                .flat_map(|e| e.result.evals.iter().map(|v| v.backend.clone()))
-                .collect();
-            b.sort();
-            b.dedup();
-            b
-        };
+        let backends = session.backends();
         let has_results = session
             .experiments
             .iter()

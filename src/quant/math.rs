@@ -98,37 +98,62 @@ pub fn fake_quantize(x: f32, p: QParams, qtype: QType) -> f32 {
     dequantize(quantize(x, p, qtype), p)
 }
 
-/// Minimum, maximum and whether every value is finite, in one pass the compiler vectorizes
-/// (eight independent lanes; no NaN-aware `f32::min` chain).
-#[allow(clippy::eq_op)] // `v - v` is the finiteness test, on purpose
+/// Minimum, maximum and whether every value is finite, in one pass over the data.
 pub fn min_max_finite(values: &[f32]) -> (f32, f32, bool) {
-    const LANES: usize = 8;
-    let mut lo = [f32::INFINITY; LANES];
-    let mut hi = [f32::NEG_INFINITY; LANES];
-    // v − v is 0 for finite v and NaN for ±inf and NaN; NaN is sticky under addition.
-    let mut poison = [0.0f32; LANES];
-    let chunks = values.chunks_exact(LANES);
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: SSE2 is part of the x86-64 baseline; loads are unaligned and in bounds.
+        unsafe { min_max_finite_sse2(values) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        min_max_finite_scalar(values)
+    }
+}
+
+/// v − v is 0 for finite v and NaN for ±inf and NaN; NaN is sticky under addition, so one sum
+/// tells whether any value was not finite.
+#[allow(clippy::eq_op)] // `v - v` is the finiteness test, on purpose
+fn min_max_finite_scalar(values: &[f32]) -> (f32, f32, bool) {
+    let (mut lo, mut hi, mut poison) = (f32::INFINITY, f32::NEG_INFINITY, 0.0f32);
+    for &v in values {
+        lo = if v < lo { v } else { lo };
+        hi = if v > hi { v } else { hi };
+        poison += v - v;
+    }
+    (lo, hi, poison == 0.0)
+}
+
+#[cfg(target_arch = "x86_64")]
+unsafe fn min_max_finite_sse2(values: &[f32]) -> (f32, f32, bool) {
+    use std::arch::x86_64::*;
+    let chunks = values.chunks_exact(8);
     let rest = chunks.remainder();
-    for chunk in chunks {
-        for k in 0..LANES {
-            let v = chunk[k];
-            lo[k] = if v < lo[k] { v } else { lo[k] };
-            hi[k] = if v > hi[k] { v } else { hi[k] };
-            poison[k] += v - v;
-        }
+    let (mut lo0, mut lo1) = (_mm_set1_ps(f32::INFINITY), _mm_set1_ps(f32::INFINITY));
+    let (mut hi0, mut hi1) = (
+        _mm_set1_ps(f32::NEG_INFINITY),
+        _mm_set1_ps(f32::NEG_INFINITY),
+    );
+    let (mut p0, mut p1) = (_mm_setzero_ps(), _mm_setzero_ps());
+    for c in chunks {
+        let a = _mm_loadu_ps(c.as_ptr());
+        let b = _mm_loadu_ps(c.as_ptr().add(4));
+        lo0 = _mm_min_ps(lo0, a);
+        lo1 = _mm_min_ps(lo1, b);
+        hi0 = _mm_max_ps(hi0, a);
+        hi1 = _mm_max_ps(hi1, b);
+        p0 = _mm_add_ps(p0, _mm_sub_ps(a, a));
+        p1 = _mm_add_ps(p1, _mm_sub_ps(b, b));
     }
-    let (mut l, mut h, mut p) = (f32::INFINITY, f32::NEG_INFINITY, 0.0f32);
-    for k in 0..LANES {
-        l = if lo[k] < l { lo[k] } else { l };
-        h = if hi[k] > h { hi[k] } else { h };
-        p += poison[k];
-    }
-    for &v in rest {
-        l = if v < l { v } else { l };
-        h = if v > h { v } else { h };
-        p += v - v;
-    }
-    (l, h, p == 0.0)
+    let mut lanes = [[0f32; 4]; 3];
+    _mm_storeu_ps(lanes[0].as_mut_ptr(), _mm_min_ps(lo0, lo1));
+    _mm_storeu_ps(lanes[1].as_mut_ptr(), _mm_max_ps(hi0, hi1));
+    _mm_storeu_ps(lanes[2].as_mut_ptr(), _mm_add_ps(p0, p1));
+    let (rl, rh, rf) = min_max_finite_scalar(rest);
+    let lo = lanes[0].iter().fold(rl, |m, &v| if v < m { v } else { m });
+    let hi = lanes[1].iter().fold(rh, |m, &v| if v > m { v } else { m });
+    let finite = rf && lanes[2].iter().all(|&p| p == 0.0);
+    (lo, hi, finite)
 }
 
 /// A histogram of values over `[-limit, limit]`, where `limit` is a power of two that doubles
