@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # A virtual display and Mesa's software OpenGL, for the test that opens a real window and
 # screenshots it (the egui_kittest tests need no display).
-if ! command -v Xvfb >/dev/null 2>&1; then
+if ! command -v xvfb-run >/dev/null 2>&1; then
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     $SUDO apt-get update -qq
@@ -21,10 +21,7 @@ if ! python3 -c "import onnx, onnxruntime, numpy" 2>/dev/null; then
 fi
 
 if [ -z "${DISPLAY:-}" ]; then
-    Xvfb :99 -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
-    XVFB_PID=$!
-    trap 'kill $XVFB_PID 2>/dev/null || true' EXIT
-    export DISPLAY=:99
+    # -a: the first free display number (a stale lock from an earlier run cannot block it).
+    exec xvfb-run -a -s "-screen 0 1280x800x24 -nolisten tcp" cargo test --release --locked "$@"
 fi
-
 cargo test --release --locked "$@"

@@ -254,3 +254,27 @@ fn settings_are_validated_as_you_type() {
         "a bad setting cannot be added"
     );
 }
+
+#[test]
+fn closing_the_window_mid_run_stops_the_job_and_leaves_a_loadable_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("autosave.ron");
+    let mut h = harness();
+    h.state_mut().sweep_settings.eval_limit = None;
+    h.state_mut().apply(AppCommand::SaveSession(path.clone()));
+    click(&mut h, "Add standard preset");
+    click_contains(&mut h, "Run (7 pending)");
+    // Let the first experiment finish so that there is a result to keep.
+    while h.state().session.as_ref().unwrap().experiments.iter().all(|e| !e.is_done()) {
+        if let Some(job) = h.state_mut().job_mut() {
+            job.wait_event(Duration::from_secs(5));
+        }
+        h.run_steps(1);
+    }
+    assert!(!h.state().is_idle(), "the job should still be running");
+    eframe::App::on_exit(h.state_mut(), None);
+    assert!(h.state().is_idle(), "closing stops the job");
+    let saved = quantbench::session::Session::load(&path).expect("the session file stays loadable");
+    let done = saved.experiments.iter().filter(|e| e.is_done()).count();
+    assert!((1..7).contains(&done), "{done} finished experiments kept");
+}
