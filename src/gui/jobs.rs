@@ -3,7 +3,7 @@
 //! after each message, and stops at the cancel flag, also when dropped.
 
 use std::path::PathBuf;
-use std::sync::mpsc::{sync_channel, Receiver, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -56,21 +56,12 @@ impl RunningJob {
         let thread = std::thread::Builder::new()
             .name("quantbench-experiments".into())
             .spawn(move || {
+                // A full channel means the UI is behind: wait for room (bounded memory); once the
+                // UI is gone, sending fails and the event is dropped.
                 let send = |event: JobEvent| {
-                    // A full channel means the UI is behind: wait for it (bounded memory), unless
-                    // the UI is gone.
-                    let mut event = event;
-                    loop {
-                        match tx.try_send(event) {
-                            Ok(()) => break,
-                            Err(TrySendError::Full(e)) => {
-                                event = e;
-                                std::thread::yield_now();
-                            }
-                            Err(TrySendError::Disconnected(_)) => return,
-                        }
+                    if tx.send(event).is_ok() {
+                        repaint();
                     }
-                    repaint();
                 };
                 let result = run(input, &job_progress, &send);
                 send(JobEvent::Finished(result));
@@ -102,10 +93,16 @@ impl RunningJob {
         self.progress.cancel();
     }
 
-    /// Cancels and waits for the thread to stop (it checks the flag within one sample).
+    /// Cancels and waits for the thread to stop (it checks the flag within one sample),
+    /// draining the channel meanwhile so that a send blocked on a full channel can finish.
     pub fn stop(mut self) {
         self.progress.cancel();
         if let Some(t) = self.thread.take() {
+            while !t.is_finished() {
+                let _ = self
+                    .events
+                    .recv_timeout(std::time::Duration::from_millis(10));
+            }
             let _ = t.join();
         }
     }

@@ -262,10 +262,20 @@ fn closing_the_window_mid_run_stops_the_job_and_leaves_a_loadable_session() {
     let mut h = harness();
     h.state_mut().sweep_settings.eval_limit = None;
     h.state_mut().apply(AppCommand::SaveSession(path.clone()));
+    h.run();
     click(&mut h, "Add standard preset");
+    h.run();
     click_contains(&mut h, "Run (7 pending)");
     // Let the first experiment finish so that there is a result to keep.
-    while h.state().session.as_ref().unwrap().experiments.iter().all(|e| !e.is_done()) {
+    while h
+        .state()
+        .session
+        .as_ref()
+        .unwrap()
+        .experiments
+        .iter()
+        .all(|e| !e.is_done())
+    {
         if let Some(job) = h.state_mut().job_mut() {
             job.wait_event(Duration::from_secs(5));
         }
