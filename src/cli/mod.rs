@@ -112,6 +112,9 @@ struct QuantizeArgs {
     /// int4-weights: quantize in blocks of this many input elements (needs opset 21).
     #[arg(long)]
     block_size: Option<usize>,
+    /// int8 weights on 7 bits (ONNX Runtime's reduce_range): exact on CPUs without VNNI.
+    #[arg(long)]
+    reduce_range: bool,
     /// Opset to write (raised automatically when a feature needs it).
     #[arg(long)]
     opset: Option<i64>,
@@ -335,6 +338,9 @@ fn config_from_args(args: &QuantizeArgs) -> Result<QuantConfig> {
     }
     if let Some(o) = args.opset {
         config.opset = Some(o);
+    }
+    if args.reduce_range {
+        config.reduce_range = true;
     }
 
     config.validate()?;

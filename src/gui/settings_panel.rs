@@ -116,6 +116,12 @@ impl SettingsPanel {
                     ui.radio_value(&mut c.per_channel, true, "per-channel");
                 });
                 ui.end_row();
+            if matches!(c.mode, Mode::Int8 | Mode::Int8Weights) {
+                ui.label("");
+                ui.checkbox(&mut c.reduce_range, "reduce range (7-bit weights)")
+                    .on_hover_text("Exact on CPUs without VNNI, where ONNX Runtime's int8 kernels saturate");
+                ui.end_row();
+            }
 
                 let l = ui.label("Symmetry");
                 egui::ComboBox::from_id_salt("symmetry")

@@ -10,6 +10,9 @@ pub enum QType {
     Uint8,
     Int4,
     Uint4,
+    /// 7-bit values in int8 storage (ONNX Runtime's `reduce_range` for weights): products of a
+    /// pair of u8·s7 values cannot saturate a 16-bit sum on CPUs without VNNI.
+    Int7,
 }
 
 impl QType {
@@ -19,17 +22,19 @@ impl QType {
             QType::Uint8 => (0, 255),
             QType::Int4 => (-8, 7),
             QType::Uint4 => (0, 15),
+            QType::Int7 => (-64, 63),
         }
     }
 
     pub fn is_signed(self) -> bool {
-        matches!(self, QType::Int8 | QType::Int4)
+        matches!(self, QType::Int8 | QType::Int4 | QType::Int7)
     }
 
     pub fn bits(self) -> u32 {
         match self {
             QType::Int8 | QType::Uint8 => 8,
             QType::Int4 | QType::Uint4 => 4,
+            QType::Int7 => 7,
         }
     }
 }
@@ -544,6 +549,15 @@ mod tests {
         // min = max = 0.5: range [0, 0.5], 0.5 representable exactly at the top.
         let p = qparams(0.5, 0.5, QType::Uint8, false);
         assert!((fake_quantize(0.5, p, QType::Uint8) - 0.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn reduced_range_weights_use_seven_bits() {
+        // absmax 6.3 over 63 levels: s = 0.1; the grid stops at ±63 (stored in int8).
+        let p = qparams(-6.3, 2.0, QType::Int7, true);
+        assert!((p.scale - 0.1).abs() < 1e-7);
+        assert_eq!(quantize(6.3, p, QType::Int7), 63);
+        assert_eq!(quantize(-100.0, p, QType::Int7), -64);
     }
 
     #[test]

@@ -513,7 +513,12 @@ pub fn insert_qdq(
             } else {
                 Granularity::Tensor
             };
-            edit.dequantize_weight(&node.input[w], g, QType::Int8, config.weights_symmetric())?;
+            edit.dequantize_weight(
+                &node.input[w],
+                g,
+                config.int8_weight_type(),
+                config.weights_symmetric(),
+            )?;
             counts.weights += 1;
             let bias = node.input.get(2).filter(|b| {
                 !b.is_empty() && matches!(node.op_type.as_str(), "Conv" | "ConvTranspose" | "Gemm")
@@ -604,7 +609,7 @@ pub fn quantize_weights_only(
     let qtype = if config.mode == Mode::Int4Weights {
         QType::Int4
     } else {
-        QType::Int8
+        config.int8_weight_type()
     };
     for node in &snapshot.node {
         let Some((w, axis)) =
