@@ -38,6 +38,9 @@ enum Command {
         /// tradeoff, heatmap, compare or all.
         #[arg(long, default_value = "all")]
         view: crate::gui::CentralView,
+        /// The left panel's tab: model, dataset or settings.
+        #[arg(long, default_value = "model")]
+        tab: crate::gui::SetupTab,
         /// Also write the session with everything that ran.
         #[arg(long)]
         session_out: Option<PathBuf>,
@@ -254,12 +257,14 @@ pub fn run() -> Result<ExitCode> {
             path,
             out,
             view,
+            tab,
             session_out,
         } => {
             onnx::check_output_dir(&out)?;
             let plan = crate::gui::ScreenshotPlan {
                 out: out.clone(),
                 view,
+                tab,
                 session_out,
             };
             crate::gui::run(crate::gui::Startup {

@@ -30,6 +30,20 @@ pub enum CentralView {
     Compare,
 }
 
+impl std::str::FromStr for SetupTab {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "model" => Ok(SetupTab::Model),
+            "dataset" => Ok(SetupTab::Dataset),
+            "settings" => Ok(SetupTab::Settings),
+            _ => Err(format!(
+                "unknown tab '{s}' (expected model, dataset or settings)"
+            )),
+        }
+    }
+}
+
 impl std::str::FromStr for CentralView {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -168,6 +182,7 @@ impl WorkbenchApp {
         app.persisted = persisted;
         if let Some(plan) = &startup.screenshot {
             app.persisted.view = plan.view;
+            app.persisted.setup_tab = plan.tab;
         }
         app.screenshot_plan = startup.screenshot;
         let target = startup

@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, Result};
 
-pub use app::{CentralView, WorkbenchApp};
+pub use app::{CentralView, SetupTab, WorkbenchApp};
 
 /// What the window opens with.
 #[derive(Clone, Debug, Default)]
@@ -35,6 +35,8 @@ pub struct Startup {
 pub struct ScreenshotPlan {
     pub out: PathBuf,
     pub view: CentralView,
+    /// The left panel's tab to show.
+    pub tab: SetupTab,
     /// Also write the session (with what was run) here.
     pub session_out: Option<PathBuf>,
 }

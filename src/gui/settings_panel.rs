@@ -5,19 +5,12 @@ use eframe::egui;
 use super::app::AppCtx;
 use quantbench::quant::{ActivationType, Calibration, Int4Storage, Mode, QuantConfig, Symmetry};
 
-/// Op types offered as checkboxes (others can be typed).
-const COMMON_OPS: [&str; 10] = [
-    "Conv",
-    "ConvTranspose",
-    "MatMul",
-    "Gemm",
-    "Add",
-    "Mul",
-    "GlobalAveragePool",
-    "AveragePool",
-    "MaxPool",
-    "Concat",
-];
+/// Op types offered as checkboxes (others can be typed): the defaults, and ConvTranspose.
+fn common_ops() -> impl Iterator<Item = &'static str> {
+    quantbench::quant::config::DEFAULT_OPS
+        .into_iter()
+        .chain(["ConvTranspose"])
+}
 
 pub struct SettingsPanel {
     pub config: QuantConfig,
@@ -61,7 +54,7 @@ impl SettingsPanel {
             .config
             .ops
             .iter()
-            .filter(|o| !COMMON_OPS.contains(&o.as_str()))
+            .filter(|o| !common_ops().any(|c| c == o.as_str()))
             .cloned()
             .collect::<Vec<_>>()
             .join(", ");
@@ -85,9 +78,12 @@ impl SettingsPanel {
             .map(|(_, e)| e.as_str())
     }
 
-    fn show_error(&self, ui: &mut egui::Ui, field: &str) {
+    /// A grid row with the field's error under it, only when there is one.
+    fn error_row(&self, ui: &mut egui::Ui, field: &str) {
         if let Some(e) = self.error_for(field) {
+            ui.label("");
             ui.colored_label(ui.visuals().error_fg_color, e);
+            ui.end_row();
         }
     }
 
@@ -193,9 +189,7 @@ impl SettingsPanel {
                         }
                     });
                     ui.end_row();
-                    ui.label("");
-                    self.show_error(ui, "calibration");
-                    ui.end_row();
+                    self.error_row(ui, "calibration");
 
                     let l = ui.label("Samples");
                     ui.add(egui::TextEdit::singleline(&mut self.samples_text).desired_width(70.0))
@@ -208,9 +202,7 @@ impl SettingsPanel {
                         )),
                     }
                     ui.end_row();
-                    ui.label("");
-                    self.show_error(ui, "samples");
-                    ui.end_row();
+                    self.error_row(ui, "samples");
                 }
 
                 if c.mode == Mode::Int4Weights {
@@ -239,9 +231,7 @@ impl SettingsPanel {
                         };
                     });
                     ui.end_row();
-                    ui.label("");
-                    self.show_error(ui, "int4_block_size");
-                    ui.end_row();
+                    self.error_row(ui, "int4_block_size");
                     let l = ui.label("int4 storage");
                     egui::ComboBox::from_id_salt("int4_storage")
                         .selected_text(format!("{:?}", c.int4_storage))
@@ -263,7 +253,7 @@ impl SettingsPanel {
                     ui.label("Quantize ops");
                     ui.vertical(|ui| {
                         ui.horizontal_wrapped(|ui| {
-                            for op in COMMON_OPS {
+                            for op in common_ops() {
                                 let mut on = c.ops.iter().any(|o| o == op);
                                 if ui.checkbox(&mut on, op).changed() {
                                     if on {
@@ -289,13 +279,11 @@ impl SettingsPanel {
                             .map(|s| s.trim().to_string())
                             .filter(|s| !s.is_empty())
                             .collect();
-                        c.ops.retain(|o| COMMON_OPS.contains(&o.as_str()));
+                        c.ops.retain(|o| common_ops().any(|c| c == o.as_str()));
                         c.ops.extend(extra);
                     });
                     ui.end_row();
-                    ui.label("");
-                    self.show_error(ui, "ops");
-                    ui.end_row();
+                    self.error_row(ui, "ops");
                 }
 
                 let l = ui.label("Keep in float");
@@ -337,9 +325,7 @@ impl SettingsPanel {
                         ));
                     }
                 }
-                ui.label("");
-                self.show_error(ui, "keep_float");
-                ui.end_row();
+                self.error_row(ui, "keep_float");
             });
         if let Err(e) = c.validate() {
             let text = e.to_string();

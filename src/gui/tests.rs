@@ -155,14 +155,19 @@ fn cancel_a_running_job_keeps_finished_results() {
     );
 }
 
+/// Adds the current settings as an experiment (with the float baseline) and runs both.
+fn add_and_run(h: &mut Harness<'static, WorkbenchApp>) {
+    click(h, "Add experiment");
+    h.run();
+    click_contains(h, "Run (2 pending)");
+    run_until_idle(h);
+}
+
 #[test]
 fn export_a_model_then_load_it_with_the_engine() {
     let dir = tempfile::tempdir().unwrap();
     let mut h = harness();
-    click(&mut h, "Add experiment");
-    h.run();
-    click_contains(&mut h, "Run (2 pending)");
-    run_until_idle(&mut h);
+    add_and_run(&mut h);
     h.state_mut().apply(AppCommand::Select(Some(1)));
     h.run();
     let out = dir.path().join("exported.onnx");
@@ -184,10 +189,7 @@ fn export_a_model_then_load_it_with_the_engine() {
 fn save_and_reload_a_session_with_identical_results() {
     let dir = tempfile::tempdir().unwrap();
     let mut h = harness();
-    click(&mut h, "Add experiment");
-    h.run();
-    click_contains(&mut h, "Run (2 pending)");
-    run_until_idle(&mut h);
+    add_and_run(&mut h);
     let path = dir.path().join("s.ron");
     h.state_mut().apply(AppCommand::SaveSession(path.clone()));
     let before = h.state().session.clone().unwrap();
