@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 
 use quantbench::data::Dataset;
 use quantbench::onnx::{self, inspect::ModelSummary, pb};
-use quantbench::runtime::Backend;
 use quantbench::session::{DatasetRef, Experiment, ModelRef, Session};
 use quantbench::sweep::SweepSettings;
 
@@ -216,10 +215,9 @@ impl WorkbenchApp {
         let mut sweep_settings = SweepSettings::default();
         sweep_settings.bench.runs = 50;
         sweep_settings.bench.warmup = 5;
-        sweep_settings.backends = match quantbench::runtime::ort::version() {
-            Ok(_) => vec![Backend::Tract, Backend::Ort(Default::default())],
-            Err(_) => vec![Backend::Tract],
-        };
+        // No runtimes named: the job picks tract, and ONNX Runtime when it finds the library
+        // (looking for it runs python3, which start-up should not wait for).
+        sweep_settings.backends = vec![];
         WorkbenchApp {
             persisted: Persisted::default(),
             model: None,

@@ -10,6 +10,7 @@ use std::time::Instant;
 use quantbench::data::{Dataset, DatasetDesc};
 use quantbench::jobs::{self, Progress};
 use quantbench::onnx::pb;
+use quantbench::runtime::Backend;
 use quantbench::session::Experiment;
 use quantbench::sweep::{SweepSettings, Workbench};
 
@@ -131,8 +132,14 @@ fn run(input: JobInput, progress: &Progress, send: &dyn Fn(JobEvent)) -> Result<
         dataset_base,
         dataset_path,
         experiments,
-        settings,
+        mut settings,
     } = input;
+    if settings.backends.is_empty() {
+        settings.backends = match quantbench::runtime::ort::version() {
+            Ok(_) => vec![Backend::Tract, Backend::Ort(Default::default())],
+            Err(_) => vec![Backend::Tract],
+        };
+    }
     let dataset = Dataset::from_desc(dataset_desc, &dataset_base, &dataset_path)
         .map_err(|e| format!("{e:#}"))?;
     let mut workbench =
