@@ -70,6 +70,16 @@ fn type_into(h: &mut Harness<'static, WorkbenchApp>, label: &str, text: &str) {
     h.run_steps(1);
 }
 
+/// Opens the Settings tab and picks percentile calibration from its combo box.
+fn choose_percentile_calibration(h: &mut Harness<'static, WorkbenchApp>) {
+    click(h, "Settings");
+    h.run();
+    click(h, "Calibration");
+    h.run();
+    click(h, "percentile");
+    h.run();
+}
+
 #[test]
 fn open_change_a_setting_add_run_and_see_results() {
     let mut h = harness();
@@ -77,12 +87,7 @@ fn open_change_a_setting_add_run_and_see_results() {
     // The model panel shows the graph.
     h.get_by_label_contains("Input3 FLOAT [1, 1, 28, 28]");
     // Change a setting: percentile calibration.
-    click(&mut h, "Settings");
-    h.run();
-    click(&mut h, "Calibration");
-    h.run();
-    click(&mut h, "percentile");
-    h.run();
+    choose_percentile_calibration(&mut h);
     assert!(matches!(
         h.state().settings.config.calibration,
         quantbench::quant::Calibration::Percentile(_)
@@ -240,12 +245,7 @@ fn bad_input_shows_a_message_instead_of_failing() {
 #[test]
 fn settings_are_validated_as_you_type() {
     let mut h = harness();
-    click(&mut h, "Settings");
-    h.run();
-    click(&mut h, "Calibration");
-    h.run();
-    click(&mut h, "percentile");
-    h.run();
+    choose_percentile_calibration(&mut h);
     type_into(&mut h, "percentile", "x");
     h.get_by_label_contains("is not a number");
     h.run();
