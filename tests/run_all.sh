@@ -5,20 +5,28 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # A virtual display and Mesa's software OpenGL, for the test that opens a real window and
-# screenshots it (the egui_kittest tests need no display).
-if ! command -v xvfb-run >/dev/null 2>&1; then
+# screenshots it (the egui_kittest tests need no display); python3-venv for the tools below.
+need=()
+command -v xvfb-run >/dev/null 2>&1 || need+=(xvfb xauth libgl1-mesa-dri libegl1 libgl1 libxkbcommon-x11-0 libxcursor1 libxi6 libxrandr2)
+python3 -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
+if [ "${#need[@]}" -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-        xvfb xauth libgl1-mesa-dri libegl1 libgl1 libxkbcommon-x11-0 libxcursor1 libxi6 libxrandr2 >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# Python packages for the checks that compare with the reference tools: ONNX's checker and
-# ONNX Runtime (also the library quantbench's `ort` backend loads).
-if ! python3 -c "import onnx, onnxruntime, numpy" 2>/dev/null; then
-    python3 -m pip install --quiet --disable-pip-version-check "onnx==1.23.2" "onnxruntime==1.32.0" numpy
+# Python packages for the checks that compare with the reference tools: ONNX's checker, ONNX
+# Runtime (also the library quantbench's `ort` backend loads) and numpy, in a virtual
+# environment of the project's own (many distributions refuse a system-wide pip install).
+# Tests call `python3`, and quantbench finds ONNX Runtime through it: this one, first on PATH.
+venv="target/py"
+if ! "$venv/bin/python3" -c "import onnx, onnxruntime, numpy" 2>/dev/null; then
+    python3 -m venv "$venv"
+    "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check \
+        "onnx==1.23.2" "onnxruntime==1.32.0" numpy
 fi
+export PATH="$PWD/$venv/bin:$PATH"
 
 if [ -z "${DISPLAY:-}" ]; then
     # -a: the first free display number (a stale lock from an earlier run cannot block it).
