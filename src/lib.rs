@@ -14,3 +14,4 @@ pub mod report;
 pub mod runtime;
 pub mod session;
 pub mod sweep;
+pub mod tensor;

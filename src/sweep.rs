@@ -12,8 +12,9 @@ use crate::eval::{self, Outputs};
 use crate::jobs::{self, Progress};
 use crate::onnx::{self, pb};
 use crate::quant;
-use crate::runtime::{self, Backend};
+use crate::runtime::Backend;
 use crate::session::{BackendEval, Experiment, ExperimentResult, Session};
+use crate::tensor::{self, Feed, InputSpec};
 
 #[derive(Clone, Debug)]
 pub struct SweepSettings {
@@ -25,6 +26,8 @@ pub struct SweepSettings {
     pub layer_samples: usize,
     /// Where quantized models are written (one file per experiment); `None`: not written.
     pub models_dir: Option<PathBuf>,
+    /// The output that accuracy scores (`None`: the first).
+    pub output: Option<String>,
 }
 
 impl Default for SweepSettings {
@@ -35,6 +38,7 @@ impl Default for SweepSettings {
             eval_limit: None,
             layer_samples: 16,
             models_dir: None,
+            output: None,
         }
     }
 }
@@ -45,20 +49,23 @@ pub struct Workbench {
     pub float: pb::ModelProto,
     pub float_bytes: u64,
     pub dataset: Dataset,
-    pub input_shape: Vec<usize>,
+    /// The model's inputs, and the first sample bound to them (shapes for loading, the
+    /// benchmark's input).
+    pub inputs: Vec<InputSpec>,
+    pub example: Vec<Feed>,
     float_outputs: HashMap<String, Outputs>,
 }
 
 impl Workbench {
     pub fn new(float: pb::ModelProto, float_bytes: u64, dataset: Dataset) -> Result<Self> {
-        let spec = runtime::input_spec(&float)?;
-        dataset.check_shape(&spec.name, &spec.dims)?;
-        let input_shape = dataset.sample(0)?.shape;
+        let inputs = tensor::model_inputs(&float)?;
+        let example = dataset.bound(0, &inputs)?.inputs;
         Ok(Workbench {
             float,
             float_bytes,
             dataset,
-            input_shape,
+            inputs,
+            example,
             float_outputs: HashMap::new(),
         })
     }
@@ -71,9 +78,10 @@ impl Workbench {
         settings: &SweepSettings,
         progress: &Progress,
     ) -> Result<(String, Outputs)> {
-        let runner = backend.load(model, &self.input_shape, rayon::current_num_threads())?;
+        let runner = backend.load(model, &self.example, rayon::current_num_threads())?;
         let outputs = eval::collect_outputs(
             runner.as_ref(),
+            &self.inputs,
             &self.dataset,
             settings.eval_limit,
             progress,
@@ -198,23 +206,27 @@ impl Workbench {
         progress: &Progress,
     ) -> Result<(BackendEval, bench::BenchReport)> {
         let (runtime_name, outputs) = self.outputs_of(model, backend, settings, progress)?;
+        let scored = settings.output.as_deref();
         let report = if is_float {
-            eval::score(&outputs, None, &self.dataset)?
+            eval::score(&outputs, None, &self.dataset, scored)?
         } else {
             let key = self.ensure_reference(backend, settings, progress)?;
-            eval::score(&outputs, Some(&self.float_outputs[&key]), &self.dataset)?
+            eval::score(
+                &outputs,
+                Some(&self.float_outputs[&key]),
+                &self.dataset,
+                scored,
+            )?
         };
         if is_float {
             self.float_outputs.insert(format!("{backend:?}"), outputs);
         }
-        let input = self.dataset.sample(0)?.data;
         let size = onnx::encode_model(model).len() as u64;
         let bench = bench::benchmark(
             model,
             size,
             backend,
-            &self.input_shape,
-            &input,
+            &self.example,
             &settings.bench,
             progress,
         )

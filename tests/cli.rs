@@ -258,7 +258,7 @@ fn dataset_that_does_not_fit_the_model() {
     bad.expect_error(
         &[r.to_str().unwrap(), "--data", d.to_str().unwrap()],
         "dataset.ron",
-        "expects [?, 3, 224, 224]",
+        "but the model input 'x' expects [DynamicDimension.0, 3, 224, 224]",
     );
 }
 

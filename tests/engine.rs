@@ -43,7 +43,9 @@ fn mnist_int8_per_channel_meets_the_accuracy_targets_in_both_runtimes() {
         let r = eval::evaluate(
             candidate.as_ref(),
             Some(reference.as_ref()),
+            &mnist_inputs(),
             &data,
+            None,
             None,
             &Progress::new(),
         )
@@ -61,7 +63,16 @@ fn mnist_int8_per_channel_meets_the_accuracy_targets_in_both_runtimes() {
 fn float_accuracy_of_the_bundled_sample_is_the_published_figure() {
     let data = Dataset::open(&mnist_data()).unwrap();
     let model = load(Backend::Tract, &read(&mnist_model()), &data);
-    let r = eval::evaluate(model.as_ref(), None, &data, None, &Progress::new()).unwrap();
+    let r = eval::evaluate(
+        model.as_ref(),
+        None,
+        &mnist_inputs(),
+        &data,
+        None,
+        None,
+        &Progress::new(),
+    )
+    .unwrap();
     // 0.9933 of 4,800 rows is 4,768 correct.
     assert_eq!((r.top1.unwrap() * 4800.0).round() as usize, 4768);
     assert_eq!(r.agreement, None);
@@ -149,26 +160,29 @@ fn every_mode_passes_the_checker_and_runs_in_both_runtimes() {
         ("rapid", rapid_model(), rapid_data()),
     ] {
         let data = Dataset::open(&data).unwrap();
-        let sample = data.sample(0).unwrap();
+        let sample = first_inputs(&read(&model), &data);
         for (i, config) in every_setting().into_iter().enumerate() {
             let q = quantize(&model, &data, &config);
             let path = dir.path().join(format!("{name}_{i}.onnx"));
             onnx::write_atomic(&path, &onnx::encode_model(&q)).unwrap();
             written.push(path);
-            let by_ort = load(PLAIN_ORT, &q, &data).run(&sample.data).unwrap();
+            let by_ort = load(PLAIN_ORT, &q, &data).run(&sample).unwrap().remove(0);
             let has_int4 = onnx::graph(&q)
                 .initializer
                 .iter()
                 .any(|t| t.data_type == 22);
             if has_int4 {
                 assert!(
-                    quantbench::runtime::TractModel::load(&q, &sample.shape, None).is_err(),
+                    quantbench::runtime::TractModel::load(&q, &sample, None).is_err(),
                     "{name} {}: tract has no INT4, it must say so",
                     config.label()
                 );
                 continue;
             }
-            let by_tract = load(Backend::Tract, &q, &data).run(&sample.data).unwrap();
+            let by_tract = load(Backend::Tract, &q, &data)
+                .run(&sample)
+                .unwrap()
+                .remove(0);
             let diff = relative_l2(&by_tract, &by_ort);
             assert!(
                 diff < 0.02,
@@ -367,8 +381,10 @@ fn reduce_range_makes_onnx_runtime_default_kernels_exact() {
         eval::evaluate(
             c.as_ref(),
             Some(r.as_ref()),
+            &mnist_inputs(),
             &data,
             Some(1000),
+            None,
             &Progress::new(),
         )
         .unwrap()

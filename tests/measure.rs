@@ -27,8 +27,10 @@ fn tract_and_onnx_runtime_agree_on_the_float_models() {
     for (model, data) in [(mnist_model(), mnist_data()), (rapid_model(), rapid_data())] {
         let data = Dataset::open(&data).unwrap();
         let model = read(&model);
+        let inputs = quantbench::tensor::model_inputs(&model).unwrap();
         let tract = eval::collect_outputs(
             load(Backend::Tract, &model, &data).as_ref(),
+            &inputs,
             &data,
             Some(64),
             &Progress::new(),
@@ -36,14 +38,16 @@ fn tract_and_onnx_runtime_agree_on_the_float_models() {
         .unwrap();
         let ort = eval::collect_outputs(
             load(ORT, &model, &data).as_ref(),
+            &inputs,
             &data,
             Some(64),
             &Progress::new(),
         )
         .unwrap();
-        assert_eq!(tract.shape, ort.shape);
+        assert_eq!(tract.shapes, ort.shapes);
+        assert_eq!(tract.names, ort.names);
         for (a, b) in tract.values.iter().zip(&ort.values) {
-            let d = relative_l2(a, b);
+            let d = relative_l2(&a[0], &b[0]);
             assert!(d < 1e-4, "float outputs differ by {d}");
         }
     }
@@ -67,7 +71,9 @@ fn parallel_evaluation_is_identical_to_serial() {
             let mut r = eval::evaluate(
                 cand.as_ref(),
                 Some(refm.as_ref()),
+                &mnist_inputs(),
                 &data,
+                None,
                 None,
                 &Progress::new(),
             )
@@ -90,6 +96,7 @@ fn small_sweep_settings(models_dir: Option<std::path::PathBuf>) -> SweepSettings
         eval_limit: Some(300),
         layer_samples: 4,
         models_dir,
+        output: None,
     }
 }
 
@@ -193,8 +200,10 @@ fn output_that_is_not_a_class_vector_gets_fidelity_only() {
     let r = eval::evaluate(
         runner.as_ref(),
         Some(runner.as_ref()),
+        &mnist_inputs(),
         &data,
         Some(20),
+        None,
         &Progress::new(),
     )
     .unwrap();
@@ -213,13 +222,16 @@ fn output_that_is_not_a_class_vector_gets_fidelity_only() {
     let err = eval::evaluate(
         runner.as_ref(),
         Some(float.as_ref()),
+        &mnist_inputs(),
         &data,
         Some(5),
+        None,
         &Progress::new(),
     )
     .unwrap_err();
     assert!(
-        format!("{err:#}").contains("output shape [1, 10] differs from the model's [1, 8, 28, 28]"),
+        format!("{err:#}")
+            .contains("output shapes [[1, 10]] differ from the model's [[1, 8, 28, 28]]"),
         "{err:#}"
     );
 }
@@ -240,7 +252,16 @@ fn labels_out_of_range_are_refused() {
     .unwrap();
     let data = Dataset::open(&dir.path().join("d.ron")).unwrap();
     let runner = load(Backend::Tract, &read(&mnist_model()), &data);
-    let err = eval::evaluate(runner.as_ref(), None, &data, None, &Progress::new()).unwrap_err();
+    let err = eval::evaluate(
+        runner.as_ref(),
+        None,
+        &mnist_inputs(),
+        &data,
+        None,
+        None,
+        &Progress::new(),
+    )
+    .unwrap_err();
     assert!(
         format!("{err:#}").contains("d.ron: label 12 is out of range for a model with 10 classes"),
         "{err:#}"
@@ -305,7 +326,7 @@ fn missing_onnx_runtime_is_an_error_with_the_fix_not_a_panic() {
 #[test]
 fn bench_reports_a_sane_distribution() {
     let data = Dataset::open(&mnist_data()).unwrap();
-    let sample = data.sample(0).unwrap();
+    let sample = first_inputs(&read(&mnist_model()), &data);
     let settings = BenchSettings {
         runs: 50,
         warmup: 5,
@@ -315,8 +336,7 @@ fn bench_reports_a_sane_distribution() {
         &read(&mnist_model()),
         26454,
         Backend::Tract,
-        &sample.shape,
-        &sample.data,
+        &sample,
         &settings,
         &Progress::new(),
     )

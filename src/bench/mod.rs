@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::jobs::Progress;
 use crate::onnx::pb;
 use crate::runtime::{Backend, Runner};
+use crate::tensor::Feed;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BenchSettings {
@@ -41,7 +42,11 @@ pub struct BenchReport {
     pub backend: String,
     /// Runtime name, version and options.
     pub runtime: String,
+    /// The first input's shape (all of them in `inputs`).
     pub input_shape: Vec<usize>,
+    /// Every input: name, type and shape.
+    #[serde(default)]
+    pub inputs: String,
     pub runs: usize,
     pub warmup: usize,
     pub min_ms: f64,
@@ -78,26 +83,12 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// A deterministic input in a range typical of normalised images.
-pub fn synthetic_input(shape: &[usize]) -> Vec<f32> {
-    let n: usize = shape.iter().product();
-    let mut state = 0x9E37_79B9u32;
-    (0..n)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            (state as f32 / u32::MAX as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
-
+/// Latency and throughput of `model` fed `input` (bound feeds, one per model input).
 pub fn benchmark(
     model: &pb::ModelProto,
     size_bytes: u64,
     backend: Backend,
-    input_shape: &[usize],
-    input: &[f32],
+    input: &[Feed],
     settings: &BenchSettings,
     progress: &Progress,
 ) -> Result<BenchReport> {
@@ -105,7 +96,7 @@ pub fn benchmark(
         bail!("runs: at least one run is needed");
     }
     let threads = settings.threads.max(1);
-    let runner = backend.load(model, input_shape, 1)?;
+    let runner = backend.load(model, input, 1)?;
     progress.stage("warming up", settings.warmup as u64);
     for _ in 0..settings.warmup {
         progress.check()?;
@@ -129,7 +120,7 @@ pub fn benchmark(
     if threads > 1 {
         // Separate models per stream, loaded up front and warmed once each.
         let runners: Vec<Box<dyn Runner>> = (0..threads)
-            .map(|_| backend.load(model, input_shape, 1))
+            .map(|_| backend.load(model, input, 1))
             .collect::<Result<_>>()?;
         progress.stage("measuring throughput", threads as u64);
         for streams in 1..=threads {
@@ -182,7 +173,8 @@ pub fn benchmark(
     Ok(BenchReport {
         backend: backend.name().to_string(),
         runtime: runner.describe(),
-        input_shape: input_shape.to_vec(),
+        input_shape: input.first().map(|f| f.shape.clone()).unwrap_or_default(),
+        inputs: crate::tensor::describe_feeds(input),
         runs: settings.runs,
         warmup: settings.warmup,
         min_ms: times[0],
@@ -212,14 +204,5 @@ mod tests {
         assert_eq!(quantile(&v, 0.99), 10.0);
         assert_eq!(quantile(&v, 0.0), 1.0);
         assert_eq!(quantile(&[3.0], 0.5), 3.0);
-    }
-
-    #[test]
-    fn synthetic_input_is_deterministic_and_bounded() {
-        let a = synthetic_input(&[1, 3, 4, 4]);
-        assert_eq!(a.len(), 48);
-        assert_eq!(a, synthetic_input(&[1, 3, 4, 4]));
-        assert!(a.iter().all(|v| (-1.0..=1.0).contains(v)));
-        assert!(a.iter().any(|&v| v < -0.1) && a.iter().any(|&v| v > 0.1));
     }
 }

@@ -60,9 +60,33 @@ enum Command {
     Bench(BenchArgs),
     /// Quantize, evaluate and benchmark a family of configurations; write a session file.
     Sweep(SweepArgs),
-    /// Describe a dataset, or write its preprocessed samples to a .npy file.
-    Dataset {
+    /// Write a dataset description from a folder or file, or show what the model will see.
+    #[command(subcommand)]
+    Dataset(DatasetCommand),
+}
+
+#[derive(Subcommand)]
+enum DatasetCommand {
+    /// Infer a description (RON) for SOURCE from the model: a folder of images (class
+    /// sub-folders give labels), .csv/.tsv(.gz), .npy, .npz, test_data_set_* folders, or
+    /// 'synthetic'.
+    New {
+        source: PathBuf,
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        infer: InferArgs,
+    },
+    /// Print what the model will see: samples, inputs (name, type, shape, value range), labels,
+    /// splits; or write the split's preprocessed inputs to a .npy file.
+    Show {
+        /// A description (.ron), or any source `--data` accepts (with --model).
         data: PathBuf,
+        /// The model, to bind inputs and infer a description for a folder or file.
+        #[arg(long)]
+        model: Option<PathBuf>,
         /// Write the split's preprocessed inputs, stacked, to this .npy file.
         #[arg(long)]
         npy: Option<PathBuf>,
@@ -71,7 +95,89 @@ enum Command {
         split: String,
         #[arg(long)]
         limit: Option<usize>,
+        #[command(flatten)]
+        infer: InferArgs,
     },
+}
+
+/// How to read data that has no description (a folder, a CSV...): what the model cannot say.
+#[derive(clap::Args, Clone, Default)]
+struct InferArgs {
+    /// Value normalisation: imagenet, pm1 ([-1, 1]), unit ([0, 1]), caffe (BGR mean), raw.
+    #[arg(long)]
+    preset: Option<quantbench::data::infer::Preset>,
+    /// Resize the shorter side to N pixels (then centre-crop to the model's size).
+    #[arg(long)]
+    resize: Option<u32>,
+    /// Centre crop HxW; also the sample size where the model leaves it open.
+    #[arg(long, value_parser = parse_hw)]
+    crop: Option<(u32, u32)>,
+    /// Per-channel mean (after scaling), comma-separated.
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    mean: Option<Vec<f32>>,
+    /// Per-channel std, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    std: Option<Vec<f32>>,
+    /// nchw or nhwc.
+    #[arg(long, value_parser = parse_layout)]
+    layout: Option<quantbench::data::Layout>,
+    /// rgb, bgr or gray.
+    #[arg(long, value_parser = parse_color)]
+    color: Option<quantbench::data::Color>,
+    /// CSV: the label column, by header name or 0-based index.
+    #[arg(long)]
+    label_column: Option<String>,
+    /// synthetic: how many random samples.
+    #[arg(long)]
+    synthetic_samples: Option<usize>,
+}
+
+impl InferArgs {
+    fn options(&self) -> quantbench::data::infer::Options {
+        quantbench::data::infer::Options {
+            preset: self.preset,
+            resize: self.resize,
+            crop: self.crop,
+            mean: self.mean.clone(),
+            std: self.std.clone(),
+            layout: self.layout,
+            color: self.color,
+            label_column: self.label_column.clone(),
+            samples: self.synthetic_samples,
+        }
+    }
+}
+
+fn parse_hw(s: &str) -> std::result::Result<(u32, u32), String> {
+    s.split_once(['x', 'X'])
+        .and_then(|(h, w)| Some((h.trim().parse().ok()?, w.trim().parse().ok()?)))
+        .ok_or_else(|| format!("'{s}' is not HxW, e.g. 224x224"))
+}
+
+fn parse_layout(s: &str) -> std::result::Result<quantbench::data::Layout, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "nchw" => Ok(quantbench::data::Layout::Nchw),
+        "nhwc" => Ok(quantbench::data::Layout::Nhwc),
+        _ => Err(format!("'{s}': expected nchw or nhwc")),
+    }
+}
+
+fn parse_color(s: &str) -> std::result::Result<quantbench::data::Color, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "rgb" => Ok(quantbench::data::Color::Rgb),
+        "bgr" => Ok(quantbench::data::Color::Bgr),
+        "gray" | "grey" | "grayscale" => Ok(quantbench::data::Color::Grayscale),
+        _ => Err(format!("'{s}': expected rgb, bgr or gray")),
+    }
+}
+
+/// Opens `--data` for `model`, printing on stderr what had to be guessed.
+fn open_data(path: &Path, model: &onnx::pb::ModelProto, infer: &InferArgs) -> Result<Dataset> {
+    let (dataset, notes) = Dataset::open_for(path, model, &infer.options())?;
+    for n in notes {
+        eprintln!("data: {n}");
+    }
+    Ok(dataset)
 }
 
 #[derive(clap::Args)]
@@ -100,9 +206,12 @@ struct QuantizeArgs {
     /// minmax, percentile=99.99, entropy or mse.
     #[arg(long)]
     calibration: Option<Calibration>,
-    /// Dataset description (RON) for calibration.
+    /// Calibration data: a description (.ron), a folder of images, .csv/.tsv(.gz), .npy,
+    /// .npz, test_data_set_* folders, or 'synthetic'.
     #[arg(long)]
     data: Option<PathBuf>,
+    #[command(flatten)]
+    infer: InferArgs,
     /// Number of calibration samples.
     #[arg(long)]
     samples: Option<usize>,
@@ -129,8 +238,15 @@ struct QuantizeArgs {
 #[derive(clap::Args)]
 struct EvalArgs {
     model: PathBuf,
+    /// A description (.ron), a folder of images, .csv/.tsv(.gz), .npy, .npz, test_data_set_*
+    /// folders, or 'synthetic'.
     #[arg(long)]
     data: PathBuf,
+    /// The output that top-1/top-5 score (default: the first).
+    #[arg(long)]
+    output: Option<String>,
+    #[command(flatten)]
+    infer: InferArgs,
     /// The float model to compare against (agreement, SQNR, cosine).
     #[arg(long)]
     reference: Option<PathBuf>,
@@ -158,12 +274,15 @@ struct BenchArgs {
     runs: usize,
     #[arg(long, default_value_t = 10)]
     warmup: usize,
-    /// Feed the first sample of this dataset (default: a synthetic input).
+    /// Feed the first sample of this data (default: synthetic inputs of the model's types).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Input shape where the model leaves dimensions open, e.g. 1,3,224,224.
+    /// Input shape where the model leaves dimensions open, e.g. 1,3,224,224 (single-input
+    /// models; use --data for others).
     #[arg(long, value_delimiter = ',')]
     shape: Option<Vec<usize>>,
+    #[command(flatten)]
+    infer: InferArgs,
     #[arg(long)]
     json: bool,
 }
@@ -171,8 +290,14 @@ struct BenchArgs {
 #[derive(clap::Args)]
 struct SweepArgs {
     model: PathBuf,
+    /// A description (.ron), or any source `eval --data` accepts.
     #[arg(long)]
     data: PathBuf,
+    /// The output that top-1/top-5 score (default: the first).
+    #[arg(long)]
+    output: Option<String>,
+    #[command(flatten)]
+    infer: InferArgs,
     /// QuantConfig files (RON), one experiment each.
     #[arg(long, num_args = 1.., conflicts_with = "preset")]
     configs: Vec<PathBuf>,
@@ -286,12 +411,27 @@ pub fn run() -> Result<ExitCode> {
         Command::Eval(args) => eval(args),
         Command::Bench(args) => bench(args),
         Command::Sweep(args) => sweep(args),
-        Command::Dataset {
+        Command::Dataset(DatasetCommand::New {
+            source,
+            model,
+            out,
+            infer,
+        }) => dataset_new(&source, &model, &out, &infer),
+        Command::Dataset(DatasetCommand::Show {
             data,
+            model,
             npy,
             split,
             limit,
-        } => dataset(&data, npy.as_deref(), &split, limit),
+            infer,
+        }) => dataset_show(
+            &data,
+            model.as_deref(),
+            npy.as_deref(),
+            &split,
+            limit,
+            &infer,
+        ),
     }
 }
 
@@ -357,14 +497,16 @@ fn quantize(args: QuantizeArgs) -> Result<ExitCode> {
     onnx::check_output_dir(&args.out)?;
     let model = onnx::read_model(&args.model)?;
     let dataset = match (&args.data, config.mode.needs_calibration()) {
-        (Some(p), true) => Some(Dataset::open(p)?),
-        (None, true) => anyhow::bail!("int8 needs calibration data: pass --data DATASET.ron"),
+        (Some(p), true) => Some(open_data(p, &model, &args.infer)?),
+        (None, true) => anyhow::bail!(
+            "int8 needs calibration data: pass --data (a folder of images, .csv, .npy, .npz, a .ron description, or 'synthetic')"
+        ),
         _ => None,
     };
     if let Some(d) = &dataset {
-        let spec = quantbench::runtime::input_spec(&model)
+        let inputs = quantbench::tensor::model_inputs(&model)
             .with_context(|| args.model.display().to_string())?;
-        d.check_shape(&spec.name, &spec.dims)?;
+        d.check_fits(&inputs)?;
     }
     let progress = Progress::new();
     let (quantized, report) = quant::quantize(&model, &config, dataset.as_ref(), &progress)
@@ -413,32 +555,41 @@ fn quantize(args: QuantizeArgs) -> Result<ExitCode> {
 
 fn eval(args: EvalArgs) -> Result<ExitCode> {
     let backend = args.backend.backend()?;
-    let dataset = Dataset::open(&args.data)?;
+    let model = onnx::read_model(&args.model)?;
+    let inputs = quantbench::tensor::model_inputs(&model)
+        .with_context(|| args.model.display().to_string())?;
+    let dataset = open_data(&args.data, &model, &args.infer)?;
+    let example = dataset.bound(0, &inputs)?.inputs;
     let workers = rayon::current_num_threads();
-    let load = |path: &Path| -> Result<Box<dyn Runner>> {
-        let model = onnx::read_model(path)?;
-        let spec =
-            quantbench::runtime::input_spec(&model).with_context(|| path.display().to_string())?;
-        dataset.check_shape(&spec.name, &spec.dims)?;
-        let shape = dataset.sample(0)?.shape;
+    let load = |path: &Path, model: &onnx::pb::ModelProto| -> Result<Box<dyn Runner>> {
         backend
-            .load(&model, &shape, workers)
+            .load(model, &example, workers)
             .with_context(|| path.display().to_string())
     };
-    let candidate = load(&args.model)?;
-    let reference = args.reference.as_deref().map(load).transpose()?;
+    let candidate = load(&args.model, &model)?;
+    let reference_model = args
+        .reference
+        .as_deref()
+        .map(onnx::read_model)
+        .transpose()?;
+    let reference = match (&args.reference, &reference_model) {
+        (Some(p), Some(m)) => Some(load(p, m)?),
+        _ => None,
+    };
     let progress = Progress::new();
     let report = quantbench::eval::evaluate(
         candidate.as_ref(),
         reference.as_deref(),
+        &inputs,
         &dataset,
         args.limit,
+        args.output.as_deref(),
         &progress,
     )?;
-    let layers = match (&args.reference, args.layers) {
+    let layers = match (&reference_model, args.layers) {
         (Some(reference), true) => Some(quantbench::eval::layers::per_layer_sqnr(
-            &onnx::read_model(&args.model)?,
-            &onnx::read_model(reference)?,
+            &model,
+            reference,
             &dataset,
             args.limit.unwrap_or(usize::MAX),
             &progress,
@@ -468,7 +619,19 @@ fn print_eval(r: &quantbench::eval::EvalReport, runtime: String) {
             .unwrap_or_else(|| "-".into())
     };
     println!("runtime    {runtime}");
-    println!("samples    {} in {:.2} s", r.samples, r.seconds);
+    println!(
+        "samples    {} in {:.2} s{}",
+        r.samples,
+        r.seconds,
+        if r.synthetic {
+            "  (SYNTHETIC: random inputs)"
+        } else {
+            ""
+        }
+    );
+    if !r.output.is_empty() {
+        println!("output     {}", r.output);
+    }
     println!("top-1      {}   top-5 {}", opt(r.top1, 4), opt(r.top5, 4));
     println!(
         "agreement  {}   SQNR {} dB   cosine {}",
@@ -481,40 +644,150 @@ fn print_eval(r: &quantbench::eval::EvalReport, runtime: String) {
         opt(r.max_abs_error, 4),
         opt(r.mean_abs_error, 4)
     );
+    if r.outputs.len() > 1 {
+        println!("per output (fidelity against the reference):");
+        for o in &r.outputs {
+            println!(
+                "  {:<24} {:<18} SQNR {:>7.2} dB  cosine {:.5}  max abs {:.4}{}{}",
+                o.name,
+                format!("{:?}", o.shape),
+                o.sqnr_db,
+                o.cosine,
+                o.max_abs_error,
+                o.agreement
+                    .map(|a| format!("  agreement {a:.4}"))
+                    .unwrap_or_default(),
+                if o.non_finite_samples > 0 {
+                    format!("  NaN/inf in {} samples", o.non_finite_samples)
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
     for n in &r.notes {
         println!("note: {n}");
     }
 }
 
-fn dataset(path: &Path, npy: Option<&Path>, split: &str, limit: Option<usize>) -> Result<ExitCode> {
-    let dataset = Dataset::open(path)?;
+fn dataset_new(
+    source: &Path,
+    model_path: &Path,
+    out: &Path,
+    infer: &InferArgs,
+) -> Result<ExitCode> {
+    onnx::check_output_dir(out)?;
+    let model = onnx::read_model(model_path)?;
+    let inferred = quantbench::data::infer::describe(source, &model, &infer.options())?;
+    // Check that it opens and fits before writing it.
+    let dataset = Dataset::from_desc(inferred.desc.clone(), Path::new(""), source)?;
+    dataset.check_fits(&quantbench::tensor::model_inputs(&model)?)?;
+    quantbench::data::infer::save_description(&inferred.desc, Path::new(""), out)?;
+    for n in &inferred.notes {
+        println!("note: {n}");
+    }
+    println!(
+        "wrote {} ({} samples{})",
+        out.display(),
+        dataset.len(),
+        if dataset.has_labels() {
+            ", labelled"
+        } else {
+            ""
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn dataset_show(
+    path: &Path,
+    model_path: Option<&Path>,
+    npy: Option<&Path>,
+    split: &str,
+    limit: Option<usize>,
+    infer: &InferArgs,
+) -> Result<ExitCode> {
+    let model = model_path.map(onnx::read_model).transpose()?;
+    let dataset = match &model {
+        Some(m) => open_data(path, m, infer)?,
+        None => Dataset::open(path)?,
+    };
     let purpose = match split {
         "calibration" => quantbench::data::Purpose::Calibration,
         "evaluation" => quantbench::data::Purpose::Evaluation,
         other => anyhow::bail!("unknown split '{other}' (expected calibration or evaluation)"),
     };
-    match npy {
-        Some(out) => {
-            let (n, shape) = dataset.export_npy(purpose, limit, out)?;
-            println!("wrote {n} samples, shape {shape:?}, to {}", out.display());
+    if let Some(out) = npy {
+        let (n, shape) = dataset.export_npy(purpose, limit, out)?;
+        println!("wrote {n} samples, shape {shape:?}, to {}", out.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let first = match &model {
+        Some(m) => dataset.bound(0, &quantbench::tensor::model_inputs(m)?)?,
+        None => dataset.sample(0)?,
+    };
+    println!("dataset     {}", path.display());
+    println!(
+        "source      {}",
+        ron::to_string(&dataset.desc.source).unwrap_or_default()
+    );
+    let pre = &dataset.desc.preprocess;
+    if matches!(
+        dataset.desc.source,
+        quantbench::data::Source::Csv { .. } | quantbench::data::Source::ImageFolder { .. }
+    ) {
+        println!("preprocess  {}", quantbench::data::describe_preprocess(pre));
+    }
+    println!(
+        "samples     {}{}",
+        dataset.len(),
+        if dataset.is_synthetic() {
+            " (SYNTHETIC: random inputs, fidelity only)"
+        } else {
+            ""
         }
-        None => {
-            let first = dataset.sample(0)?;
-            println!("dataset     {}", path.display());
-            println!("samples     {}", dataset.len());
-            println!("input shape {:?}", first.shape);
-            println!(
-                "labels      {}",
-                if dataset.has_labels() { "yes" } else { "no" }
-            );
-            for (name, p) in [
-                ("calibration", quantbench::data::Purpose::Calibration),
-                ("evaluation", quantbench::data::Purpose::Evaluation),
-            ] {
-                let r = dataset.indices(p)?;
-                println!("{name:<11} samples {}..{} ({})", r.start, r.end, r.len());
+    );
+    for feed in &first.inputs {
+        let values = feed.data.to_f32();
+        let (lo, hi) = values
+            .iter()
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| {
+                (l.min(v), h.max(v))
+            });
+        let mean = values.iter().map(|&v| v as f64).sum::<f64>() / values.len().max(1) as f64;
+        println!(
+            "input       {}: {} {:?}, sample 0 from {lo} to {hi}, mean {mean:.4}",
+            if feed.name.is_empty() {
+                "(the model's input)"
+            } else {
+                &feed.name
+            },
+            feed.data.elem_type(),
+            feed.shape
+        );
+    }
+    println!(
+        "labels      {}",
+        if dataset.has_labels() {
+            let classes = dataset.class_names();
+            if classes.is_empty() {
+                "yes".to_string()
+            } else {
+                format!("{} classes ({})", classes.len(), classes.join(", "))
             }
+        } else {
+            "no".into()
         }
+    );
+    if first.expected.is_some() {
+        println!("reference   outputs stored with the data (fidelity without a reference model)");
+    }
+    for (name, p) in [
+        ("calibration", quantbench::data::Purpose::Calibration),
+        ("evaluation", quantbench::data::Purpose::Evaluation),
+    ] {
+        let r = dataset.indices(p)?;
+        println!("{name:<11} samples {}..{} ({})", r.start, r.end, r.len());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -522,54 +795,50 @@ fn dataset(path: &Path, npy: Option<&Path>, split: &str, limit: Option<usize>) -
 fn bench(args: BenchArgs) -> Result<ExitCode> {
     let backend = args.backend.backend()?;
     let model = onnx::read_model(&args.model)?;
-    let spec = quantbench::runtime::input_spec(&model)
+    let inputs = quantbench::tensor::model_inputs(&model)
         .with_context(|| args.model.display().to_string())?;
-    let (shape, input) = match (&args.data, &args.shape) {
-        (Some(d), _) => {
-            let dataset = Dataset::open(d)?;
-            dataset.check_shape(&spec.name, &spec.dims)?;
-            let s = dataset.sample(0)?;
-            (s.shape, s.data)
-        }
+    let mut infer = args.infer.clone();
+    let data = match (&args.data, &args.shape) {
+        (Some(d), _) => d.clone(),
         (None, Some(shape)) => {
-            let shape = quantbench::runtime::concrete_input_shape(&spec, shape)?;
-            let input = quantbench::bench::synthetic_input(&shape);
-            (shape, input)
-        }
-        (None, None) => {
-            // A symbolic first dimension is the batch: 1. Other open dimensions need --shape.
-            let mut shape = vec![];
-            for (i, d) in spec.dims.iter().enumerate() {
-                match d {
-                    Some(n) => shape.push(*n),
-                    None if i == 0 => shape.push(1),
-                    None => anyhow::bail!(
-                        "{}: input '{}' leaves dimension {i} open; give --shape (e.g. 1,3,224,224) or --data",
-                        args.model.display(),
-                        spec.name
-                    ),
-                }
+            let [input] = inputs.as_slice() else {
+                anyhow::bail!(
+                    "{}: --shape describes one input, the model has {}: give --data (an .npz, or 'synthetic')",
+                    args.model.display(),
+                    inputs.len()
+                );
+            };
+            if shape.len() == 4 && input.dims.len() == 4 {
+                infer.crop = Some((shape[2] as u32, shape[3] as u32));
             }
-            let input = quantbench::bench::synthetic_input(&shape);
-            (shape, input)
+            PathBuf::from(quantbench::data::infer::SYNTHETIC)
         }
+        (None, None) => PathBuf::from(quantbench::data::infer::SYNTHETIC),
     };
+    if data.as_os_str() == quantbench::data::infer::SYNTHETIC {
+        infer.synthetic_samples = Some(1);
+    }
+    let dataset = open_data(&data, &model, &infer)?;
+    let input = dataset.bound(0, &inputs)?.inputs;
+    if let (Some(shape), Some(first)) = (&args.shape, input.first()) {
+        if &first.shape != shape {
+            anyhow::bail!(
+                "{}: --shape {shape:?} does not fit input '{}' {}",
+                args.model.display(),
+                first.name,
+                inputs[0].dims_text()
+            );
+        }
+    }
     let settings = quantbench::bench::BenchSettings {
         runs: args.runs,
         warmup: args.warmup,
         threads: args.threads,
     };
     let size = std::fs::metadata(&args.model).map(|m| m.len()).unwrap_or(0);
-    let report = quantbench::bench::benchmark(
-        &model,
-        size,
-        backend,
-        &shape,
-        &input,
-        &settings,
-        &Progress::new(),
-    )
-    .with_context(|| args.model.display().to_string())?;
+    let report =
+        quantbench::bench::benchmark(&model, size, backend, &input, &settings, &Progress::new())
+            .with_context(|| args.model.display().to_string())?;
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
@@ -597,7 +866,7 @@ fn bench(args: BenchArgs) -> Result<ExitCode> {
                 m.int8_features.join(", ")
             }
         );
-        println!("input      {:?}", report.input_shape);
+        println!("input      {}", report.inputs);
         println!(
             "latency    min {:.3}  p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3} ms  (spread {:.1}%, {} runs after {} warm-up)",
             report.min_ms, report.p50_ms, report.p90_ms, report.p99_ms, report.max_ms, report.spread_pct, report.runs, report.warmup
@@ -657,7 +926,7 @@ fn sweep(args: SweepArgs) -> Result<ExitCode> {
     use quantbench::session::{DatasetRef, Experiment, ModelRef, Session};
     onnx::check_output_dir(&args.out)?;
     let model = onnx::read_model(&args.model)?;
-    let dataset = Dataset::open(&args.data)?;
+    let dataset = open_data(&args.data, &model, &args.infer)?;
     let experiments: Vec<Experiment> = match (&args.preset, args.configs.is_empty()) {
         (Some(p), _) if p == "standard" => quantbench::session::standard_preset(args.samples),
         (Some(p), _) => anyhow::bail!("unknown preset '{p}' (expected standard)"),
@@ -703,6 +972,7 @@ fn sweep(args: SweepArgs) -> Result<ExitCode> {
         eval_limit: args.eval_limit,
         layer_samples: 16,
         models_dir: Some(models_dir),
+        output: args.output.clone(),
     };
     let mut session = Session::new(
         ModelRef::of_file(&args.model)?,

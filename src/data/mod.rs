@@ -1,16 +1,22 @@
-//! Datasets: where samples come from and how they become a model's input tensor.
+//! Datasets: where samples come from and how they become a model's input tensors.
 //!
 //! A dataset is described in a small RON file (paths relative to it): a source (a CSV of pixel
-//! rows, a folder of images, `.npy` tensors), the preprocessing (resize, crop, colour order,
-//! layout, scaling, mean and std), and which rows calibrate and which evaluate. Samples are
-//! decoded on demand by index, so a pass over the data holds one sample per worker in memory.
+//! rows, a folder of images, `.npy`/`.npz` tensors, ONNX `test_data_set_*` folders, synthetic
+//! inputs), the preprocessing (resize, crop, colour order, layout, scaling, mean and std), and
+//! which rows calibrate and which evaluate. [`infer`] writes that description from a path and
+//! the model, so no one has to write it by hand. Samples are decoded on demand by index, so a
+//! pass over the data holds one sample per worker in memory.
 
+pub mod infer;
 pub mod npy;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
+
+use crate::onnx::pb;
+use crate::tensor::{ElemType, Feed, InputSpec, TensorData};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum LabelColumn {
@@ -46,9 +52,32 @@ pub enum Source {
     },
     /// Image files (png, jpeg), optionally one sub-folder per class.
     ImageFolder { path: String, labels: Labels },
-    /// Float tensors: one `.npy` file whose first axis indexes samples, or a folder of `.npy`
+    /// Tensors: one `.npy` file whose first axis indexes samples, or a folder of `.npy`
     /// files, one sample each. Used as they are: no preprocessing.
     Npy { path: String },
+    /// A NumPy `.npz` archive: one array per model input, named after it, whose first axis
+    /// indexes samples. An array named `label` or `labels` holds class indices.
+    Npz { path: String },
+    /// ONNX's own test data (the model zoo's format): a folder of `test_data_set_*` folders, or
+    /// one of them, each holding `input_N.pb` and `output_N.pb`. The outputs are the reference
+    /// that fidelity is measured against when no reference model is given.
+    OnnxTestData { path: String },
+    /// Random inputs of the model's types and shapes: fidelity checks only, no accuracy.
+    Synthetic {
+        inputs: Vec<SyntheticInput>,
+        count: usize,
+    },
+}
+
+/// One model input filled with deterministic pseudo-random values in `[low, high]` (whole
+/// numbers for integer types).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SyntheticInput {
+    pub name: String,
+    pub elem: ElemType,
+    pub shape: Vec<usize>,
+    pub low: f64,
+    pub high: f64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -79,7 +108,10 @@ pub enum ValueScale {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Preprocess {
-    /// Resize so that the shorter side has this length (bilinear), keeping the aspect ratio.
+    /// Resize to exactly (height, width), whatever the aspect ratio (bilinear).
+    pub resize_to: Option<(u32, u32)>,
+    /// Resize so that the shorter side has this length (bilinear), keeping the aspect ratio;
+    /// the longer side is truncated as torchvision's `Resize(int)` does.
     pub resize_shorter: Option<u32>,
     /// Then cut the centre (height, width).
     pub center_crop: Option<(u32, u32)>,
@@ -94,6 +126,7 @@ pub struct Preprocess {
 impl Default for Preprocess {
     fn default() -> Self {
         Preprocess {
+            resize_to: None,
             resize_shorter: None,
             center_crop: None,
             color: Color::Rgb,
@@ -103,6 +136,52 @@ impl Default for Preprocess {
             std: vec![1.0],
         }
     }
+}
+
+impl Preprocess {
+    /// Mean and std hold one value or one per channel; std is finite and non-zero.
+    pub fn check(&self, channels: usize) -> Result<()> {
+        for (what, values) in [("mean", &self.mean), ("std", &self.std)] {
+            if values.len() != 1 && values.len() != channels {
+                bail!(
+                    "{what} has {} values; give one, or one per channel ({channels})",
+                    values.len()
+                );
+            }
+        }
+        if self.std.iter().any(|&s| s == 0.0 || !s.is_finite()) {
+            bail!("std must be finite and non-zero");
+        }
+        Ok(())
+    }
+}
+
+/// "resize 256, crop 224x224, RGB, NCHW, /255, mean [..], std [..]" — one line for people.
+pub fn describe_preprocess(p: &Preprocess) -> String {
+    let mut parts = vec![];
+    if let Some((h, w)) = p.resize_to {
+        parts.push(format!("resize to {h}x{w}"));
+    }
+    if let Some(r) = p.resize_shorter {
+        parts.push(format!("resize shorter side to {r}"));
+    }
+    if let Some((h, w)) = p.center_crop {
+        parts.push(format!("centre crop {h}x{w}"));
+    }
+    parts.push(format!("{:?}", p.color).to_uppercase());
+    parts.push(format!("{:?}", p.layout).to_uppercase());
+    parts.push(
+        match p.value_scale {
+            ValueScale::Byte => "0-255",
+            ValueScale::Unit => "/255",
+        }
+        .into(),
+    );
+    parts.push(format!("mean {:?} std {:?}", p.mean, p.std));
+    if let Some(preset) = infer::Preset::matching(p) {
+        parts.push(format!("(preset {})", preset.name()));
+    }
+    parts.join(", ")
 }
 
 /// A contiguous run of samples: `start`, then `count` of them (`None`: to the end).
@@ -123,12 +202,23 @@ pub struct DatasetDesc {
     pub evaluation: Split,
 }
 
-/// One decoded sample: the model input (batch of one) and its label, if the dataset has labels.
+/// One decoded sample: the model inputs (each a batch of one), its label if the dataset has
+/// labels, and the expected outputs if the dataset ships them.
 #[derive(Clone, Debug)]
 pub struct Sample {
-    pub shape: Vec<usize>,
-    pub data: Vec<f32>,
+    pub inputs: Vec<Feed>,
     pub label: Option<usize>,
+    pub expected: Option<Vec<Vec<f32>>>,
+}
+
+impl Sample {
+    /// The first input's values as f32 (previews, single-input tools).
+    pub fn first_f32(&self) -> (Vec<usize>, Vec<f32>) {
+        self.inputs
+            .first()
+            .map(|f| (f.shape.clone(), f.data.to_f32()))
+            .unwrap_or_default()
+    }
 }
 
 enum Loaded {
@@ -148,6 +238,18 @@ enum Loaded {
     NpyFiles {
         files: Vec<PathBuf>,
     },
+    Npz {
+        arrays: Vec<(String, npy::Array)>,
+        labels: Option<Vec<usize>>,
+        rows: usize,
+    },
+    TestData {
+        sets: Vec<(Vec<Feed>, Vec<Vec<f32>>)>,
+    },
+    Synthetic {
+        inputs: Vec<SyntheticInput>,
+        count: usize,
+    },
 }
 
 pub struct Dataset {
@@ -166,12 +268,35 @@ pub enum Purpose {
 impl Dataset {
     /// Opens a dataset description (`.ron`).
     pub fn open(path: &Path) -> Result<Dataset> {
+        if path.is_dir() {
+            bail!(
+                "{}: is a folder, not a dataset description; open it for a model (quantbench dataset new {} --model MODEL.onnx)",
+                path.display(),
+                path.display()
+            );
+        }
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("{}: cannot read dataset description", path.display()))?;
         let desc: DatasetDesc = ron::from_str(&text)
             .map_err(|e| anyhow!("{}: invalid dataset description: {e}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         Dataset::from_desc(desc, base, path)
+    }
+
+    /// Opens whatever `--data` names for `model`: a `.ron` description as it is; a folder, a
+    /// CSV/TSV, `.npy`, `.npz` or `synthetic` through a description inferred from the model
+    /// (returned with the notes that say what was guessed).
+    pub fn open_for(
+        path: &Path,
+        model: &pb::ModelProto,
+        options: &infer::Options,
+    ) -> Result<(Dataset, Vec<String>)> {
+        if path.extension().is_some_and(|e| e == "ron") {
+            return Ok((Dataset::open(path)?, vec![]));
+        }
+        let inferred = infer::describe(path, model, options)?;
+        let dataset = Dataset::from_desc(inferred.desc, Path::new(""), path)?;
+        Ok((dataset, inferred.notes))
     }
 
     pub fn from_desc(desc: DatasetDesc, base: &Path, path: &Path) -> Result<Dataset> {
@@ -183,17 +308,14 @@ impl Dataset {
                 base.join(p)
             }
         };
-        if desc
-            .preprocess
-            .std
-            .iter()
-            .any(|&s| s == 0.0 || !s.is_finite())
-        {
-            bail!(
-                "{}: preprocess.std must be finite and non-zero",
-                path.display()
-            );
-        }
+        let channels = match (&desc.source, desc.preprocess.color) {
+            (Source::Csv { image, .. }, _) => image.channels,
+            (_, Color::Grayscale) => 1,
+            _ => 3,
+        };
+        desc.preprocess
+            .check(channels)
+            .with_context(|| format!("{}: preprocess", path.display()))?;
         let loaded = match &desc.source {
             Source::Csv {
                 path: p,
@@ -202,6 +324,12 @@ impl Dataset {
                 header,
             } => load_csv(&resolve(p), *image, label_column.as_ref(), *header)?,
             Source::ImageFolder { path: p, labels } => load_image_folder(&resolve(p), labels)?,
+            Source::Npz { path: p } => load_npz(&resolve(p))?,
+            Source::OnnxTestData { path: p } => load_test_data(&resolve(p))?,
+            Source::Synthetic { inputs, count } => Loaded::Synthetic {
+                inputs: inputs.clone(),
+                count: *count,
+            },
             Source::Npy { path: p } => {
                 let p = resolve(p);
                 if p.is_dir() {
@@ -239,7 +367,15 @@ impl Dataset {
             Loaded::Images { files, .. } => files.len(),
             Loaded::NpyStack { array } => array.shape.first().copied().unwrap_or(0),
             Loaded::NpyFiles { files } => files.len(),
+            Loaded::Npz { rows, .. } => *rows,
+            Loaded::TestData { sets } => sets.len(),
+            Loaded::Synthetic { count, .. } => *count,
         }
+    }
+
+    /// Whether the samples are random inputs rather than data (fidelity only, said so).
+    pub fn is_synthetic(&self) -> bool {
+        matches!(self.loaded, Loaded::Synthetic { .. })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -250,6 +386,7 @@ impl Dataset {
         match &self.loaded {
             Loaded::Csv { labels, .. } => labels.is_some(),
             Loaded::Images { files, .. } => files.first().is_some_and(|f| f.1.is_some()),
+            Loaded::Npz { labels, .. } => labels.is_some(),
             _ => false,
         }
     }
@@ -289,9 +426,11 @@ impl Dataset {
         Ok(start..end)
     }
 
-    /// Decodes sample `index` into a model input with a batch axis of 1.
+    /// Decodes sample `index` into model inputs with a batch axis of 1.
     pub fn sample(&self, index: usize) -> Result<Sample> {
         let pre = &self.desc.preprocess;
+        let missing = || anyhow!("{}: no sample {index}", self.path.display());
+        let one = |shape: Vec<usize>, data: Vec<f32>| vec![Feed::f32("", shape, data)];
         let sample = match &self.loaded {
             Loaded::Csv {
                 rows,
@@ -301,57 +440,116 @@ impl Dataset {
             } => {
                 let row = rows
                     .get(index * row_len..(index + 1) * row_len)
-                    .ok_or_else(|| anyhow!("{}: no sample {index}", self.path.display()))?;
+                    .ok_or_else(missing)?;
                 let (data, shape) =
                     normalize_hwc(row, image.height, image.width, image.channels, pre);
                 Sample {
-                    data,
-                    shape,
-                    label: labels.as_ref().map(|l| l[index]),
+                    inputs: one(shape, data),
+                    label: labels.as_ref().and_then(|l| l.get(index).copied()),
+                    expected: None,
                 }
             }
             Loaded::Images { files, .. } => {
-                let (file, label) = files
-                    .get(index)
-                    .ok_or_else(|| anyhow!("{}: no sample {index}", self.path.display()))?;
+                let (file, label) = files.get(index).ok_or_else(missing)?;
                 let (pixels, h, w, c) = decode_image(file, pre)?;
                 let (data, shape) = normalize_hwc(&pixels, h, w, c, pre);
                 Sample {
-                    data,
-                    shape,
+                    inputs: one(shape, data),
                     label: *label,
+                    expected: None,
                 }
             }
             Loaded::NpyStack { array } => {
-                let per = array.shape[1..].iter().product::<usize>();
-                let mut shape = vec![1];
-                shape.extend_from_slice(&array.shape[1..]);
+                let (shape, data) = array.sample(index).ok_or_else(missing)?;
                 Sample {
-                    data: array.data[index * per..(index + 1) * per].to_vec(),
-                    shape,
+                    inputs: vec![Feed {
+                        name: String::new(),
+                        shape,
+                        data,
+                    }],
                     label: None,
+                    expected: None,
                 }
             }
             Loaded::NpyFiles { files } => {
-                let array = npy::read(&files[index])?;
+                let array = npy::read(files.get(index).ok_or_else(missing)?)?;
                 let mut shape = array.shape.clone();
                 if shape.first() != Some(&1) {
                     shape.insert(0, 1);
                 }
                 Sample {
-                    data: array.data,
-                    shape,
+                    inputs: vec![Feed {
+                        name: String::new(),
+                        shape,
+                        data: array.data,
+                    }],
                     label: None,
+                    expected: None,
+                }
+            }
+            Loaded::Npz { arrays, labels, .. } => Sample {
+                inputs: arrays
+                    .iter()
+                    .map(|(name, a)| {
+                        let (shape, data) = a.sample(index).ok_or_else(missing)?;
+                        Ok(Feed {
+                            name: name.clone(),
+                            shape,
+                            data,
+                        })
+                    })
+                    .collect::<Result<_>>()?,
+                label: labels.as_ref().and_then(|l| l.get(index).copied()),
+                expected: None,
+            },
+            Loaded::TestData { sets } => {
+                let (inputs, outputs) = sets.get(index).ok_or_else(missing)?;
+                Sample {
+                    inputs: inputs.clone(),
+                    label: None,
+                    expected: Some(outputs.clone()),
+                }
+            }
+            Loaded::Synthetic { inputs, count } => {
+                if index >= *count {
+                    return Err(missing());
+                }
+                Sample {
+                    inputs: inputs
+                        .iter()
+                        .enumerate()
+                        .map(|(k, s)| synthetic_feed(s, index, k))
+                        .collect(),
+                    label: None,
+                    expected: None,
                 }
             }
         };
-        if let Some(bad) = sample.data.iter().position(|v| !v.is_finite()) {
-            bail!(
-                "{}: sample {index} holds a non-finite value ({}) at element {bad}",
-                self.path.display(),
-                sample.data[bad]
-            );
+        for feed in &sample.inputs {
+            if let Some((bad, value)) = feed.data.first_non_finite() {
+                bail!(
+                    "{}: sample {index}{} holds a non-finite value ({value}) at element {bad}",
+                    self.path.display(),
+                    if feed.name.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", input '{}',", feed.name)
+                    }
+                );
+            }
         }
+        Ok(sample)
+    }
+
+    /// Sample `index` with its inputs bound to the model's (named, typed, in model order).
+    pub fn bound(&self, index: usize, inputs: &[InputSpec]) -> Result<Sample> {
+        let mut sample = self.sample(index)?;
+        sample.inputs = crate::tensor::bind(inputs, &sample.inputs).with_context(|| {
+            format!(
+                "{}: sample {index} does not fit the model",
+                self.path.display()
+            )
+        })?;
         Ok(sample)
     }
 
@@ -371,17 +569,25 @@ impl Dataset {
         let mut shape = vec![];
         for &i in &indices {
             let s = self.sample(i)?;
+            if s.inputs.len() != 1 {
+                bail!(
+                    "{}: samples have {} inputs; a .npy holds one",
+                    self.path.display(),
+                    s.inputs.len()
+                );
+            }
+            let (s_shape, s_data) = s.first_f32();
             if shape.is_empty() {
-                shape = s.shape.clone();
-            } else if shape != s.shape {
+                shape = s_shape;
+            } else if shape != s_shape {
                 bail!(
                     "{}: sample {i} has shape {:?}, earlier ones {:?}",
                     self.path.display(),
-                    s.shape,
+                    s_shape,
                     shape
                 );
             }
-            data.extend(s.data);
+            data.extend(s_data);
         }
         let mut stacked = vec![indices.len()];
         stacked.extend(shape.iter().skip(1));
@@ -389,38 +595,148 @@ impl Dataset {
         Ok((indices.len(), stacked))
     }
 
-    /// Checks a sample's shape against a model input's declared dimensions (symbols match
-    /// anything), with an error that names both.
-    pub fn check_shape(&self, input_name: &str, dims: &[Option<usize>]) -> Result<()> {
-        let sample = self.sample(0)?;
-        let fits = sample.shape.len() == dims.len()
-            && sample
-                .shape
-                .iter()
-                .zip(dims)
-                .all(|(s, d)| d.is_none_or(|d| d == *s));
-        if !fits {
-            let want: Vec<String> = dims
-                .iter()
-                .map(|d| d.map(|d| d.to_string()).unwrap_or("?".into()))
-                .collect();
-            bail!(
-                "{}: samples have shape {:?} but the model input '{input_name}' expects [{}]",
-                self.path.display(),
-                sample.shape,
-                want.join(", ")
-            );
-        }
-        Ok(())
+    /// Checks that the first sample fits the model's inputs, with an error that names both.
+    pub fn check_fits(&self, inputs: &[InputSpec]) -> Result<()> {
+        self.bound(0, inputs).map(|_| ())
     }
 }
 
-fn load_csv(
-    path: &Path,
-    image: ImageSize,
-    label_column: Option<&LabelColumn>,
-    header: bool,
-) -> Result<Loaded> {
+/// Deterministic values for synthetic input `k` of sample `index` (xorshift, seeded by both).
+fn synthetic_feed(s: &SyntheticInput, index: usize, k: usize) -> Feed {
+    let n: usize = s.shape.iter().product();
+    let mut state = (index as u64 + 1)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(k as u64 * 0xBF58_476D_1CE4_E5B9)
+        | 1;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let span = s.high - s.low;
+    let data = if s.elem.is_float() {
+        TensorData::F64((0..n).map(|_| s.low + next() * span).collect())
+    } else {
+        TensorData::I64(
+            (0..n)
+                .map(|_| (s.low + (next() * (span + 1.0)).floor()).min(s.high) as i64)
+                .collect(),
+        )
+    };
+    Feed {
+        name: s.name.clone(),
+        shape: s.shape.clone(),
+        // Values are drawn within the type's range, so the conversion cannot fail.
+        data: data.clone().convert(s.elem).unwrap_or(data),
+    }
+}
+
+fn load_npz(path: &Path) -> Result<Loaded> {
+    let mut arrays = npy::read_npz(path)?;
+    let labels = match arrays
+        .iter()
+        .position(|(n, _)| n == "label" || n == "labels")
+    {
+        Some(k) => {
+            let (name, a) = arrays.remove(k);
+            let values = a.data.to_f32();
+            let labels = values
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    if v >= 0.0 && v.fract() == 0.0 {
+                        Ok(v as usize)
+                    } else {
+                        Err(anyhow!(
+                            "{}: '{name}'[{i}] = {v} is not a class index",
+                            path.display()
+                        ))
+                    }
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Some(labels)
+        }
+        None => None,
+    };
+    if arrays.is_empty() {
+        bail!("{}: the archive holds labels but no inputs", path.display());
+    }
+    let rows = arrays[0].1.shape.first().copied().unwrap_or(0);
+    for (name, a) in &arrays {
+        if a.shape.first().copied().unwrap_or(0) != rows {
+            bail!(
+                "{}: array '{name}' has shape {:?}, but '{}' has {rows} samples along its first axis: every array needs the same leading sample axis",
+                path.display(),
+                a.shape,
+                arrays[0].0
+            );
+        }
+    }
+    if let Some(l) = &labels {
+        if l.len() != rows {
+            bail!("{}: {} labels for {rows} samples", path.display(), l.len());
+        }
+    }
+    Ok(Loaded::Npz {
+        arrays,
+        labels,
+        rows,
+    })
+}
+
+/// `test_data_set_*` folders under `dir` (or `dir` itself when it holds `input_0.pb`), each
+/// read whole: the model zoo ships one to three small sets.
+fn load_test_data(dir: &Path) -> Result<Loaded> {
+    let set_dirs: Vec<PathBuf> = if dir.join("input_0.pb").is_file() {
+        vec![dir.to_path_buf()]
+    } else {
+        sorted_entries(dir)?
+            .into_iter()
+            .filter(|p| {
+                p.is_dir()
+                    && p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("test_data_set"))
+            })
+            .collect()
+    };
+    let read_numbered = |set: &Path, prefix: &str| -> Result<Vec<pb::TensorProto>> {
+        let mut out = vec![];
+        for k in 0.. {
+            let file = set.join(format!("{prefix}_{k}.pb"));
+            if !file.is_file() {
+                break;
+            }
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("{}: cannot read", file.display()))?;
+            let t = <pb::TensorProto as prost::Message>::decode(bytes.as_slice())
+                .map_err(|e| anyhow!("{}: not an ONNX TensorProto ({e})", file.display()))?;
+            out.push(t);
+        }
+        Ok(out)
+    };
+    let mut sets = vec![];
+    for set in &set_dirs {
+        let inputs = read_numbered(set, "input")?
+            .iter()
+            .map(Feed::from_tensor_proto)
+            .collect::<Result<Vec<_>>>()
+            .with_context(|| set.display().to_string())?;
+        if inputs.is_empty() {
+            bail!("{}: holds no input_0.pb", set.display());
+        }
+        let outputs = read_numbered(set, "output")?
+            .iter()
+            .map(crate::onnx::tensor_to_f32)
+            .collect::<Result<Vec<_>>>()
+            .with_context(|| set.display().to_string())?;
+        sets.push((inputs, outputs));
+    }
+    Ok(Loaded::TestData { sets })
+}
+
+/// A text file's contents, through gzip when it ends in `.gz`.
+fn read_text(path: &Path) -> Result<String> {
     use std::io::Read;
     let file =
         std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
@@ -431,15 +747,40 @@ fn load_csv(
         std::io::BufReader::new(file).read_to_string(&mut text)
     };
     read.with_context(|| format!("{}: cannot read as text", path.display()))?;
+    Ok(text)
+}
+
+fn load_csv(
+    path: &Path,
+    image: ImageSize,
+    label_column: Option<&LabelColumn>,
+    header: bool,
+) -> Result<Loaded> {
+    let text = read_text(path)?;
     let pixels = image.channels * image.height * image.width;
     let columns = pixels + usize::from(label_column.is_some());
+    if let Some(LabelColumn::Index(i)) = label_column {
+        if *i >= columns {
+            bail!(
+                "{}: label column {i} is out of range: rows have {columns} columns (0..{})",
+                path.display(),
+                columns - 1
+            );
+        }
+    }
+    let name = path.to_string_lossy().to_ascii_lowercase();
+    let separator = if name.ends_with(".tsv") || name.ends_with(".tsv.gz") {
+        '\t'
+    } else {
+        ','
+    };
     let mut rows = Vec::new();
     let mut labels = label_column.map(|_| Vec::new());
     for (line_no, line) in text.lines().enumerate().skip(usize::from(header)) {
         if line.trim().is_empty() {
             continue;
         }
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let fields: Vec<&str> = line.split(separator).map(str::trim).collect();
         if fields.len() != columns {
             bail!(
                 "{}: line {} has {} columns, expected {columns} ({pixels} pixels{})",
@@ -546,19 +887,10 @@ fn decode_image(path: &Path, pre: &Preprocess) -> Result<(Vec<f32>, usize, usize
         Color::Grayscale => image::DynamicImage::ImageLuma8(img.to_luma8()),
         _ => image::DynamicImage::ImageRgb8(img.to_rgb8()),
     };
-    if let Some(short) = pre.resize_shorter {
-        let (w, h) = (img.width(), img.height());
-        let (nw, nh) = if w <= h {
-            (
-                short,
-                ((h as f64 * short as f64 / w as f64).round() as u32).max(1),
-            )
-        } else {
-            (
-                ((w as f64 * short as f64 / h as f64).round() as u32).max(1),
-                short,
-            )
-        };
+    if let Some((h, w)) = pre.resize_to {
+        img = img.resize_exact(w.max(1), h.max(1), image::imageops::FilterType::Triangle);
+    } else if let Some(short) = pre.resize_shorter {
+        let (nw, nh) = resized_size(img.width(), img.height(), short);
         img = img.resize_exact(nw, nh, image::imageops::FilterType::Triangle);
     }
     if let Some((ch, cw)) = pre.center_crop {
@@ -570,8 +902,8 @@ fn decode_image(path: &Path, pre: &Preprocess) -> Result<(Vec<f32>, usize, usize
                 img.height()
             );
         }
-        let x = (img.width() - cw) / 2;
-        let y = (img.height() - ch) / 2;
+        let x = crop_offset(img.width(), cw);
+        let y = crop_offset(img.height(), ch);
         img = img.crop_imm(x, y, cw, ch);
     }
     let (w, h) = (img.width() as usize, img.height() as usize);
@@ -604,6 +936,30 @@ fn decode_image(path: &Path, pre: &Preprocess) -> Result<(Vec<f32>, usize, usize
         }
     };
     Ok((pixels, h, w, c))
+}
+
+/// (width, height) after resizing the shorter side to `short`: the longer side is
+/// `int(short * long / short_side)`, truncated, as torchvision computes it.
+fn resized_size(w: u32, h: u32, short: u32) -> (u32, u32) {
+    let scaled =
+        |long: u32, side: u32| ((short as u64 * long as u64) / side.max(1) as u64).max(1) as u32;
+    if w <= h {
+        (short, scaled(h, w))
+    } else {
+        (scaled(w, h), short)
+    }
+}
+
+/// torchvision's centre-crop offset: `int(round((size - crop) / 2))`, Python's round (half to
+/// even).
+fn crop_offset(size: u32, crop: u32) -> u32 {
+    let d = size - crop;
+    let half = d / 2;
+    if d % 2 == 1 && half % 2 == 1 {
+        half + 1
+    } else {
+        half
+    }
 }
 
 /// Scales, normalises and lays out HWC pixel values as a batch-of-one tensor.
@@ -690,6 +1046,29 @@ mod tests {
         for (a, b) in hwc.iter().zip(expect) {
             assert!((a - b).abs() < 1e-5, "{hwc:?}");
         }
+    }
+
+    #[test]
+    fn resize_and_crop_arithmetic_follows_torchvision() {
+        // torchvision: Resize(256) of 500x375 (w x h) gives int(256 * 500 / 375) = 341 wide.
+        assert_eq!(resized_size(500, 375, 256), (341, 256));
+        assert_eq!(resized_size(375, 500, 256), (256, 341));
+        // CenterCrop(224) of 341: int(round(117 / 2)) = round(58.5) = 58 (half to even).
+        assert_eq!(crop_offset(341, 224), 58);
+        // of 343: round(59.5) = 60.
+        assert_eq!(crop_offset(343, 224), 60);
+        assert_eq!(crop_offset(256, 224), 16);
+    }
+
+    #[test]
+    fn mean_and_std_of_the_wrong_length_are_refused() {
+        let pre = Preprocess {
+            mean: vec![0.1, 0.2],
+            ..Default::default()
+        };
+        let e = pre.check(3).unwrap_err().to_string();
+        assert!(e.contains("mean has 2 values") && e.contains("(3)"), "{e}");
+        assert!(Preprocess::default().check(3).is_ok());
     }
 
     #[test]

@@ -1,17 +1,80 @@
-//! A reader for NumPy `.npy` files holding little-endian float32/float64 C-order arrays.
+//! NumPy arrays: `.npy` files (little-endian, C order; float16/32/64, int8/32/64, uint8,
+//! bool) and `.npz` archives of them (NumPy's `savez`, stored or deflated).
 
+use std::io::Read;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use crate::tensor::TensorData;
+
 pub struct Array {
     pub shape: Vec<usize>,
-    pub data: Vec<f32>,
+    pub data: TensorData,
+}
+
+impl Array {
+    /// The values of sample `i` along the first axis, as a batch of one.
+    pub fn sample(&self, i: usize) -> Option<(Vec<usize>, TensorData)> {
+        let rows = *self.shape.first()?;
+        if i >= rows {
+            return None;
+        }
+        let per: usize = self.shape[1..].iter().product();
+        let range = i * per..(i + 1) * per;
+        let data = match &self.data {
+            TensorData::F32(v) => TensorData::F32(v[range].to_vec()),
+            TensorData::F16(v) => TensorData::F16(v[range].to_vec()),
+            TensorData::F64(v) => TensorData::F64(v[range].to_vec()),
+            TensorData::I64(v) => TensorData::I64(v[range].to_vec()),
+            TensorData::I32(v) => TensorData::I32(v[range].to_vec()),
+            TensorData::I8(v) => TensorData::I8(v[range].to_vec()),
+            TensorData::U8(v) => TensorData::U8(v[range].to_vec()),
+            TensorData::Bool(v) => TensorData::Bool(v[range].to_vec()),
+        };
+        let mut shape = vec![1];
+        shape.extend_from_slice(&self.shape[1..]);
+        Some((shape, data))
+    }
 }
 
 pub fn read(path: &Path) -> Result<Array> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
     parse(&bytes).with_context(|| format!("{}: not a readable .npy file", path.display()))
+}
+
+/// Reads every array of an `.npz` archive, by name (the member's file name without `.npy`),
+/// in the archive's order.
+pub fn read_npz(path: &Path) -> Result<Vec<(String, Array)>> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file))
+        .map_err(|e| anyhow!("{}: not a readable .npz archive ({e})", path.display()))?;
+    let mut arrays = vec![];
+    for k in 0..archive.len() {
+        let mut member = archive
+            .by_index(k)
+            .map_err(|e| anyhow!("{}: member {k}: {e}", path.display()))?;
+        let name = member
+            .name()
+            .map_err(|e| anyhow!("{}: member {k}: {e}", path.display()))?
+            .to_string();
+        let Some(stem) = name.strip_suffix(".npy") else {
+            continue;
+        };
+        let mut bytes = Vec::with_capacity(member.size().min(1 << 30) as usize);
+        member
+            .read_to_end(&mut bytes)
+            .map_err(|e| anyhow!("{}: cannot read '{name}': {e}", path.display()))?;
+        let array = parse(&bytes).with_context(|| {
+            format!("{}: array '{stem}' is not a readable .npy", path.display())
+        })?;
+        arrays.push((stem.to_string(), array));
+    }
+    if arrays.is_empty() {
+        bail!("{}: the archive holds no .npy arrays", path.display());
+    }
+    Ok(arrays)
 }
 
 pub fn parse(bytes: &[u8]) -> Result<Array> {
@@ -38,48 +101,79 @@ pub fn parse(bytes: &[u8]) -> Result<Array> {
         Ok(header[at + key.len()..].trim_start_matches([':', ' ', '\'']))
     };
     let descr = field("'descr'")?;
-    let elem = if descr.starts_with("<f4") {
-        4
-    } else if descr.starts_with("<f8") {
-        8
-    } else {
-        bail!(
-            "only little-endian float32/float64 arrays are supported (descr {})",
-            &descr[..descr.len().min(6)]
-        );
+    let code: String = descr.chars().take_while(|c| *c != '\'').collect();
+    // '|' marks a one-byte type (no byte order); '<' little-endian; '=' native (little here).
+    let (order, kind) = code.split_at(code.len().min(1));
+    if !matches!(order, "<" | "|" | "=") {
+        bail!("only little-endian arrays are supported (descr '{code}')");
+    }
+    let elem = match kind {
+        "f4" | "f8" | "f2" | "i8" | "i4" | "i1" | "u1" | "b1" => kind,
+        _ => bail!(
+            "unsupported element type '{code}' (float16/32/64, int8/32/64, uint8 and bool are)"
+        ),
     };
     if field("'fortran_order'")?.starts_with("True") {
         bail!("Fortran-order arrays are not supported");
     }
     let shape_text = field("'shape'")?;
-    let shape_text = &shape_text[shape_text.find('(').ok_or_else(|| anyhow!("bad shape"))? + 1
-        ..shape_text.find(')').ok_or_else(|| anyhow!("bad shape"))?];
-    let shape: Vec<usize> = shape_text
+    let open = shape_text.find('(').ok_or_else(|| anyhow!("bad shape"))?;
+    let close = shape_text.find(')').ok_or_else(|| anyhow!("bad shape"))?;
+    if close < open {
+        bail!("bad shape");
+    }
+    let shape: Vec<usize> = shape_text[open + 1..close]
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| s.parse().map_err(|_| anyhow!("bad dimension '{s}'")))
         .collect::<Result<_>>()?;
-    let count: usize = shape.iter().product();
+    let size: usize = elem[1..].parse().unwrap_or(1);
+    let count = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .and_then(|c| c.checked_mul(size).map(|b| (c, b)))
+        .ok_or_else(|| anyhow!("shape {shape:?} is too large"))?;
+    let (count, bytes_needed) = count;
     let body = &bytes[start + header_len..];
-    if body.len() < count * elem {
+    if body.len() < bytes_needed {
         bail!(
-            "truncated: shape {shape:?} needs {} bytes, found {}",
-            count * elem,
+            "truncated: shape {shape:?} needs {bytes_needed} bytes, found {}",
             body.len()
         );
     }
-    let data = if elem == 4 {
-        body[..count * 4]
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect()
-    } else {
-        body[..count * 8]
-            .chunks_exact(8)
-            .map(|b| f64::from_le_bytes(b.try_into().expect("chunk of 8")) as f32)
-            .collect()
+    let body = &body[..bytes_needed];
+    let data = match elem {
+        "f4" => TensorData::F32(
+            body.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        ),
+        "f8" => TensorData::F64(
+            body.chunks_exact(8)
+                .map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+                .collect(),
+        ),
+        "f2" => TensorData::F16(
+            body.chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]))
+                .collect(),
+        ),
+        "i8" => TensorData::I64(
+            body.chunks_exact(8)
+                .map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+                .collect(),
+        ),
+        "i4" => TensorData::I32(
+            body.chunks_exact(4)
+                .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        ),
+        "i1" => TensorData::I8(body.iter().map(|&b| b as i8).collect()),
+        "u1" => TensorData::U8(body.to_vec()),
+        _ => TensorData::Bool(body.iter().map(|&b| b != 0).collect()),
     };
+    debug_assert_eq!(data.len(), count);
     Ok(Array { shape, data })
 }
 
@@ -120,7 +214,7 @@ mod tests {
         }
         let a = super::parse(&bytes).unwrap();
         assert_eq!(a.shape, vec![2, 3]);
-        assert_eq!(a.data, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.5]);
+        assert_eq!(a.data.to_f32(), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.5]);
         assert!(super::parse(&bytes[..bytes.len() - 4]).is_err());
     }
 
@@ -132,6 +226,51 @@ mod tests {
         super::write(&path, &[2, 3, 4], &data).unwrap();
         let a = super::read(&path).unwrap();
         assert_eq!(a.shape, vec![2, 3, 4]);
-        assert_eq!(a.data, data);
+        assert_eq!(a.data.to_f32(), data);
+    }
+
+    fn npy(header: &str, body: &[u8]) -> Vec<u8> {
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        let padded = format!("{header:<117}\n");
+        bytes.extend((padded.len() as u16).to_le_bytes());
+        bytes.extend(padded.as_bytes());
+        bytes.extend(body);
+        bytes
+    }
+
+    #[test]
+    fn integer_and_bool_arrays_keep_their_type() {
+        use crate::tensor::TensorData;
+        let body: Vec<u8> = [101i64, -2].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let a = super::parse(&npy(
+            "{'descr': '<i8', 'fortran_order': False, 'shape': (1, 2), }",
+            &body,
+        ))
+        .unwrap();
+        assert_eq!(a.data, TensorData::I64(vec![101, -2]));
+        let a = super::parse(&npy(
+            "{'descr': '|b1', 'fortran_order': False, 'shape': (3,), }",
+            &[1, 0, 1],
+        ))
+        .unwrap();
+        assert_eq!(a.data, TensorData::Bool(vec![true, false, true]));
+        assert_eq!(a.sample(1).unwrap().1, TensorData::Bool(vec![false]));
+    }
+
+    #[test]
+    fn malformed_headers_are_errors_not_panics() {
+        for header in [
+            "{'descr': '<f4', 'fortran_order': False, 'shape': )2, 3(, }",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 99999999999, 99999999999), }",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }",
+            "{'descr': '>f4', 'fortran_order': False, 'shape': (1,), }",
+            "{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }",
+            "{'descr': '<f4', 'shape': (1,), }",
+        ] {
+            let e = super::parse(&npy(header, &[0; 8])).err().map(|e| e.to_string());
+            assert!(e.is_some(), "{header} parsed");
+        }
+        assert!(super::parse(b"\x93NUMPY\x02\x00\x01").is_err());
+        assert!(super::parse(b"\x93NUMPY\x01\x00\xff\xff").is_err());
     }
 }

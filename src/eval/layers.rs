@@ -16,7 +16,7 @@ use super::metrics;
 use crate::data::{Dataset, Purpose};
 use crate::jobs::Progress;
 use crate::onnx::{self, pb, GraphIndex};
-use crate::runtime::{self, TractModel};
+use crate::runtime::TractModel;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LayerError {
@@ -89,22 +89,22 @@ pub fn per_layer_sqnr(
         .indices(Purpose::Evaluation)?
         .take(samples.max(1))
         .collect();
-    let spec = runtime::input_spec(float)?;
-    let shape = runtime::concrete_input_shape(&spec, &dataset.sample(indices[0])?.shape)?;
+    let inputs = crate::tensor::model_inputs(float)?;
+    let example = dataset.bound(indices[0], &inputs)?.inputs;
     let float_names: Vec<String> = pairs.iter().map(|p| p.0.clone()).collect();
     let quant_names: Vec<String> = pairs.iter().map(|p| p.1.clone()).collect();
     let float_run =
-        TractModel::load(float, &shape, Some(&float_names)).context("float model with taps")?;
-    let quant_run = TractModel::load(quantized, &shape, Some(&quant_names))
+        TractModel::load(float, &example, Some(&float_names)).context("float model with taps")?;
+    let quant_run = TractModel::load(quantized, &example, Some(&quant_names))
         .context("quantized model with taps")?;
     progress.stage("per-layer error", indices.len() as u64);
     let sums: Vec<(f64, f64)> = indices
         .par_iter()
         .map(|&i| -> Result<Vec<(f64, f64)>> {
             progress.check()?;
-            let sample = dataset.sample(i)?;
-            let f = float_run.run(&sample.data)?;
-            let q = quant_run.run(&sample.data)?;
+            let sample = dataset.bound(i, &inputs)?;
+            let f = float_run.run(&sample.inputs)?;
+            let q = quant_run.run(&sample.inputs)?;
             progress.step();
             Ok(f.iter()
                 .zip(&q)

@@ -17,10 +17,14 @@ pub fn argmax(values: &[f32]) -> usize {
 
 /// Whether `label` is among the top `k` scores. Ties rank the lower index first, consistently
 /// with [`argmax`]: top-1 hit ⇔ `argmax == label`.
+/// A score vector with a NaN or infinity in it is a wrong answer: never a hit.
 pub fn in_top_k(scores: &[f32], label: usize, k: usize) -> bool {
     let Some(&s) = scores.get(label) else {
         return false;
     };
+    if scores.iter().any(|v| !v.is_finite()) {
+        return false;
+    }
     let ahead = scores
         .iter()
         .enumerate()
@@ -56,14 +60,28 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
     dot / (na.sqrt() * nb.sqrt())
 }
 
-/// Running sums for fidelity of `candidate` against `reference` outputs.
+/// The larger of two values, NaN if either is (`f64::max` would hide it).
+fn nan_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
+}
+
+/// Running sums for fidelity of `candidate` against `reference` outputs. Cosine is that of
+/// the whole output (all samples as one vector), like SQNR, so that it means the same for a
+/// scalar output as for a class vector.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Fidelity {
     pub samples: usize,
     pub agree: usize,
+    /// Samples whose candidate output holds a NaN or an infinity (never agreeing).
+    pub non_finite: usize,
     pub signal: f64,
     pub noise: f64,
-    pub cosine_sum: f64,
+    pub dot: f64,
+    pub candidate_power: f64,
     pub abs_sum: f64,
     pub abs_max: f64,
     pub elements: usize,
@@ -72,39 +90,56 @@ pub struct Fidelity {
 impl Fidelity {
     pub fn add(&mut self, reference: &[f32], candidate: &[f32]) {
         self.samples += 1;
-        if reference.len() > 1 && argmax(reference) == argmax(candidate) {
+        let finite = candidate.iter().all(|v| v.is_finite());
+        if !finite {
+            self.non_finite += 1;
+        }
+        if finite && reference.len() > 1 && argmax(reference) == argmax(candidate) {
             self.agree += 1;
         }
         for (&r, &c) in reference.iter().zip(candidate) {
             let d = (r - c) as f64;
             self.signal += r as f64 * r as f64;
             self.noise += d * d;
+            self.dot += r as f64 * c as f64;
+            self.candidate_power += c as f64 * c as f64;
             self.abs_sum += d.abs();
-            self.abs_max = self.abs_max.max(d.abs());
+            // f64::max ignores NaN: keep it visible.
+            self.abs_max = nan_max(self.abs_max, d.abs());
         }
         self.elements += reference.len();
-        self.cosine_sum += cosine(reference, candidate);
     }
 
     pub fn merge(&mut self, o: &Fidelity) {
         self.samples += o.samples;
         self.agree += o.agree;
+        self.non_finite += o.non_finite;
         self.signal += o.signal;
         self.noise += o.noise;
-        self.cosine_sum += o.cosine_sum;
+        self.dot += o.dot;
+        self.candidate_power += o.candidate_power;
         self.abs_sum += o.abs_sum;
-        self.abs_max = self.abs_max.max(o.abs_max);
+        self.abs_max = nan_max(self.abs_max, o.abs_max);
         self.elements += o.elements;
     }
 
     pub fn summary(&self) -> FidelitySummary {
+        let broken = self.non_finite > 0;
         FidelitySummary {
             agreement: (self.samples > 0).then(|| self.agree as f64 / self.samples as f64),
-            sqnr_db: sqnr_db(self.signal, self.noise),
-            cosine: if self.samples > 0 {
-                self.cosine_sum / self.samples as f64
+            sqnr_db: if broken {
+                f64::NAN
             } else {
+                sqnr_db(self.signal, self.noise)
+            },
+            cosine: if broken {
+                f64::NAN
+            } else if self.signal == 0.0 && self.candidate_power == 0.0 {
+                1.0
+            } else if self.signal == 0.0 || self.candidate_power == 0.0 {
                 0.0
+            } else {
+                self.dot / (self.signal.sqrt() * self.candidate_power.sqrt())
             },
             max_abs_error: self.abs_max,
             mean_abs_error: if self.elements > 0 {
@@ -174,11 +209,33 @@ mod tests {
             (serial.samples, serial.agree, serial.elements),
             (a.samples, a.agree, a.elements)
         );
-        assert!(
-            (serial.noise - a.noise).abs() < 1e-12
-                && (serial.cosine_sum - a.cosine_sum).abs() < 1e-12
-        );
+        assert!((serial.noise - a.noise).abs() < 1e-12 && (serial.dot - a.dot).abs() < 1e-12);
         // orthogonal outputs have cosine 0
         assert_eq!(cosine(&[1.0, 0.0], &[0.0, 2.0]), 0.0);
+    }
+
+    #[test]
+    fn cosine_is_over_the_whole_output() {
+        // A scalar output per sample: per-sample cosines would all read 1.0 whatever the error.
+        let mut f = Fidelity::default();
+        f.add(&[1.0], &[2.0]);
+        f.add(&[2.0], &[1.0]);
+        // dot 4, |r|² 5, |c|² 5: cosine 0.8; SQNR 10·log10(5/2) = 3.98 dB.
+        let s = f.summary();
+        assert!((s.cosine - 0.8).abs() < 1e-12, "{}", s.cosine);
+        assert!((s.sqnr_db - 3.979).abs() < 1e-3, "{}", s.sqnr_db);
+    }
+
+    #[test]
+    fn a_nan_output_is_a_wrong_answer() {
+        assert!(!in_top_k(&[f32::NAN, 0.5, 0.1], 1, 1));
+        assert!(!in_top_k(&[0.2, f32::NAN, 0.1], 1, 5));
+        let mut f = Fidelity::default();
+        f.add(&[1.0, 0.0], &[f32::NAN, 0.0]);
+        f.add(&[1.0, 0.0], &[1.0, 0.0]);
+        let s = f.summary();
+        assert_eq!(f.non_finite, 1);
+        assert_eq!(s.agreement, Some(0.5));
+        assert!(s.sqnr_db.is_nan() && s.cosine.is_nan() && s.max_abs_error.is_nan());
     }
 }

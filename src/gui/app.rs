@@ -87,6 +87,8 @@ pub struct LoadedDataset {
     pub dataset: Dataset,
     /// Why the dataset does not fit the model, if it does not.
     pub mismatch: Option<String>,
+    /// What had to be guessed to read it (a folder or file opened without a description).
+    pub notes: Vec<String>,
     pub previews: Vec<(egui::TextureHandle, String)>,
 }
 
@@ -117,6 +119,8 @@ pub struct AppCtx<'a> {
     pub job: Option<&'a RunningJob>,
     pub selected: Option<usize>,
     pub keep_float: &'a [String],
+    /// The output accuracy is scored on (`None`: the first).
+    pub scored_output: Option<&'a str>,
     /// p95 of frame CPU time so far (not shown in tests).
     pub frame_p95_ms: Option<f64>,
     /// Why the current settings cannot become an experiment, if they cannot.
@@ -294,8 +298,21 @@ impl WorkbenchApp {
                 self.remember(&path);
             }
             AppCommand::OpenDataset(path) => {
-                let dataset = Dataset::open(&path)?;
+                let (dataset, notes) = match &self.model {
+                    Some(m) => Dataset::open_for(&path, &m.proto, &Default::default())?,
+                    None if path.extension().is_some_and(|e| e == "ron") => {
+                        (Dataset::open(&path)?, vec![])
+                    }
+                    None => {
+                        return Err(anyhow!(
+                            "open a model first: a folder or file is read for the model's inputs"
+                        ))
+                    }
+                };
                 self.set_dataset(path, dataset);
+                if let Some(d) = self.dataset.as_mut() {
+                    d.notes = notes;
+                }
             }
             AppCommand::ApplyDatasetDesc(desc) => {
                 let path = self
@@ -306,6 +323,18 @@ impl WorkbenchApp {
                 let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
                 let dataset = Dataset::from_desc(desc, &base, &path)?;
                 self.set_dataset(path, dataset);
+            }
+            AppCommand::SaveDatasetDesc(path) => {
+                let d = self
+                    .dataset
+                    .as_ref()
+                    .ok_or_else(|| anyhow!("no dataset is open"))?;
+                let base = d.path.parent().unwrap_or(Path::new("."));
+                quantbench::data::infer::save_description(&d.dataset.desc, base, &path)?;
+                self.info(format!("dataset description saved to {}", path.display()));
+            }
+            AppCommand::SetScoredOutput(name) => {
+                self.sweep_settings.output = name;
             }
             AppCommand::ToggleKeepFloat(name) => {
                 let keep = &mut self.settings.config.keep_float;
@@ -468,8 +497,7 @@ impl WorkbenchApp {
 
     fn check_fit(&self, dataset: &Dataset) -> Result<()> {
         if let Some(m) = &self.model {
-            let spec = quantbench::runtime::input_spec(&m.proto)?;
-            dataset.check_shape(&spec.name, &spec.dims)?;
+            dataset.check_fits(&quantbench::tensor::model_inputs(&m.proto)?)?;
         }
         Ok(())
     }
@@ -485,6 +513,7 @@ impl WorkbenchApp {
             path,
             dataset,
             mismatch,
+            notes: vec![],
             previews,
         });
         self.sync_session_dataset();
@@ -810,6 +839,7 @@ impl WorkbenchApp {
             job: self.job.as_ref(),
             selected: self.selected,
             keep_float: &keep_float,
+            scored_output: self.sweep_settings.output.as_deref(),
             settings_error,
             frame_p95_ms: if self.is_test {
                 None

@@ -1,5 +1,7 @@
-//! The dataset: where samples come from, how they are preprocessed (editable), and a preview
-//! of a few decoded samples as the model will see them.
+//! The dataset: where samples come from (a folder of images, a CSV, `.npy`/`.npz`, ONNX test
+//! data, a description, or synthetic inputs), how they are preprocessed (presets, editable),
+//! a preview of a few decoded samples as the model will see them, and saving the choice as a
+//! description.
 
 use std::path::PathBuf;
 
@@ -7,18 +9,26 @@ use eframe::egui;
 
 use super::app::AppCtx;
 use super::AppCommand;
-use quantbench::data::{Color, Dataset, DatasetDesc, Layout, ValueScale};
+use quantbench::data::infer::Preset;
+use quantbench::data::{Color, Dataset, DatasetDesc, Layout, Source, ValueScale};
 
 #[derive(Default)]
 pub struct DatasetPanel {
     path_text: String,
+    save_text: String,
     /// The description being edited; applied with the button.
     draft: Option<DatasetDesc>,
+    resize_to_text: String,
     resize_text: String,
     crop_text: String,
     mean_text: String,
     std_text: String,
     errors: Vec<String>,
+}
+
+fn parse_hw(t: &str) -> Option<(u32, u32)> {
+    t.split_once(['x', 'X'])
+        .and_then(|(h, w)| Some((h.trim().parse().ok()?, w.trim().parse().ok()?)))
 }
 
 fn floats(text: &str) -> Result<Vec<f32>, String> {
@@ -36,6 +46,10 @@ impl DatasetPanel {
     /// Loads a description into the editor.
     pub fn edit(&mut self, desc: &DatasetDesc) {
         let p = &desc.preprocess;
+        self.resize_to_text = p
+            .resize_to
+            .map(|(h, w)| format!("{h}x{w}"))
+            .unwrap_or_default();
         self.resize_text = p.resize_shorter.map(|r| r.to_string()).unwrap_or_default();
         self.crop_text = p
             .center_crop
@@ -58,11 +72,11 @@ impl DatasetPanel {
 
     pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &AppCtx) {
         ui.horizontal(|ui| {
-            let l = ui.label("Description");
+            let l = ui.label("Data");
             ui.add(
                 egui::TextEdit::singleline(&mut self.path_text)
-                    .hint_text("dataset.ron")
-                    .desired_width(150.0),
+                    .hint_text("folder, .csv, .npz, .ron or synthetic")
+                    .desired_width(170.0),
             )
             .labelled_by(l.id);
             if ui.button("Open").clicked() && !self.path_text.trim().is_empty() {
@@ -70,13 +84,36 @@ impl DatasetPanel {
                     self.path_text.trim(),
                 )));
             }
-            if ui.button("Browse…").clicked() {
+        });
+        ui.horizontal(|ui| {
+            if ui
+                .button("Folder…")
+                .on_hover_text("A folder of images (class sub-folders give labels), or of test_data_set_* folders")
+                .clicked()
+            {
+                if let Some(p) = rfd::FileDialog::new().pick_folder() {
+                    ctx.commands.send(AppCommand::OpenDataset(p));
+                }
+            }
+            if ui.button("File…").clicked() {
                 if let Some(p) = rfd::FileDialog::new()
-                    .add_filter("dataset description", &["ron"])
+                    .add_filter(
+                        "data",
+                        &["ron", "csv", "tsv", "gz", "npy", "npz"],
+                    )
                     .pick_file()
                 {
                     ctx.commands.send(AppCommand::OpenDataset(p));
                 }
+            }
+            if ui
+                .button("Synthetic")
+                .on_hover_text("Random inputs of the model's types and shapes: fidelity only")
+                .clicked()
+            {
+                ctx.commands.send(AppCommand::OpenDataset(PathBuf::from(
+                    quantbench::data::infer::SYNTHETIC,
+                )));
             }
         });
         let Some(loaded) = ctx.dataset else {
@@ -89,14 +126,19 @@ impl DatasetPanel {
                 .path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+                .unwrap_or_else(|| loaded.path.display().to_string()),
             loaded.dataset.len(),
-            if loaded.dataset.has_labels() {
+            if loaded.dataset.is_synthetic() {
+                ", SYNTHETIC (random inputs: fidelity only)"
+            } else if loaded.dataset.has_labels() {
                 ", labelled"
             } else {
                 ", no labels"
             }
         ));
+        for n in &loaded.notes {
+            ui.small(n);
+        }
         if let Some(m) = &loaded.mismatch {
             ui.colored_label(ui.visuals().error_fg_color, m);
         }
@@ -108,12 +150,62 @@ impl DatasetPanel {
                 });
             }
         });
+        ui.horizontal(|ui| {
+            let l = ui.label("Save description as");
+            ui.add(
+                egui::TextEdit::singleline(&mut self.save_text)
+                    .hint_text("dataset.ron")
+                    .desired_width(130.0),
+            )
+            .labelled_by(l.id);
+            let path = self.save_text.trim();
+            if ui
+                .add_enabled(!path.is_empty(), egui::Button::new("Save"))
+                .clicked()
+            {
+                ctx.commands
+                    .send(AppCommand::SaveDatasetDesc(PathBuf::from(path)));
+            }
+        });
+        let pixels = matches!(
+            loaded.dataset.desc.source,
+            Source::Csv { .. } | Source::ImageFolder { .. }
+        );
+        if !pixels {
+            ui.small("Tensors are fed as they are: no preprocessing.");
+            return;
+        }
         self.errors.clear();
         let Some(draft) = self.draft.as_mut() else {
             return;
         };
         let p = &mut draft.preprocess;
+        let mut chosen_preset = None;
         egui::Grid::new("preprocess").num_columns(2).show(ui, |ui| {
+            let l = ui.label("Preset");
+            let current = Preset::matching(p)
+                .map(|p| p.describe())
+                .unwrap_or("custom");
+            egui::ComboBox::from_id_salt("preset")
+                .selected_text(current)
+                .show_ui(ui, |ui| {
+                    for preset in Preset::ALL {
+                        if ui.selectable_label(false, preset.describe()).clicked() {
+                            chosen_preset = Some(preset);
+                        }
+                    }
+                })
+                .response
+                .labelled_by(l.id);
+            ui.end_row();
+            let l = ui.label("Resize to (HxW)");
+            ui.add(
+                egui::TextEdit::singleline(&mut self.resize_to_text)
+                    .hint_text("none")
+                    .desired_width(80.0),
+            )
+            .labelled_by(l.id);
+            ui.end_row();
             let l = ui.label("Resize shorter side");
             ui.add(
                 egui::TextEdit::singleline(&mut self.resize_text)
@@ -158,6 +250,28 @@ impl DatasetPanel {
                 .labelled_by(l.id);
             ui.end_row();
         });
+        if let Some(preset) = chosen_preset {
+            preset.apply(p);
+            let join = |v: &[f32]| {
+                v.iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            self.mean_text = join(&p.mean);
+            self.std_text = join(&p.std);
+        }
+        p.resize_to = match self.resize_to_text.trim() {
+            "" => None,
+            t => match parse_hw(t) {
+                Some(hw) => Some(hw),
+                None => {
+                    self.errors
+                        .push(format!("resize to: '{t}' is not HxW, e.g. 48x192"));
+                    None
+                }
+            },
+        };
         p.resize_shorter = match self.resize_text.trim() {
             "" => None,
             t => match t.parse() {
@@ -171,10 +285,7 @@ impl DatasetPanel {
         };
         p.center_crop = match self.crop_text.trim() {
             "" => None,
-            t => match t
-                .split_once(['x', 'X'])
-                .and_then(|(h, w)| Some((h.trim().parse().ok()?, w.trim().parse().ok()?)))
-            {
+            t => match parse_hw(t) {
                 Some(hw) => Some(hw),
                 None => {
                     self.errors
@@ -222,12 +333,17 @@ pub fn previews(
         let Ok(sample) = dataset.sample(i) else {
             continue;
         };
-        let shape = &sample.shape;
+        let label = sample.label;
+        let (shape, data) = sample.first_f32();
+        let shape = &shape;
         if shape.len() != 4 {
             continue;
         }
-        let nhwc = dataset.desc.preprocess.layout == Layout::Nhwc
-            && !matches!(dataset.desc.source, quantbench::data::Source::Npy { .. });
+        let from_pixels = matches!(
+            dataset.desc.source,
+            quantbench::data::Source::Csv { .. } | quantbench::data::Source::ImageFolder { .. }
+        );
+        let nhwc = dataset.desc.preprocess.layout == Layout::Nhwc && from_pixels;
         let (c, h, w) = if nhwc {
             (shape[3], shape[1], shape[2])
         } else {
@@ -236,8 +352,7 @@ pub fn previews(
         if c == 0 || h == 0 || w == 0 {
             continue;
         }
-        let (lo, hi) = sample
-            .data
+        let (lo, hi) = data
             .iter()
             .fold((f32::MAX, f32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
         let scale = if hi > lo { 255.0 / (hi - lo) } else { 0.0 };
@@ -247,7 +362,7 @@ pub fn previews(
             } else {
                 (ch * h + y) * w + x
             };
-            ((sample.data[k] - lo) * scale) as u8
+            ((data[k] - lo) * scale) as u8
         };
         let mut pixels = Vec::with_capacity(h * w);
         for y in 0..h {
@@ -262,8 +377,7 @@ pub fn previews(
         }
         let image = egui::ColorImage::new([w, h], pixels);
         let texture = ctx.load_texture(format!("sample{i}"), image, egui::TextureOptions::NEAREST);
-        let caption = sample
-            .label
+        let caption = label
             .map(|l| format!("#{i}: {l}"))
             .unwrap_or_else(|| format!("#{i}"));
         out.push((texture, caption));

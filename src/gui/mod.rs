@@ -47,6 +47,10 @@ pub enum AppCommand {
     OpenPath(PathBuf),
     OpenDataset(PathBuf),
     ApplyDatasetDesc(quantbench::data::DatasetDesc),
+    /// Write the open dataset's description (as edited and applied) to a RON file.
+    SaveDatasetDesc(PathBuf),
+    /// The output that accuracy scores (`None`: the first).
+    SetScoredOutput(Option<String>),
     ToggleKeepFloat(String),
     AddExperiment,
     AddPreset,
@@ -54,7 +58,10 @@ pub enum AppCommand {
     Select(Option<usize>),
     Run,
     Cancel,
-    ExportModel { experiment: usize, path: PathBuf },
+    ExportModel {
+        experiment: usize,
+        path: PathBuf,
+    },
     SaveSession(PathBuf),
     SaveScreenshot(PathBuf),
     ExportTable(PathBuf),

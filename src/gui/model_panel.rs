@@ -54,6 +54,29 @@ impl ModelPanel {
                     }
                 }
             });
+        if s.outputs.len() > 1 {
+            ui.horizontal(|ui| {
+                let l = ui.label("Scored output")
+                    .on_hover_text("The output top-1/top-5 and the headline fidelity figures describe; every output's fidelity is measured");
+                let current = ctx
+                    .scored_output
+                    .unwrap_or(s.outputs[0].name.as_str())
+                    .to_string();
+                egui::ComboBox::from_id_salt("scored_output")
+                    .selected_text(&current)
+                    .show_ui(ui, |ui| {
+                        for (k, o) in s.outputs.iter().enumerate() {
+                            if ui.selectable_label(o.name == current, &o.name).clicked() {
+                                ctx.commands.send(AppCommand::SetScoredOutput(
+                                    (k > 0).then(|| o.name.clone()),
+                                ));
+                            }
+                        }
+                    })
+                    .response
+                    .labelled_by(l.id);
+            });
+        }
         let ops: Vec<String> = s
             .op_histogram
             .iter()

@@ -185,8 +185,10 @@ fn export_a_model_then_load_it_with_the_engine() {
         .iter()
         .any(|n| n.op_type == "QuantizeLinear"));
     let data = quantbench::data::Dataset::open(&sample().with_file_name("dataset.ron")).unwrap();
-    let runner = quantbench::runtime::TractModel::load(&model, &[1, 1, 28, 28], None).unwrap();
-    let out = runner.run(&data.sample(0).unwrap().data).unwrap();
+    let inputs = quantbench::tensor::model_inputs(&model).unwrap();
+    let sample = data.bound(0, &inputs).unwrap();
+    let runner = quantbench::runtime::TractModel::load(&model, &sample.inputs, None).unwrap();
+    let out = runner.run(&sample.inputs).unwrap();
     assert_eq!(out[0].len(), 10);
 }
 

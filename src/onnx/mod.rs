@@ -380,6 +380,20 @@ pub fn node(op_type: &str, name: &str, inputs: &[&str], outputs: &[&str]) -> pb:
     }
 }
 
+/// Every tensor name the subgraphs of `node` read (recursively), including outer-scope names.
+pub fn subgraph_inputs(node: &pb::NodeProto) -> Vec<&String> {
+    node.attribute
+        .iter()
+        .flat_map(|a| a.g.iter().chain(&a.graphs))
+        .flat_map(|g| {
+            g.node
+                .iter()
+                .flat_map(|n| n.input.iter().chain(subgraph_inputs(n)))
+                .chain(g.output.iter().map(|o| &o.name))
+        })
+        .collect()
+}
+
 /// Name lookups over a graph, built once per pass.
 pub struct GraphIndex {
     /// initializer name -> index in `graph.initializer`
@@ -405,7 +419,13 @@ impl GraphIndex {
             for o in n.output.iter().filter(|o| !o.is_empty()) {
                 producer.insert(o.clone(), i);
             }
-            for inp in n.input.iter().filter(|o| !o.is_empty()) {
+            // A node with a body consumes what the body reads from outside, so no fold treats
+            // such a tensor as unused or single-use.
+            let mut read: Vec<&String> = n.input.iter().filter(|o| !o.is_empty()).collect();
+            read.extend(subgraph_inputs(n));
+            read.sort();
+            read.dedup();
+            for inp in read {
                 consumers.entry(inp.clone()).or_default().push(i);
             }
         }

@@ -18,12 +18,35 @@ pub fn upgrade(model: &mut pb::ModelProto, target: i64) -> Result<Vec<String>> {
     let mut notes = vec![format!("opset {from} -> {target}")];
     let graph = graph_mut(model);
     let mut new_inits: Vec<pb::TensorProto> = vec![];
-    let mut out_nodes: Vec<pb::NodeProto> = Vec::with_capacity(graph.node.len());
+    let nodes = std::mem::take(&mut graph.node);
+    graph.node = upgrade_nodes(nodes, from, target, &mut new_inits, &mut notes)?;
+    graph.initializer.extend(new_inits);
+    set_default_opset(model, target);
+    drop_initializer_inputs(model);
+    Ok(notes)
+}
+
+/// Upgrades `nodes` and, first, the nodes of their subgraphs (If/Loop/Scan bodies share the
+/// model's opset). New constants go to `new_inits`, in the main graph, which bodies can read.
+fn upgrade_nodes(
+    nodes: Vec<pb::NodeProto>,
+    from: i64,
+    target: i64,
+    new_inits: &mut Vec<pb::TensorProto>,
+    notes: &mut Vec<String>,
+) -> Result<Vec<pb::NodeProto>> {
+    let mut out_nodes: Vec<pb::NodeProto> = Vec::with_capacity(nodes.len());
     let crosses = |since: i64| from < since && target >= since;
-    for mut n in std::mem::take(&mut graph.node) {
+    for mut n in nodes {
         if !(n.domain.is_empty() || n.domain == "ai.onnx") {
             out_nodes.push(n);
             continue;
+        }
+        for a in &mut n.attribute {
+            for g in a.g.iter_mut().chain(a.graphs.iter_mut()) {
+                let body = std::mem::take(&mut g.node);
+                g.node = upgrade_nodes(body, from, target, new_inits, notes)?;
+            }
         }
         n.attribute
             .retain(|a| a.name != "consumed_inputs" && a.name != "is_test");
@@ -56,7 +79,7 @@ pub fn upgrade(model: &mut pb::ModelProto, target: i64) -> Result<Vec<String>> {
             "Squeeze" | "Unsqueeze" | "ReduceSum" if crosses(13) => {
                 if let Some(axes) = attr_ints(&n, "axes") {
                     n.attribute.retain(|a| a.name != "axes");
-                    let name = const_input(&n, "axes", &axes, &mut new_inits);
+                    let name = const_input(&n, "axes", &axes, new_inits);
                     n.input.truncate(1);
                     n.input.push(name);
                 }
@@ -67,7 +90,7 @@ pub fn upgrade(model: &mut pb::ModelProto, target: i64) -> Result<Vec<String>> {
             {
                 if let Some(axes) = attr_ints(&n, "axes") {
                     n.attribute.retain(|a| a.name != "axes");
-                    let name = const_input(&n, "axes", &axes, &mut new_inits);
+                    let name = const_input(&n, "axes", &axes, new_inits);
                     n.input.truncate(1);
                     n.input.push(name);
                 }
@@ -75,16 +98,35 @@ pub fn upgrade(model: &mut pb::ModelProto, target: i64) -> Result<Vec<String>> {
             "Split" if crosses(13) => {
                 if let Some(split) = attr_ints(&n, "split") {
                     n.attribute.retain(|a| a.name != "split");
-                    let name = const_input(&n, "split", &split, &mut new_inits);
+                    let name = const_input(&n, "split", &split, new_inits);
                     n.input.truncate(1);
                     n.input.push(name);
+                }
+                if crosses(18) && n.input.get(1).is_none_or(|s| s.is_empty()) {
+                    n.attribute
+                        .push(super::int_attr("num_outputs", n.output.len() as i64));
+                }
+            }
+            "Split" if crosses(18) && n.input.get(1).is_none_or(|s| s.is_empty()) => {
+                // From 18 an equal split must say how many parts.
+                n.attribute
+                    .push(super::int_attr("num_outputs", n.output.len() as i64));
+            }
+            "GridSample" if crosses(20) => {
+                for a in n.attribute.iter_mut().filter(|a| a.name == "mode") {
+                    let renamed: &[u8] = match a.s.as_slice() {
+                        b"bilinear" => b"linear",
+                        b"bicubic" => b"cubic",
+                        other => other,
+                    };
+                    a.s = renamed.to_vec();
                 }
             }
             "Pad" if crosses(11) => {
                 let pads = attr_ints(&n, "pads").unwrap_or_default();
                 let value = attr(&n, "value").map(|a| a.f).unwrap_or(0.0);
                 n.attribute.retain(|a| a.name != "pads" && a.name != "value");
-                let pads_name = const_input(&n, "pads", &pads, &mut new_inits);
+                let pads_name = const_input(&n, "pads", &pads, new_inits);
                 let value_name = format!("{pads_name}_value");
                 new_inits.push(super::f32_tensor(&value_name, &[], &[value]));
                 n.input = vec![n.input[0].clone(), pads_name, value_name];
@@ -96,11 +138,11 @@ pub fn upgrade(model: &mut pb::ModelProto, target: i64) -> Result<Vec<String>> {
                 n.attribute.clear();
                 let mut inputs = vec![
                     n.input[0].clone(),
-                    const_input(&n, "starts", &starts, &mut new_inits),
-                    const_input(&n, "ends", &ends, &mut new_inits),
+                    const_input(&n, "starts", &starts, new_inits),
+                    const_input(&n, "ends", &ends, new_inits),
                 ];
                 if let Some(axes) = axes {
-                    inputs.push(const_input(&n, "axes", &axes, &mut new_inits));
+                    inputs.push(const_input(&n, "axes", &axes, new_inits));
                 }
                 n.input = inputs;
             }
@@ -119,7 +161,7 @@ pub fn upgrade(model: &mut pb::ModelProto, target: i64) -> Result<Vec<String>> {
             "TopK" if crosses(10) => {
                 let k = attr_int(&n, "k").unwrap_or(1);
                 n.attribute.retain(|a| a.name != "k");
-                let name = const_input(&n, "k", &[k], &mut new_inits);
+                let name = const_input(&n, "k", &[k], new_inits);
                 n.input.push(name);
             }
             "Softmax" | "LogSoftmax" | "Hardmax" if crosses(13) => {
@@ -155,11 +197,7 @@ pub fn upgrade(model: &mut pb::ModelProto, target: i64) -> Result<Vec<String>> {
         }
         out_nodes.push(n);
     }
-    graph.node = out_nodes;
-    graph.initializer.extend(new_inits);
-    set_default_opset(model, target);
-    drop_initializer_inputs(model);
-    Ok(notes)
+    Ok(out_nodes)
 }
 
 /// From IR 4 on, initializers need not be listed as graph inputs; listing them makes runtimes

@@ -20,7 +20,13 @@ pub struct TensorStats {
     pub min: f32,
     pub max: f32,
     pub histogram: Option<Histogram>,
+    /// NaN or infinite values seen (not counted in min, max or the histogram).
+    pub non_finite: usize,
 }
+
+/// Magnitudes at or beyond this are additive attention masks (−1e4, −1e9, −inf), not data: a
+/// tensor holding them stays float (an 8-bit grid over ±1e4 would erase the real values).
+pub const MASK_MAGNITUDE: f32 = 1.0e4;
 
 impl TensorStats {
     fn new(with_histogram: bool) -> Self {
@@ -28,28 +34,51 @@ impl TensorStats {
             min: f32::INFINITY,
             max: f32::NEG_INFINITY,
             histogram: with_histogram.then(Histogram::default),
+            non_finite: 0,
         }
     }
 
-    /// Adds values; `Err(value)` with an offending value if any is not finite.
-    fn add(&mut self, values: &[f32]) -> std::result::Result<(), f32> {
+    /// Adds values; non-finite ones are counted, the rest observed.
+    fn add(&mut self, values: &[f32]) {
         let (lo, hi, finite) = math::min_max_finite(values);
-        if !finite {
-            return Err(values
-                .iter()
-                .copied()
-                .find(|v| !v.is_finite())
-                .unwrap_or(f32::NAN));
+        if finite {
+            self.observe(values, lo, hi);
+            return;
         }
+        let kept: Vec<f32> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        self.non_finite += values.len() - kept.len();
+        if !kept.is_empty() {
+            let (lo, hi, _) = math::min_max_finite(&kept);
+            self.observe(&kept, lo, hi);
+        }
+    }
+
+    fn observe(&mut self, values: &[f32], lo: f32, hi: f32) {
         self.min = self.min.min(lo);
         self.max = self.max.max(hi);
         if let Some(h) = &mut self.histogram {
             h.add_with_range(values, lo, hi);
         }
-        Ok(())
+    }
+
+    /// Why this tensor should stay float, if it should: it held NaN/inf or mask values.
+    pub fn unfit_reason(&self) -> Option<String> {
+        if self.non_finite > 0 {
+            Some(format!("{} NaN or infinite values", self.non_finite))
+        } else if self.min <= -MASK_MAGNITUDE || self.max >= MASK_MAGNITUDE {
+            Some(format!(
+                "values from {:e} to {:e} (an attention mask?)",
+                self.min, self.max
+            ))
+        } else if self.min > self.max {
+            Some("no values observed".into())
+        } else {
+            None
+        }
     }
 
     fn merge(&mut self, other: TensorStats) {
+        self.non_finite += other.non_finite;
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
         if let (Some(a), Some(b)) = (&mut self.histogram, other.histogram) {
@@ -106,12 +135,13 @@ pub fn calibrate(
 ) -> Result<Calibrated> {
     let indices = dataset.indices(Purpose::Calibration)?;
     let indices: Vec<usize> = indices.take(samples).collect();
-    let spec = runtime::input_spec(model)?;
-    let first = dataset.sample(indices[0])?;
-    let shape = runtime::concrete_input_shape(&spec, &first.shape)
-        .with_context(|| format!("{}: dataset does not fit the model", dataset.path.display()))?;
+    let Some(&first) = indices.first() else {
+        bail!("{}: no calibration samples", dataset.path.display());
+    };
+    let inputs = crate::tensor::model_inputs(model)?;
+    let example = dataset.bound(first, &inputs)?.inputs;
     let runnable =
-        TractModel::load(model, &shape, Some(tensors)).context("preparing calibration")?;
+        TractModel::load(model, &example, Some(tensors)).context("preparing calibration")?;
     let with_histogram = method != Calibration::MinMax;
     progress.stage("calibrating", indices.len() as u64);
     let empty = || {
@@ -132,7 +162,7 @@ pub fn calibrate(
             let mut acc = empty();
             for &i in chunk {
                 progress.check()?;
-                observe_sample(&runnable, dataset, &shape, tensors, i, &mut acc)?;
+                observe_sample(&runnable, dataset, &inputs, i, &mut acc)?;
                 progress.step();
             }
             Ok(acc)
@@ -153,33 +183,13 @@ pub fn calibrate(
 fn observe_sample(
     runnable: &TractModel,
     dataset: &Dataset,
-    shape: &[usize],
-    tensors: &[String],
+    inputs: &[crate::tensor::InputSpec],
     i: usize,
     acc: &mut [TensorStats],
 ) -> Result<()> {
-    let sample = dataset.sample(i)?;
-    if sample.shape != shape {
-        bail!(
-            "{}: sample {i} has shape {:?}, the first calibration sample had {:?}",
-            dataset.path.display(),
-            sample.shape,
-            shape
-        );
-    }
-    let mut bad = None;
+    let sample = dataset.bound(i, inputs)?;
     runnable
-        .run_visit(&sample.data, &mut |k, values| {
-            if let Err(v) = acc[k].add(values) {
-                bad.get_or_insert((k, v));
-            }
-        })
+        .run_visit(&sample.inputs, &mut |k, values| acc[k].add(values))
         .with_context(|| format!("calibration sample {i}"))?;
-    if let Some((k, v)) = bad {
-        bail!(
-            "tensor '{}' holds {v} on calibration sample {i}: the float model produces non-finite values",
-            tensors[k]
-        );
-    }
     Ok(())
 }

@@ -60,7 +60,7 @@ pub fn qparams(min: f32, max: f32, qtype: QType, symmetric: bool) -> QParams {
         let half_levels = (1i32 << (qtype.bits() - 1)) - 1; // 127 or 7
         let abs_max = min.abs().max(max.abs());
         let scale = if abs_max > 0.0 {
-            abs_max / half_levels as f32
+            (abs_max / half_levels as f32).max(f32::MIN_POSITIVE)
         } else {
             1.0
         };
@@ -78,7 +78,8 @@ pub fn qparams(min: f32, max: f32, qtype: QType, symmetric: bool) -> QParams {
             zero_point: if qtype.is_signed() { 0 } else { qmin },
         };
     }
-    let scale = span / (qmax - qmin) as f32;
+    // Never a subnormal or zero scale: 1/scale must stay finite.
+    let scale = (span / (qmax - qmin) as f32).max(f32::MIN_POSITIVE);
     let zero_point = (qmin as f32 - min / scale)
         .round_ties_even()
         .clamp(qmin as f32, qmax as f32);

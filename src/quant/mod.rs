@@ -115,7 +115,7 @@ pub fn quantize(
         Mode::Int8 => {
             let dataset = dataset
                 .context("int8 needs calibration data: give a dataset (--data DATASET.ron)")?;
-            let plan = rewrite::plan_activations(onnx::graph(&out), config);
+            let mut plan = rewrite::plan_activations(onnx::graph(&out), config);
             let tensors = plan.calibrated();
             if tensors.is_empty() {
                 bail!(
@@ -134,16 +134,35 @@ pub fn quantize(
             )?;
             calibration_runtime = Some(calibrated.runtime.clone());
             calibration_seconds = calibration_start.elapsed().as_secs_f64();
-            calibration_samples = dataset
-                .indices(crate::data::Purpose::Calibration)?
-                .len()
-                .min(config.samples);
+            let available = dataset.indices(crate::data::Purpose::Calibration)?.len();
+            calibration_samples = available.min(config.samples);
+            if available < config.samples {
+                notes.push(format!(
+                    "{} calibration samples asked, the data has {available}: calibrated on {available}",
+                    config.samples
+                ));
+            }
+            let unfit: HashMap<&str, String> = calibrated
+                .stats
+                .iter()
+                .filter_map(|(name, s)| s.unfit_reason().map(|r| (name.as_str(), r)))
+                .collect();
+            let mut unfit_names: Vec<&&str> = unfit.keys().collect();
+            unfit_names.sort();
+            for name in unfit_names {
+                notes.push(format!(
+                    "'{name}' kept float: calibration saw {}",
+                    unfit[*name]
+                ));
+            }
+            plan.drop_tensors(|t| unfit.contains_key(t));
             let qtype = calibrate::activation_qtype(config.activations);
             // Entropy and MSE searches cost milliseconds per tensor: spread them over workers.
             use rayon::prelude::*;
             let ranges: HashMap<String, (f32, f32)> = calibrated
                 .stats
                 .par_iter()
+                .filter(|(name, _)| !unfit.contains_key(name.as_str()))
                 .map(|(name, s)| {
                     (
                         name.clone(),

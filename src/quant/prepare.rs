@@ -271,24 +271,36 @@ fn fold_conv_bias_adds(graph: &mut pb::GraphProto) -> Result<usize> {
 }
 
 pub fn drop_unused_initializers(graph: &mut pb::GraphProto) {
-    let used: HashSet<&str> = graph
+    let mut used: HashSet<&str> = graph
         .node
         .iter()
         .flat_map(|n| n.input.iter().map(|s| s.as_str()))
         .chain(graph.output.iter().map(|o| o.name.as_str()))
         .collect();
+    // A body (If/Loop/Scan) may read an outer initializer that no main-graph node does.
+    used.extend(
+        graph
+            .node
+            .iter()
+            .flat_map(onnx::subgraph_inputs)
+            .map(|s| s.as_str()),
+    );
     let keep: HashSet<String> = graph
         .initializer
         .iter()
         .filter(|t| used.contains(t.name.as_str()))
         .map(|t| t.name.clone())
         .collect();
+    let removed: HashSet<String> = graph
+        .initializer
+        .iter()
+        .filter(|t| !keep.contains(&t.name))
+        .map(|t| t.name.clone())
+        .collect();
     graph.initializer.retain(|t| keep.contains(&t.name));
-    let inits: HashSet<String> = graph.initializer.iter().map(|t| t.name.clone()).collect();
-    // Inputs that only existed to feed a removed initializer (IR < 4 files) go too.
-    graph
-        .input
-        .retain(|i| inits.contains(&i.name) || used.contains(i.name.as_str()));
+    // Inputs that only existed to feed a removed initializer (IR < 4 files) go too; real
+    // inputs stay, read or not: the model's interface never changes.
+    graph.input.retain(|i| !removed.contains(&i.name));
     let names: HashSet<String> = graph
         .node
         .iter()

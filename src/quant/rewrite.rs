@@ -52,6 +52,18 @@ impl ActivationPlan {
             .collect()
     }
 
+    /// Leaves out the tensors `drop` picks, and those whose parameters would come from them.
+    pub fn drop_tensors(&mut self, drop: impl Fn(&str) -> bool) {
+        let dropped: HashSet<String> = self
+            .quantized
+            .iter()
+            .filter(|t| drop(self.root(t)))
+            .cloned()
+            .collect();
+        self.quantized.retain(|t| !dropped.contains(t));
+        self.shared.retain(|t, _| !dropped.contains(t));
+    }
+
     fn root<'a>(&'a self, mut t: &'a str) -> &'a str {
         while let Some(s) = self.shared.get(t) {
             t = s;
@@ -169,12 +181,14 @@ enum Granularity {
     },
 }
 
+/// `min_scales`: a floor per group (per channel), where a bias would otherwise overflow int32.
 fn quantize_weight(
     values: &[f32],
     dims: &[i64],
     granularity: Granularity,
     qtype: QType,
     symmetric: bool,
+    min_scales: Option<&[f32]>,
 ) -> QuantizedWeight {
     let dims_u: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
     let strides: Vec<usize> = (0..dims_u.len())
@@ -226,7 +240,33 @@ fn quantize_weight(
         hi[g] = hi[g].max(v);
     }
     let params: Vec<QParams> = (0..groups)
-        .map(|g| math::qparams(lo[g], hi[g], qtype, symmetric))
+        .map(|g| {
+            let mut p = math::qparams(lo[g], hi[g], qtype, symmetric);
+            let floor = min_scales
+                .and_then(|m| m.get(if m.len() == 1 { 0 } else { g }))
+                .copied()
+                .unwrap_or(0.0);
+            if p.scale < floor {
+                // A coarser grid for this channel; symmetric grids keep their zero point.
+                let lo = lo[g].min(0.0);
+                p = if symmetric {
+                    QParams {
+                        scale: floor,
+                        zero_point: p.zero_point,
+                    }
+                } else {
+                    let (qmin, qmax) = qtype.range();
+                    QParams {
+                        scale: floor,
+                        zero_point: (qmin as f32 - lo / floor)
+                            .round_ties_even()
+                            .clamp(qmin as f32, qmax as f32)
+                            as i32,
+                    }
+                };
+            }
+            p
+        })
         .collect();
     let quantized = values
         .iter()
@@ -284,6 +324,17 @@ impl<'a> Edit<'a> {
         qtype: QType,
         symmetric: bool,
     ) -> Result<()> {
+        self.dequantize_weight_floored(name, granularity, qtype, symmetric, None)
+    }
+
+    fn dequantize_weight_floored(
+        &mut self,
+        name: &str,
+        granularity: Granularity,
+        qtype: QType,
+        symmetric: bool,
+        min_scales: Option<&[f32]>,
+    ) -> Result<()> {
         if self.replaced.contains_key(name) {
             return Ok(());
         }
@@ -300,7 +351,7 @@ impl<'a> Edit<'a> {
             Granularity::Block { axis, .. } if axis >= t.dims.len() => Granularity::Tensor,
             g => g,
         };
-        let q = quantize_weight(&values, &t.dims, granularity, qtype, symmetric);
+        let q = quantize_weight(&values, &t.dims, granularity, qtype, symmetric, min_scales);
         let signed = qtype.is_signed();
         let (qn, sn, zn) = (
             format!("{name}_quantized"),
@@ -351,18 +402,19 @@ impl<'a> Edit<'a> {
             return Ok(());
         };
         let values = onnx::tensor_to_f32(t)?;
-        if t.dims.len() != 1 || (ws.len() != 1 && ws.len() != values.len()) {
+        if t.dims.len() != 1 || ws.is_empty() || values.len() % ws.len() != 0 {
             return self.dequantize_weight(name, Granularity::Tensor, QType::Int8, true);
         }
+        // Output channel c of a grouped ConvTranspose uses weight channel c mod (C_out/group).
         let scales: Vec<f32> = (0..values.len())
-            .map(|c| input_scale * ws[if ws.len() == 1 { 0 } else { c }])
+            .map(|c| input_scale * ws[c % ws.len()])
             .collect();
         let q: Vec<i32> = values
             .iter()
             .zip(&scales)
             .map(|(&b, &s)| {
                 (b as f64 / s as f64)
-                    .round()
+                    .round_ties_even()
                     .clamp(i32::MIN as f64, i32::MAX as f64) as i32
             })
             .collect();
@@ -513,18 +565,45 @@ pub fn insert_qdq(
             } else {
                 Granularity::Tensor
             };
-            edit.dequantize_weight(
+            let bias = node.input.get(2).filter(|b| {
+                !b.is_empty() && matches!(node.op_type.as_str(), "Conv" | "ConvTranspose" | "Gemm")
+            });
+            let input_scale = params.get(&node.input[0]).map(|p| p.scale);
+            // The int32 bias must not saturate: b / (s_x · s_w) within i32 sets a floor on s_w
+            // (ONNX Runtime raises the weight scale the same way).
+            let floors = match (bias.and_then(|b| edit.initializer(b)), input_scale) {
+                (Some(b), Some(sx)) => {
+                    let values = onnx::tensor_to_f32(b)?;
+                    let per_channel = matches!(g, Granularity::Channel(_));
+                    let limit = sx as f64 * (i32::MAX as f64 - 1.0);
+                    let floor = |v: f32| (v.abs() as f64 / limit) as f32;
+                    let channels = edit
+                        .initializer(&node.input[w])
+                        .and_then(|t| t.dims.get(axis))
+                        .map_or(1, |&d| d.max(1) as usize);
+                    Some(if per_channel {
+                        // A grouped ConvTranspose has `group` bias entries per weight channel.
+                        let mut floors = vec![0.0f32; channels];
+                        for (c, &v) in values.iter().enumerate() {
+                            floors[c % channels] = floors[c % channels].max(floor(v));
+                        }
+                        floors
+                    } else {
+                        vec![values.iter().map(|&v| floor(v)).fold(0.0, f32::max)]
+                    })
+                }
+                _ => None,
+            };
+            edit.dequantize_weight_floored(
                 &node.input[w],
                 g,
                 config.int8_weight_type(),
                 config.weights_symmetric(),
+                floors.as_deref(),
             )?;
             counts.weights += 1;
-            let bias = node.input.get(2).filter(|b| {
-                !b.is_empty() && matches!(node.op_type.as_str(), "Conv" | "ConvTranspose" | "Gemm")
-            });
-            if let (Some(b), Some(p)) = (bias, params.get(&node.input[0])) {
-                edit.dequantize_bias(b, p.scale, &node.input[w])?;
+            if let (Some(b), Some(sx)) = (bias, input_scale) {
+                edit.dequantize_bias(b, sx, &node.input[w])?;
                 counts.biases += 1;
             }
         }
@@ -743,6 +822,7 @@ mod tests {
             Granularity::Channel(0),
             QType::Int8,
             true,
+            None,
         );
         assert_eq!(q.param_dims, vec![2]);
         assert!((q.scales[0] - 1.0 / 127.0).abs() < 1e-9);
@@ -754,6 +834,7 @@ mod tests {
             Granularity::Tensor,
             QType::Int8,
             true,
+            None,
         );
         assert_eq!(t.values, vec![-127, 64, 32, -16]);
     }
@@ -762,7 +843,14 @@ mod tests {
     fn channel_axis_one_for_matmul_layout() {
         // [K=2, N=3]: columns are the channels.
         let w = [1.0, 2.0, 4.0, -0.5, -1.0, -2.0];
-        let q = quantize_weight(&w, &[2, 3], Granularity::Channel(1), QType::Int8, true);
+        let q = quantize_weight(
+            &w,
+            &[2, 3],
+            Granularity::Channel(1),
+            QType::Int8,
+            true,
+            None,
+        );
         assert_eq!(q.scales.len(), 3);
         assert!((q.scales[2] - 4.0 / 127.0).abs() < 1e-9);
         assert_eq!(q.values[2], 127);
@@ -778,6 +866,7 @@ mod tests {
             Granularity::Block { axis: 1, size: 2 },
             QType::Int4,
             true,
+            None,
         );
         assert_eq!(q.param_dims, vec![1, 2]);
         assert!((q.scales[0] - 1.0 / 7.0).abs() < 1e-7);

@@ -11,63 +11,69 @@ use anyhow::{anyhow, bail, Context, Result};
 use tract_onnx::prelude::*;
 
 use crate::onnx::{self, pb};
+use crate::tensor::{ElemType, Feed, TensorData};
 
-/// The single float input a model takes, as declared in its graph.
-#[derive(Clone, Debug)]
-pub struct InputSpec {
-    pub name: String,
-    /// `None` where the dimension is a symbol (batch, image size).
-    pub dims: Vec<Option<usize>>,
+/// Operators whose tract state can carry values from one run into the next (recurrent state
+/// initialised from `ConstantOfShape`, loop carries): models with them get a fresh execution
+/// state per run, so that the same input gives the same output whatever ran before.
+const STATEFUL_OPS: &[&str] = &["LSTM", "GRU", "RNN", "Scan", "Loop"];
+
+fn has_stateful_ops(graph: &pb::GraphProto) -> bool {
+    graph.node.iter().any(|n| {
+        STATEFUL_OPS.contains(&n.op_type.as_str())
+            || n.attribute
+                .iter()
+                .filter_map(|a| a.g.as_ref())
+                .chain(n.attribute.iter().flat_map(|a| &a.graphs))
+                .any(has_stateful_ops)
+    })
 }
 
-pub fn input_spec(model: &pb::ModelProto) -> Result<InputSpec> {
-    let graph = onnx::graph(model);
-    let inputs = onnx::real_inputs(graph);
-    match inputs.as_slice() {
-        [one] => {
-            let dims = onnx::value_dims(one)
-                .into_iter()
-                .map(|d| d.ok().map(|n| n as usize))
-                .collect();
-            let elem = onnx::value_elem_type(one);
-            if elem != pb::tensor_proto::DataType::Float as i32 {
-                bail!(
-                    "input '{}' is {}, quantbench feeds float32 inputs",
-                    one.name,
-                    onnx::data_type_name(elem)
-                );
-            }
-            Ok(InputSpec {
-                name: one.name.clone(),
-                dims,
-            })
-        }
-        [] => bail!("the model has no inputs"),
-        many => bail!(
-            "the model has {} inputs ({}); quantbench handles single-input models",
-            many.len(),
-            many.iter()
-                .map(|i| i.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+fn tract_datum(elem: ElemType) -> DatumType {
+    match elem {
+        ElemType::F32 => f32::datum_type(),
+        ElemType::F16 => f16::datum_type(),
+        ElemType::F64 => f64::datum_type(),
+        ElemType::I64 => i64::datum_type(),
+        ElemType::I32 => i32::datum_type(),
+        ElemType::I8 => i8::datum_type(),
+        ElemType::U8 => u8::datum_type(),
+        ElemType::Bool => bool::datum_type(),
     }
+}
+
+fn tract_tensor(feed: &Feed) -> Result<Tensor> {
+    let shape = &feed.shape;
+    let t = match &feed.data {
+        TensorData::F32(v) => Tensor::from_shape(shape, v),
+        TensorData::F16(v) => Tensor::from_shape(shape, v),
+        TensorData::F64(v) => Tensor::from_shape(shape, v),
+        TensorData::I64(v) => Tensor::from_shape(shape, v),
+        TensorData::I32(v) => Tensor::from_shape(shape, v),
+        TensorData::I8(v) => Tensor::from_shape(shape, v),
+        TensorData::U8(v) => Tensor::from_shape(shape, v),
+        TensorData::Bool(v) => Tensor::from_shape(shape, v),
+    };
+    t.map_err(|e| anyhow!("input '{}' of shape {shape:?}: {e}", feed.name))
 }
 
 /// A model made runnable by tract for one concrete input shape.
 pub struct TractModel {
     plan: Arc<TypedRunnableModel>,
-    states: std::sync::Mutex<Vec<TypedSimpleState>>,
-    pub input_shape: Vec<usize>,
+    /// Execution states kept between runs (tract allocates its buffers per state); `None` for
+    /// models whose states carry values between runs.
+    states: Option<std::sync::Mutex<Vec<TypedSimpleState>>>,
+    pub input_shapes: Vec<Vec<usize>>,
     pub output_names: Vec<String>,
 }
 
 impl TractModel {
-    /// Loads ONNX bytes for `input_shape`. `outputs`: tensor names to expose instead of the
-    /// graph's outputs (intermediate taps; chosen before optimisation so the names hold).
+    /// Loads a model for inputs shaped and typed like `example` (bound feeds, one per model
+    /// input, in order). `outputs`: tensor names to expose instead of the graph's outputs
+    /// (intermediate taps; chosen before optimisation so the names hold).
     pub fn load(
         model: &pb::ModelProto,
-        input_shape: &[usize],
+        example: &[Feed],
         outputs: Option<&[String]>,
     ) -> Result<Self> {
         let int4 = [
@@ -92,9 +98,12 @@ impl TractModel {
             .with_ignore_value_info(true)
             .model_for_proto_model(model)
             .map_err(|e| anyhow!("tract cannot load the model: {}", tract_error_text(&e)))?;
-        inference = inference
-            .with_input_fact(0, f32::fact(input_shape).into())
-            .context("setting the input shape")?;
+        for (k, feed) in example.iter().enumerate() {
+            let fact = InferenceFact::dt_shape(tract_datum(feed.data.elem_type()), &feed.shape);
+            inference = inference
+                .with_input_fact(k, fact)
+                .with_context(|| format!("setting the shape of input '{}'", feed.name))?;
+        }
         let output_names = match outputs {
             Some(names) => {
                 inference = inference
@@ -110,27 +119,44 @@ impl TractModel {
         };
         let typed = inference.into_optimized().map_err(|e| {
             anyhow!(
-                "tract cannot prepare the model for input shape {input_shape:?}: {}",
+                "tract cannot prepare the model for inputs {}: {}",
+                crate::tensor::describe_feeds(example),
                 tract_error_text(&e)
             )
         })?;
         let plan = typed
             .into_runnable()
             .map_err(|e| anyhow!("tract: {}", tract_error_text(&e)))?;
+        let reusable = !has_stateful_ops(onnx::graph(model));
         Ok(TractModel {
             plan,
-            states: std::sync::Mutex::new(vec![]),
-            input_shape: input_shape.to_vec(),
+            states: reusable.then(|| std::sync::Mutex::new(vec![])),
+            input_shapes: example.iter().map(|f| f.shape.clone()).collect(),
             output_names,
         })
     }
 
-    /// Runs one input on an execution state taken from the pool (tract allocates its
+    /// Runs one set of inputs on an execution state taken from the pool (tract allocates its
     /// intermediate buffers per state; reusing one per worker saves that on every sample).
-    fn execute(&self, input: &[f32]) -> Result<TVec<TValue>> {
-        let tensor = Tensor::from_shape(&self.input_shape, input)
-            .map_err(|e| anyhow!("input of shape {:?}: {e}", self.input_shape))?;
-        let pooled = self.states.lock().ok().and_then(|mut s| s.pop());
+    fn execute(&self, inputs: &[Feed]) -> Result<TVec<TValue>> {
+        let shapes: Vec<&Vec<usize>> = inputs.iter().map(|f| &f.shape).collect();
+        if shapes.len() != self.input_shapes.len()
+            || shapes.iter().zip(&self.input_shapes).any(|(a, b)| *a != b)
+        {
+            bail!(
+                "inputs {} differ from the shapes the model was prepared for ({:?}): samples must all have one shape",
+                crate::tensor::describe_feeds(inputs),
+                self.input_shapes
+            );
+        }
+        let tensors = inputs
+            .iter()
+            .map(|f| tract_tensor(f).map(TValue::from))
+            .collect::<Result<TVec<_>>>()?;
+        let pooled = self
+            .states
+            .as_ref()
+            .and_then(|p| p.lock().ok().and_then(|mut s| s.pop()));
         let mut state = match pooled {
             Some(state) => state,
             None => self
@@ -139,24 +165,24 @@ impl TractModel {
                 .map_err(|e| anyhow!("tract: {}", tract_error_text(&e)))?,
         };
         let outputs = state
-            .run(tvec!(tensor.into()))
+            .run(tensors)
             .map_err(|e| anyhow!("tract run failed: {}", tract_error_text(&e)))?;
-        if let Ok(mut s) = self.states.lock() {
+        if let Some(Ok(mut s)) = self.states.as_ref().map(|p| p.lock()) {
             s.push(state);
         }
         Ok(outputs)
     }
 
-    /// Runs one input; returns every output flattened to f32, in `output_names` order.
-    pub fn run(&self, input: &[f32]) -> Result<Vec<Vec<f32>>> {
+    /// Runs one set of inputs; returns every output flattened to f32, in `output_names` order.
+    pub fn run(&self, inputs: &[Feed]) -> Result<Vec<Vec<f32>>> {
         let mut all = vec![];
-        self.run_visit(input, &mut |_, values| all.push(values.to_vec()))?;
+        self.run_visit(inputs, &mut |_, values| all.push(values.to_vec()))?;
         Ok(all)
     }
 
-    /// Runs one input and hands each output's values to `visit(index, values)` without copying.
-    pub fn run_visit(&self, input: &[f32], visit: &mut dyn FnMut(usize, &[f32])) -> Result<()> {
-        for (k, t) in self.execute(input)?.iter().enumerate() {
+    /// Runs one set of inputs and hands each output's values to `visit(index, values)`.
+    pub fn run_visit(&self, inputs: &[Feed], visit: &mut dyn FnMut(usize, &[f32])) -> Result<()> {
+        for (k, t) in self.execute(inputs)?.iter().enumerate() {
             let t = t
                 .cast_to::<f32>()
                 .map_err(|e| anyhow!("output is not numeric: {e}"))?;
@@ -183,28 +209,27 @@ impl TractModel {
     }
 }
 
-/// A loaded model that maps one input to its first output, from any thread.
+/// A loaded model that maps a sample's inputs to all its outputs, from any thread.
 pub trait Runner: Send + Sync {
-    fn run(&self, input: &[f32]) -> Result<Vec<f32>>;
-    fn output_shape(&self) -> Vec<usize>;
+    /// Every output flattened to f32, in graph order.
+    fn run(&self, inputs: &[Feed]) -> Result<Vec<Vec<f32>>>;
+    fn output_names(&self) -> Vec<String>;
+    fn output_shapes(&self) -> Vec<Vec<usize>>;
     /// Backend name and version, recorded with results.
     fn describe(&self) -> String;
 }
 
 impl Runner for TractModel {
-    fn run(&self, input: &[f32]) -> Result<Vec<f32>> {
-        let mut outputs = TractModel::run(self, input)?;
-        if outputs.is_empty() {
-            bail!("the model produced no output");
-        }
-        Ok(outputs.swap_remove(0))
+    fn run(&self, inputs: &[Feed]) -> Result<Vec<Vec<f32>>> {
+        TractModel::run(self, inputs)
     }
 
-    fn output_shape(&self) -> Vec<usize> {
-        self.output_shapes()
-            .ok()
-            .and_then(|s| s.into_iter().next())
-            .unwrap_or_default()
+    fn output_names(&self) -> Vec<String> {
+        self.output_names.clone()
+    }
+
+    fn output_shapes(&self) -> Vec<Vec<usize>> {
+        TractModel::output_shapes(self).unwrap_or_default()
     }
 
     fn describe(&self) -> String {
@@ -241,19 +266,19 @@ impl Backend {
         }
     }
 
-    /// Loads `model` for inputs of `input_shape`; `workers`: how many threads will call `run`
-    /// at once.
+    /// Loads `model` for inputs like `example` (bound feeds); `workers`: how many threads will
+    /// call `run` at once.
     pub fn load(
         &self,
         model: &pb::ModelProto,
-        input_shape: &[usize],
+        example: &[Feed],
         workers: usize,
     ) -> Result<Box<dyn Runner>> {
         Ok(match self {
-            Backend::Tract => Box::new(TractModel::load(model, input_shape, None)?),
+            Backend::Tract => Box::new(TractModel::load(model, example, None)?),
             Backend::Ort(options) => Box::new(ort::OrtModel::load(
                 &onnx::encode_model(model),
-                input_shape,
+                example,
                 *options,
                 workers,
             )?),
@@ -286,25 +311,4 @@ pub fn tract_error_text(e: &anyhow::Error) -> String {
         .map(|c| c.to_string())
         .collect::<Vec<_>>()
         .join(": ")
-}
-
-/// Resolves a model's input shape from its declared dims and a sample's shape.
-pub fn concrete_input_shape(spec: &InputSpec, sample_shape: &[usize]) -> Result<Vec<usize>> {
-    if spec.dims.len() != sample_shape.len()
-        || spec
-            .dims
-            .iter()
-            .zip(sample_shape)
-            .any(|(d, s)| d.is_some_and(|d| d != *s))
-    {
-        bail!(
-            "samples have shape {sample_shape:?} but input '{}' expects {:?}",
-            spec.name,
-            spec.dims
-                .iter()
-                .map(|d| d.map(|d| d as i64).unwrap_or(-1))
-                .collect::<Vec<_>>()
-        );
-    }
-    Ok(sample_shape.to_vec())
 }

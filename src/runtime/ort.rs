@@ -13,6 +13,7 @@ use ort::value::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::Runner;
+use crate::tensor::{Feed, TensorData};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum OptLevel {
@@ -161,16 +162,61 @@ pub fn library_path() -> Result<PathBuf> {
 /// evaluation scales by samples as a serving loop does.
 pub struct OrtModel {
     sessions: Vec<Mutex<Session>>,
-    input_shape: Vec<usize>,
-    output_shape: Vec<usize>,
+    output_names: Vec<String>,
+    output_shapes: Vec<Vec<usize>>,
     options: OrtOptions,
     version: String,
+}
+
+type NamedOutput = (String, Vec<usize>, Vec<f32>);
+
+fn ort_value(feed: &Feed) -> Result<ort::value::DynValue> {
+    let shape = feed.shape.clone();
+    let value = match &feed.data {
+        TensorData::F32(v) => Tensor::from_array((shape, v.clone())).map(|t| t.into_dyn()),
+        TensorData::F16(v) => Tensor::from_array((shape, v.clone())).map(|t| t.into_dyn()),
+        TensorData::F64(v) => Tensor::from_array((shape, v.clone())).map(|t| t.into_dyn()),
+        TensorData::I64(v) => Tensor::from_array((shape, v.clone())).map(|t| t.into_dyn()),
+        TensorData::I32(v) => Tensor::from_array((shape, v.clone())).map(|t| t.into_dyn()),
+        TensorData::I8(v) => Tensor::from_array((shape, v.clone())).map(|t| t.into_dyn()),
+        TensorData::U8(v) => Tensor::from_array((shape, v.clone())).map(|t| t.into_dyn()),
+        TensorData::Bool(v) => Tensor::from_array((shape, v.clone())).map(|t| t.into_dyn()),
+    };
+    value.map_err(|e| anyhow!("ONNX Runtime input '{}': {e}", feed.name))
+}
+
+/// An output of any numeric type, flattened to f32, with its shape.
+fn output_f32(value: &ort::value::DynValueRef<'_>) -> Result<(Vec<usize>, Vec<f32>)> {
+    fn take<T: ort::value::PrimitiveTensorElementType + Copy + std::fmt::Debug>(
+        value: &ort::value::DynValueRef<'_>,
+        to_f32: impl Fn(T) -> f32,
+    ) -> Option<(Vec<usize>, Vec<f32>)> {
+        let (shape, data) = value.try_extract_tensor::<T>().ok()?;
+        Some((
+            shape.iter().map(|&d| d.max(0) as usize).collect(),
+            data.iter().map(|&v| to_f32(v)).collect(),
+        ))
+    }
+    take::<f32>(value, |v| v)
+        .or_else(|| take::<half::f16>(value, |v| v.to_f32()))
+        .or_else(|| take::<f64>(value, |v| v as f32))
+        .or_else(|| take::<i64>(value, |v| v as f32))
+        .or_else(|| take::<i32>(value, |v| v as f32))
+        .or_else(|| take::<i8>(value, f32::from))
+        .or_else(|| take::<u8>(value, f32::from))
+        .or_else(|| take::<bool>(value, |v| f32::from(u8::from(v))))
+        .ok_or_else(|| {
+            anyhow!(
+                "ONNX Runtime output of type {:?} is not numeric",
+                value.dtype()
+            )
+        })
 }
 
 impl OrtModel {
     pub fn load(
         model_bytes: &[u8],
-        input_shape: &[usize],
+        example: &[Feed],
         options: OrtOptions,
         workers: usize,
     ) -> Result<Self> {
@@ -204,44 +250,52 @@ impl OrtModel {
             .collect::<Result<Vec<_>>>()?;
         let mut model = OrtModel {
             sessions,
-            input_shape: input_shape.to_vec(),
-            output_shape: vec![],
+            output_names: vec![],
+            output_shapes: vec![],
             options,
             version: rt.version.clone(),
         };
-        model.output_shape = model
-            .run_shaped(&vec![0.0; input_shape.iter().product()])?
-            .0;
+        let shaped = model.run_shaped(example)?;
+        model.output_names = shaped.iter().map(|o| o.0.clone()).collect();
+        model.output_shapes = shaped.into_iter().map(|o| o.1).collect();
         Ok(model)
     }
 
-    fn run_shaped(&self, input: &[f32]) -> Result<(Vec<usize>, Vec<f32>)> {
+    /// (name, shape, values) of every output.
+    fn run_shaped(&self, inputs: &[Feed]) -> Result<Vec<NamedOutput>> {
         let worker = rayon::current_thread_index().unwrap_or(0) % self.sessions.len();
         let mut session = self.sessions[worker]
             .lock()
             .map_err(|_| anyhow!("ONNX Runtime session poisoned"))?;
-        let tensor = Tensor::from_array((self.input_shape.clone(), input.to_vec()))
-            .map_err(|e| anyhow!("ONNX Runtime input: {e}"))?;
+        let values = inputs
+            .iter()
+            .map(|f| Ok((f.name.clone(), ort_value(f)?)))
+            .collect::<Result<Vec<_>>>()?;
         let outputs = session
-            .run(ort::inputs![tensor])
+            .run(values)
             .map_err(|e| anyhow!("ONNX Runtime run failed: {e}"))?;
-        let (shape, data) = outputs[0]
-            .try_extract_tensor::<f32>()
-            .map_err(|e| anyhow!("ONNX Runtime output is not float32: {e}"))?;
-        Ok((
-            shape.iter().map(|&d| d.max(0) as usize).collect(),
-            data.to_vec(),
-        ))
+        outputs
+            .iter()
+            .map(|(name, value)| {
+                let (shape, data) =
+                    output_f32(&value).map_err(|e| anyhow!("output '{name}': {e}"))?;
+                Ok((name.to_string(), shape, data))
+            })
+            .collect()
     }
 }
 
 impl Runner for OrtModel {
-    fn run(&self, input: &[f32]) -> Result<Vec<f32>> {
-        Ok(self.run_shaped(input)?.1)
+    fn run(&self, inputs: &[Feed]) -> Result<Vec<Vec<f32>>> {
+        Ok(self.run_shaped(inputs)?.into_iter().map(|o| o.2).collect())
     }
 
-    fn output_shape(&self) -> Vec<usize> {
-        self.output_shape.clone()
+    fn output_names(&self) -> Vec<String> {
+        self.output_names.clone()
+    }
+
+    fn output_shapes(&self) -> Vec<Vec<usize>> {
+        self.output_shapes.clone()
     }
 
     fn describe(&self) -> String {

@@ -7,6 +7,7 @@ use std::process::Command;
 use quantbench::data::Dataset;
 use quantbench::onnx::{self, pb};
 use quantbench::runtime::{Backend, Runner};
+use quantbench::tensor::{Feed, InputSpec};
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -61,8 +62,20 @@ for p in sys.argv[1:]:
 }
 
 pub fn load(backend: Backend, model: &pb::ModelProto, dataset: &Dataset) -> Box<dyn Runner> {
-    let shape = dataset.sample(0).expect("first sample").shape;
-    backend.load(model, &shape, 2).expect("model loads")
+    backend
+        .load(model, &first_inputs(model, dataset), 2)
+        .expect("model loads")
+}
+
+/// The first sample of `dataset`, bound to `model`'s inputs.
+pub fn first_inputs(model: &pb::ModelProto, dataset: &Dataset) -> Vec<Feed> {
+    let inputs = quantbench::tensor::model_inputs(model).expect("model inputs");
+    dataset.bound(0, &inputs).expect("first sample fits").inputs
+}
+
+/// The bundled MNIST model's inputs.
+pub fn mnist_inputs() -> Vec<InputSpec> {
+    quantbench::tensor::model_inputs(&read(&mnist_model())).expect("model inputs")
 }
 
 pub fn read(path: &Path) -> pb::ModelProto {
