@@ -3,7 +3,7 @@
 comparisons (accuracy of the written file, wall time, peak memory).
 
 Feeds the exact inputs quantbench calibrates on: export them first with
-`quantbench dataset DATA.ron --npy calib.npy`.
+`quantbench dataset show DATA --model MODEL --export calib.npy`.
 
 Prints one JSON object: seconds inside quantize_static, peak resident memory of this process.
 """

@@ -45,7 +45,7 @@ def main():
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="qb_speed_")
     photos = os.path.join(tmp, "photos.npy")
-    subprocess.run([QB, "dataset", PHOTOS, "--npy", photos], check=True, capture_output=True)
+    subprocess.run([QB, "dataset", "show", PHOTOS, "--export", photos], check=True, capture_output=True)
     base = np.load(photos)
     rng = np.random.default_rng(0)
     samples = []

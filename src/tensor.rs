@@ -108,6 +108,26 @@ impl TensorData {
         self.len() == 0
     }
 
+    /// Appends `other`'s values (of the same element type).
+    pub fn extend(&mut self, other: TensorData) -> Result<()> {
+        match (self, other) {
+            (TensorData::F32(a), TensorData::F32(b)) => a.extend(b),
+            (TensorData::F16(a), TensorData::F16(b)) => a.extend(b),
+            (TensorData::F64(a), TensorData::F64(b)) => a.extend(b),
+            (TensorData::I64(a), TensorData::I64(b)) => a.extend(b),
+            (TensorData::I32(a), TensorData::I32(b)) => a.extend(b),
+            (TensorData::I8(a), TensorData::I8(b)) => a.extend(b),
+            (TensorData::U8(a), TensorData::U8(b)) => a.extend(b),
+            (TensorData::Bool(a), TensorData::Bool(b)) => a.extend(b),
+            (a, b) => bail!(
+                "cannot append {} values to {} values",
+                b.elem_type(),
+                a.elem_type()
+            ),
+        }
+        Ok(())
+    }
+
     /// Every value as f32 (for statistics, previews and the float path).
     pub fn to_f32(&self) -> Vec<f32> {
         match self {

@@ -80,6 +80,11 @@ fn modes() -> Vec<QuantConfig> {
         QuantConfig {
             mode: Mode::Int4Weights,
             int4_block_size: Some(16),
+            ..base.clone()
+        },
+        QuantConfig {
+            mode: Mode::Int8Dynamic,
+            per_channel: true,
             ..base
         },
     ]
@@ -289,6 +294,59 @@ np.savez(r"{}", input_ids=ids, attention_mask=mask, label=rng.integers(0, 3, siz
         )
         .is_err());
     }
+}
+
+/// int8-dynamic (ONNX Runtime's quantize_dynamic form) on the encoder: both runtimes run it and
+/// agree with each other, and it tracks the float model on both outputs.
+#[test]
+fn int8_dynamic_encoder_runs_alike_in_both_runtimes() {
+    let float = read(&zoo("encoder"));
+    let data = synthetic(&float, 16);
+    let config = QuantConfig {
+        mode: Mode::Int8Dynamic,
+        per_channel: true,
+        ..Default::default()
+    };
+    let (q, report) = quant::quantize(&float, &config, None, &Progress::new()).unwrap();
+    // q, k, v, o, ff1, ff2 and the classifier: seven MatMuls with constant weights; the two
+    // attention MatMuls (activation x activation) stay float.
+    assert_eq!(report.counts.weights, 7);
+    let ops: Vec<&str> = onnx::graph(&q)
+        .node
+        .iter()
+        .map(|n| n.op_type.as_str())
+        .collect();
+    assert_eq!(ops.iter().filter(|o| **o == "MatMulInteger").count(), 7);
+    assert_eq!(ops.iter().filter(|o| **o == "MatMul").count(), 2);
+    let inputs = tensor::model_inputs(&float).unwrap();
+    let example = data.bound(0, &inputs).unwrap().inputs;
+    let mut sqnr = vec![];
+    for backend in [Backend::Tract, PLAIN_ORT] {
+        let c = backend.load(&q, &example, 1).unwrap();
+        let r = backend.load(&float, &example, 1).unwrap();
+        let report = eval::evaluate(
+            c.as_ref(),
+            Some(r.as_ref()),
+            &inputs,
+            &data,
+            None,
+            None,
+            &Progress::new(),
+        )
+        .unwrap();
+        assert!(
+            report.outputs.iter().all(|o| o.sqnr_db > 25.0),
+            "{backend:?}: {:?}",
+            report.outputs
+        );
+        sqnr.push(report.outputs[1].sqnr_db);
+    }
+    assert!(
+        (sqnr[0] - sqnr[1]).abs() < 0.5,
+        "tract {} dB, ONNX Runtime {} dB",
+        sqnr[0],
+        sqnr[1]
+    );
 }
 
 /// The same input gives the same output whatever ran before and however many threads: a

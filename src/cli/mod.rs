@@ -87,9 +87,10 @@ enum DatasetCommand {
         /// The model, to bind inputs and infer a description for a folder or file.
         #[arg(long)]
         model: Option<PathBuf>,
-        /// Write the split's preprocessed inputs, stacked, to this .npy file.
+        /// Write the split's preprocessed inputs, stacked along a first axis: .npy (one input)
+        /// or .npz (one array per model input), for feeding the same inputs to other tools.
         #[arg(long)]
-        npy: Option<PathBuf>,
+        export: Option<PathBuf>,
         /// calibration or evaluation
         #[arg(long, default_value = "calibration")]
         split: String,
@@ -420,14 +421,14 @@ pub fn run() -> Result<ExitCode> {
         Command::Dataset(DatasetCommand::Show {
             data,
             model,
-            npy,
+            export,
             split,
             limit,
             infer,
         }) => dataset_show(
             &data,
             model.as_deref(),
-            npy.as_deref(),
+            export.as_deref(),
             &split,
             limit,
             &infer,
@@ -702,7 +703,7 @@ fn dataset_new(
 fn dataset_show(
     path: &Path,
     model_path: Option<&Path>,
-    npy: Option<&Path>,
+    export: Option<&Path>,
     split: &str,
     limit: Option<usize>,
     infer: &InferArgs,
@@ -717,13 +718,25 @@ fn dataset_show(
         "evaluation" => quantbench::data::Purpose::Evaluation,
         other => anyhow::bail!("unknown split '{other}' (expected calibration or evaluation)"),
     };
-    if let Some(out) = npy {
-        let (n, shape) = dataset.export_npy(purpose, limit, out)?;
-        println!("wrote {n} samples, shape {shape:?}, to {}", out.display());
+    let inputs = model
+        .as_ref()
+        .map(quantbench::tensor::model_inputs)
+        .transpose()?;
+    if let Some(out) = export {
+        let (n, arrays) = dataset.export(purpose, limit, inputs.as_deref(), out)?;
+        let shapes: Vec<String> = arrays
+            .iter()
+            .map(|(name, shape)| format!("{name} {shape:?}"))
+            .collect();
+        println!(
+            "wrote {n} samples ({}) to {}",
+            shapes.join(", "),
+            out.display()
+        );
         return Ok(ExitCode::SUCCESS);
     }
-    let first = match &model {
-        Some(m) => dataset.bound(0, &quantbench::tensor::model_inputs(m)?)?,
+    let first = match &inputs {
+        Some(inputs) => dataset.bound(0, inputs)?,
         None => dataset.sample(0)?,
     };
     println!("dataset     {}", path.display());

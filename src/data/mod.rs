@@ -553,46 +553,71 @@ impl Dataset {
         Ok(sample)
     }
 
-    /// Decodes the samples of a split (at most `limit`) into one stacked `.npy` file, for
-    /// feeding exactly the same inputs to other tools.
-    pub fn export_npy(
+    /// Decodes the samples of a split (at most `limit`) and writes them stacked along a new
+    /// first axis, for feeding exactly the same inputs to other tools: `.npz` (one array per
+    /// input, named after the model's inputs when `inputs` is given) or `.npy` (one input).
+    /// Returns the sample count and each array's name and shape.
+    pub fn export(
         &self,
         purpose: Purpose,
         limit: Option<usize>,
+        inputs: Option<&[InputSpec]>,
         out: &Path,
-    ) -> Result<(usize, Vec<usize>)> {
+    ) -> Result<(usize, Vec<ArrayShape>)> {
         let indices: Vec<usize> = self
             .indices(purpose)?
             .take(limit.unwrap_or(usize::MAX))
             .collect();
-        let mut data = vec![];
-        let mut shape = vec![];
+        let mut stacked: Vec<Feed> = vec![];
         for &i in &indices {
-            let s = self.sample(i)?;
-            if s.inputs.len() != 1 {
-                bail!(
-                    "{}: samples have {} inputs; a .npy holds one",
-                    self.path.display(),
-                    s.inputs.len()
-                );
+            let s = match inputs {
+                Some(inputs) => self.bound(i, inputs)?,
+                None => self.sample(i)?,
+            };
+            if stacked.is_empty() {
+                stacked = s.inputs;
+                continue;
             }
-            let (s_shape, s_data) = s.first_f32();
-            if shape.is_empty() {
-                shape = s_shape;
-            } else if shape != s_shape {
-                bail!(
-                    "{}: sample {i} has shape {:?}, earlier ones {:?}",
-                    self.path.display(),
-                    s_shape,
-                    shape
-                );
+            for (acc, f) in stacked.iter_mut().zip(s.inputs) {
+                if acc.shape[1..] != f.shape[1..] || f.shape.first() != Some(&1) {
+                    bail!(
+                        "{}: sample {i} has shape {:?} for '{}', earlier ones {:?}: samples of different shapes cannot be stacked",
+                        self.path.display(),
+                        f.shape,
+                        f.name,
+                        &acc.shape[1..]
+                    );
+                }
+                acc.shape[0] += 1;
+                acc.data.extend(f.data)?;
             }
-            data.extend(s_data);
         }
-        let mut stacked = vec![indices.len()];
-        stacked.extend(shape.iter().skip(1));
-        npy::write(out, &stacked, &data)?;
-        Ok((indices.len(), stacked))
+        let arrays: Vec<(String, Vec<usize>, TensorData)> = stacked
+            .into_iter()
+            .enumerate()
+            .map(|(k, f)| {
+                let name = if f.name.is_empty() {
+                    format!("input_{k}")
+                } else {
+                    f.name
+                };
+                (name, f.shape, f.data)
+            })
+            .collect();
+        let is_npz = out.extension().is_some_and(|e| e == "npz");
+        match arrays.as_slice() {
+            [(_, shape, data)] if !is_npz => npy::write_data(out, shape, data)?,
+            _ if !is_npz => bail!(
+                "{}: samples have {} inputs; a .npy holds one: write an .npz",
+                out.display(),
+                arrays.len()
+            ),
+            _ => npy::write_npz(out, &arrays)?,
+        }
+        Ok((
+            indices.len(),
+            arrays.into_iter().map(|(n, s, _)| (n, s)).collect(),
+        ))
     }
 
     /// Checks that the first sample fits the model's inputs, with an error that names both.
@@ -600,6 +625,9 @@ impl Dataset {
         self.bound(0, inputs).map(|_| ())
     }
 }
+
+/// An exported array's name and shape.
+pub type ArrayShape = (String, Vec<usize>);
 
 /// Deterministic values for synthetic input `k` of sample `index` (xorshift, seeded by both).
 fn synthetic_feed(s: &SyntheticInput, index: usize, k: usize) -> Feed {

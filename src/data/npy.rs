@@ -179,13 +179,54 @@ pub fn parse(bytes: &[u8]) -> Result<Array> {
 
 /// Writes a little-endian float32 C-order `.npy` (version 1.0), atomically.
 pub fn write(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
+    write_data(path, shape, &TensorData::F32(data.to_vec()))
+}
+
+/// Writes an array of any supported element type as `.npy`, atomically.
+pub fn write_data(path: &Path, shape: &[usize], data: &TensorData) -> Result<()> {
+    crate::onnx::write_atomic(path, &encode(shape, data))
+}
+
+/// Writes named arrays as an (uncompressed) `.npz`, as NumPy's `savez` does, atomically.
+pub fn write_npz(path: &Path, arrays: &[(String, Vec<usize>, TensorData)]) -> Result<()> {
+    use std::io::Write;
+    let mut buffer = std::io::Cursor::new(Vec::new());
+    {
+        let mut zip = zip::ZipWriter::new(&mut buffer);
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .large_file(true);
+        for (name, shape, data) in arrays {
+            zip.start_file(format!("{name}.npy"), options)
+                .and_then(|_| zip.write_all(&encode(shape, data)).map_err(Into::into))
+                .map_err(|e| anyhow!("{}: cannot add '{name}': {e}", path.display()))?;
+        }
+        zip.finish()
+            .map_err(|e| anyhow!("{}: cannot finish the archive: {e}", path.display()))?;
+    }
+    crate::onnx::write_atomic(path, buffer.get_ref())
+}
+
+/// The bytes of a version-1.0 `.npy` holding `data` with `shape`.
+pub fn encode(shape: &[usize], data: &TensorData) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let shape_text = if dims.len() == 1 {
         format!("({},)", dims[0])
     } else {
         format!("({})", dims.join(", "))
     };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
+    let descr = match data {
+        TensorData::F32(_) => "<f4",
+        TensorData::F16(_) => "<f2",
+        TensorData::F64(_) => "<f8",
+        TensorData::I64(_) => "<i8",
+        TensorData::I32(_) => "<i4",
+        TensorData::I8(_) => "|i1",
+        TensorData::U8(_) => "|u1",
+        TensorData::Bool(_) => "|b1",
+    };
+    let mut header =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_text}, }}");
     // Magic (6) + version (2) + length (2) + header + '\n' must be a multiple of 64.
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
@@ -194,10 +235,17 @@ pub fn write(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
     let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
     bytes.extend((header.len() as u16).to_le_bytes());
     bytes.extend(header.as_bytes());
-    for v in data {
-        bytes.extend(v.to_le_bytes());
+    match data {
+        TensorData::F32(v) => v.iter().for_each(|x| bytes.extend(x.to_le_bytes())),
+        TensorData::F16(v) => v.iter().for_each(|x| bytes.extend(x.to_le_bytes())),
+        TensorData::F64(v) => v.iter().for_each(|x| bytes.extend(x.to_le_bytes())),
+        TensorData::I64(v) => v.iter().for_each(|x| bytes.extend(x.to_le_bytes())),
+        TensorData::I32(v) => v.iter().for_each(|x| bytes.extend(x.to_le_bytes())),
+        TensorData::I8(v) => bytes.extend(v.iter().map(|&x| x as u8)),
+        TensorData::U8(v) => bytes.extend(v),
+        TensorData::Bool(v) => bytes.extend(v.iter().map(|&x| u8::from(x))),
     }
-    crate::onnx::write_atomic(path, &bytes)
+    bytes
 }
 
 #[cfg(test)]
@@ -236,6 +284,31 @@ mod tests {
         bytes.extend(padded.as_bytes());
         bytes.extend(body);
         bytes
+    }
+
+    #[test]
+    fn npz_written_then_read_keeps_names_types_and_values() {
+        use crate::tensor::TensorData;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.npz");
+        let arrays = vec![
+            (
+                "input_ids".to_string(),
+                vec![2, 3],
+                TensorData::I64(vec![1, 2, 3, 4, 5, 6]),
+            ),
+            (
+                "mask".to_string(),
+                vec![2, 3],
+                TensorData::Bool(vec![true, false, true, true, true, false]),
+            ),
+        ];
+        super::write_npz(&path, &arrays).unwrap();
+        let back = super::read_npz(&path).unwrap();
+        assert_eq!(back.len(), 2);
+        for ((name, shape, data), (n2, a)) in arrays.iter().zip(&back) {
+            assert_eq!((name, shape, data), (n2, &a.shape, &a.data));
+        }
     }
 
     #[test]

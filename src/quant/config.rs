@@ -17,10 +17,20 @@ pub enum Mode {
     Int8,
     /// 4-bit weights (per channel or per block), float activations.
     Int4Weights,
+    /// ONNX Runtime's dynamic quantization (what `quantize_dynamic` writes): int8 weights,
+    /// activations quantized at run time by `DynamicQuantizeLinear`, integer
+    /// `MatMulInteger`/`ConvInteger`. No calibration; the usual choice for transformers on CPU.
+    Int8Dynamic,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 4] = [Mode::Fp16, Mode::Int8Weights, Mode::Int8, Mode::Int4Weights];
+    pub const ALL: [Mode; 5] = [
+        Mode::Fp16,
+        Mode::Int8Weights,
+        Mode::Int8,
+        Mode::Int4Weights,
+        Mode::Int8Dynamic,
+    ];
 
     pub fn cli_name(self) -> &'static str {
         match self {
@@ -28,6 +38,7 @@ impl Mode {
             Mode::Int8Weights => "int8-weights",
             Mode::Int8 => "int8",
             Mode::Int4Weights => "int4-weights",
+            Mode::Int8Dynamic => "int8-dynamic",
         }
     }
 
@@ -43,7 +54,7 @@ impl std::str::FromStr for Mode {
             .into_iter()
             .find(|m| m.cli_name() == s)
             .ok_or_else(|| {
-                format!("unknown mode '{s}' (expected fp16, int8-weights, int8 or int4-weights)")
+                format!("unknown mode '{s}' (expected fp16, int8-weights, int8, int4-weights or int8-dynamic)")
             })
     }
 }
@@ -164,8 +175,9 @@ pub struct QuantConfig {
     pub reduce_range: bool,
 }
 
-pub const DEFAULT_OPS: [&str; 9] = [
+pub const DEFAULT_OPS: [&str; 10] = [
     "Conv",
+    "ConvTranspose",
     "MatMul",
     "Gemm",
     "Add",

@@ -42,6 +42,7 @@ pub struct QuantizeReport {
 pub fn required_opset(config: &QuantConfig, model_opset: i64) -> (i64, String) {
     let (need, why) = match config.mode {
         Mode::Fp16 => (model_opset.max(7), "Cast"),
+        Mode::Int8Dynamic => (11, "DynamicQuantizeLinear"),
         Mode::Int4Weights if config.int4_block_size.is_some() => (21, "blocked DequantizeLinear"),
         Mode::Int4Weights if config.int4_storage == Int4Storage::OnnxInt4 => (21, "INT4 tensors"),
         _ if config.per_channel => (13, "per-channel QuantizeLinear/DequantizeLinear"),
@@ -101,6 +102,7 @@ pub fn quantize(
             }
             counts
         }
+        Mode::Int8Dynamic => rewrite::quantize_dynamic(onnx::graph_mut(&mut out), config)?,
         Mode::Int8Weights | Mode::Int4Weights => {
             let as_onnx = rewrite::int4_as_onnx(config, opset);
             if config.mode == Mode::Int4Weights {
@@ -159,7 +161,7 @@ pub fn quantize(
             let qtype = calibrate::activation_qtype(config.activations);
             // Entropy and MSE searches cost milliseconds per tensor: spread them over workers.
             use rayon::prelude::*;
-            let ranges: HashMap<String, (f32, f32)> = calibrated
+            let mut ranges: HashMap<String, (f32, f32)> = calibrated
                 .stats
                 .par_iter()
                 .filter(|(name, _)| !unfit.contains_key(name.as_str()))
@@ -170,6 +172,7 @@ pub fn quantize(
                     )
                 })
                 .collect();
+            rewrite::share_concat_ranges(onnx::graph(&out), config, &plan, &mut ranges);
             progress.stage("rewriting graph", 1);
             rewrite::insert_qdq(onnx::graph_mut(&mut out), config, &plan, &ranges)?
         }
