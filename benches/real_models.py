@@ -62,13 +62,15 @@ def evaluate(model, data, reference, backend):
 
 def ort_quantize(model, npz, out, per_channel):
     code = f"""
-import json, time, numpy as np
+import json, time, numpy as np, onnx
 from onnxruntime.quantization import quantize_static, CalibrationDataReader, QuantFormat, QuantType
 d = np.load({npz!r})
 names = list(d.keys())
 n = len(d[names[0]])
+rank = {{i.name: len(i.type.tensor_type.shape.dim) for i in onnx.load({model!r}).graph.input}}
+row = lambda k, i: d[k][i] if d[k].ndim == rank.get(k, 0) + 1 and d[k].shape[1] != 1 else d[k][i:i+1]
 class R(CalibrationDataReader):
-    def __init__(self): self.it = iter([{{k: d[k][i:i+1] for k in names}} for i in range(n)])
+    def __init__(self): self.it = iter([{{k: row(k, i) for k in names}} for i in range(n)])
     def get_next(self): return next(self.it, None)
 t = time.perf_counter()
 quantize_static({model!r}, {out!r}, R(), quant_format=QuantFormat.QDQ, per_channel={per_channel},

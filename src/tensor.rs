@@ -432,6 +432,12 @@ pub fn bind(inputs: &[InputSpec], feeds: &[Feed]) -> Result<Vec<Feed>> {
                     names(inputs)
                 )
             })?;
+            // A leading sample axis of 1 (an .npz row of a model input without a batch axis
+            // of 1) is dropped.
+            let mut feed = feed;
+            if feed.shape.len() == input.dims.len() + 1 && feed.shape[0] == 1 {
+                feed.shape.remove(0);
+            }
             let fits = feed.shape.len() == input.dims.len()
                 && feed.shape.iter().zip(&input.dims).zip(&input.symbols).all(
                     |((&have, want), symbol)| match want {

@@ -570,10 +570,16 @@ impl Dataset {
             .collect();
         let mut stacked: Vec<Feed> = vec![];
         for &i in &indices {
-            let s = match inputs {
+            let mut s = match inputs {
                 Some(inputs) => self.bound(i, inputs)?,
                 None => self.sample(i)?,
             };
+            // Inputs without a batch axis of 1 (a [5, 1, 4] sequence) get a new sample axis.
+            for f in &mut s.inputs {
+                if f.shape.first() != Some(&1) {
+                    f.shape.insert(0, 1);
+                }
+            }
             if stacked.is_empty() {
                 stacked = s.inputs;
                 continue;
