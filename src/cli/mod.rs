@@ -104,9 +104,16 @@ enum DatasetCommand {
 /// How to read data that has no description (a folder, a CSV...): what the model cannot say.
 #[derive(clap::Args, Clone, Default)]
 struct InferArgs {
+    #[command(flatten)]
+    read: ReadArgs,
     /// Value normalisation: imagenet, pm1 ([-1, 1]), unit ([0, 1]), caffe (BGR mean), raw.
     #[arg(long)]
     preset: Option<quantbench::data::infer::Preset>,
+}
+
+/// The data options other than the preset (sweep's --preset also names its experiments).
+#[derive(clap::Args, Clone, Default)]
+struct ReadArgs {
     /// Resize the shorter side to N pixels (then centre-crop to the model's size).
     #[arg(long)]
     resize: Option<u32>,
@@ -135,16 +142,17 @@ struct InferArgs {
 
 impl InferArgs {
     fn options(&self) -> quantbench::data::infer::Options {
+        let s = &self.read;
         quantbench::data::infer::Options {
             preset: self.preset,
-            resize: self.resize,
-            crop: self.crop,
-            mean: self.mean.clone(),
-            std: self.std.clone(),
-            layout: self.layout,
-            color: self.color,
-            label_column: self.label_column.clone(),
-            samples: self.synthetic_samples,
+            resize: s.resize,
+            crop: s.crop,
+            mean: s.mean.clone(),
+            std: s.std.clone(),
+            layout: s.layout,
+            color: s.color,
+            label_column: s.label_column.clone(),
+            samples: s.synthetic_samples,
         }
     }
 }
@@ -298,13 +306,14 @@ struct SweepArgs {
     #[arg(long)]
     output: Option<String>,
     #[command(flatten)]
-    infer: InferArgs,
+    infer: ReadArgs,
     /// QuantConfig files (RON), one experiment each.
-    #[arg(long, num_args = 1.., conflicts_with = "preset")]
+    #[arg(long, num_args = 1..)]
     configs: Vec<PathBuf>,
-    /// A named family of configurations: standard.
+    /// `standard`: a named family of configurations; and/or a data preset (imagenet, pm1,
+    /// unit, caffe, raw) for data without a description. May be given twice.
     #[arg(long)]
-    preset: Option<String>,
+    preset: Vec<String>,
     /// The session file to write (RON); quantized models go to SESSION.models/ beside it.
     #[arg(long)]
     out: PathBuf,
@@ -822,14 +831,14 @@ fn bench(args: BenchArgs) -> Result<ExitCode> {
                 );
             };
             if shape.len() == 4 && input.dims.len() == 4 {
-                infer.crop = Some((shape[2] as u32, shape[3] as u32));
+                infer.read.crop = Some((shape[2] as u32, shape[3] as u32));
             }
             PathBuf::from(quantbench::data::infer::SYNTHETIC)
         }
         (None, None) => PathBuf::from(quantbench::data::infer::SYNTHETIC),
     };
     if data.as_os_str() == quantbench::data::infer::SYNTHETIC {
-        infer.synthetic_samples = Some(1);
+        infer.read.synthetic_samples = Some(1);
     }
     let dataset = open_data(&data, &model, &infer)?;
     let input = dataset.bound(0, &inputs)?.inputs;
@@ -939,18 +948,34 @@ fn sweep(args: SweepArgs) -> Result<ExitCode> {
     use quantbench::session::{DatasetRef, Experiment, ModelRef, Session};
     onnx::check_output_dir(&args.out)?;
     let model = onnx::read_model(&args.model)?;
-    let dataset = open_data(&args.data, &model, &args.infer)?;
-    let experiments: Vec<Experiment> = match (&args.preset, args.configs.is_empty()) {
-        (Some(p), _) if p == "standard" => quantbench::session::standard_preset(args.samples),
-        (Some(p), _) => anyhow::bail!("unknown preset '{p}' (expected standard)"),
-        (None, false) => {
+    let mut standard = false;
+    let mut infer = InferArgs {
+        read: args.infer.clone(),
+        preset: None,
+    };
+    for p in &args.preset {
+        if p == "standard" {
+            standard = true;
+        } else {
+            infer.preset = Some(p.parse().map_err(|e| {
+                anyhow::anyhow!("--preset: {e}; or 'standard' for the experiments")
+            })?);
+        }
+    }
+    let dataset = open_data(&args.data, &model, &infer)?;
+    if standard && !args.configs.is_empty() {
+        anyhow::bail!("give --preset standard or --configs, not both");
+    }
+    let experiments: Vec<Experiment> = match (standard, args.configs.is_empty()) {
+        (true, _) => quantbench::session::standard_preset(args.samples),
+        (false, false) => {
             let mut e = vec![Experiment::float()];
             for path in &args.configs {
                 e.push(Experiment::quantized(QuantConfig::load(path)?));
             }
             e
         }
-        (None, true) => anyhow::bail!("give --preset standard or --configs A.ron B.ron ..."),
+        (false, true) => anyhow::bail!("give --preset standard or --configs A.ron B.ron ..."),
     };
     let ort_options = ort_options(args.ort_opt, args.x64_quant_precision);
     let backends = match &args.backends {
@@ -1034,4 +1059,14 @@ fn sweep(args: SweepArgs) -> Result<ExitCode> {
     print!("{}", quantbench::report::to_text(&session));
     eprintln!("session written to {}", args.out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every command's flags are consistent (no two options with one name): clap checks it.
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }
