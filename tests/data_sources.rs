@@ -287,3 +287,121 @@ fn bad_data_gets_one_clear_error() {
         &["missing_dir", "no such file"],
     );
 }
+
+/// A WordLevel tokenizer.json over the words of the test sentences: `[PAD]` 0, `[UNK]` 1,
+/// then one id per word (the encoder's embedding table has 64 rows).
+fn word_level_tokenizer(words: &[&str]) -> String {
+    let mut vocab = vec!["\"[PAD]\": 0".to_string(), "\"[UNK]\": 1".to_string()];
+    vocab.extend(
+        words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| format!("\"{w}\": {}", i + 2)),
+    );
+    format!(
+        r#"{{"version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+  "normalizer": {{"type": "Lowercase"}}, "pre_tokenizer": {{"type": "Whitespace"}},
+  "post_processor": null, "decoder": null,
+  "model": {{"type": "WordLevel", "vocab": {{{}}}, "unk_token": "[UNK]"}}}}"#,
+        vocab.join(", ")
+    )
+}
+
+#[test]
+fn sentences_in_a_csv_are_tokenized_into_the_models_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let words = [
+        "the", "cat", "sat", "on", "mat", "a", "dog", "ran", "far", "away", "good", "bad",
+    ];
+    std::fs::write(d.join("tokenizer.json"), word_level_tokenizer(&words)).unwrap();
+    let mut csv = String::from("text,label\n");
+    let sentences = [
+        ("The cat sat on the mat", "calm"),
+        ("\"A dog, a cat\"", "calm"),
+        ("The dog ran far away", "busy"),
+        ("good dog", "calm"),
+        ("bad cat ran", "busy"),
+        ("a zebra sat", "odd"),
+    ];
+    for (t, l) in sentences {
+        csv.push_str(&format!("{t},{l}\n"));
+    }
+    std::fs::write(d.join("sentences.csv"), csv).unwrap();
+    let encoder = root().join("tests/zoo/encoder.onnx");
+    let e = encoder.to_str().unwrap();
+    let text_args = [
+        "--data",
+        "sentences.csv",
+        "--tokenizer",
+        "tokenizer.json",
+        "--label-column",
+        "label",
+        "--max-length",
+        "8",
+    ];
+    // What the model sees: int64 ids and mask, padded to 8; a quoted comma stays in the text.
+    let mut show = vec![
+        "dataset",
+        "show",
+        "sentences.csv",
+        "--model",
+        e,
+        "--export",
+        "tokens.npz",
+    ];
+    show.extend(&text_args[2..]);
+    ok(&run(&show, d));
+    let npz = quantbench::data::npy::read_npz(&d.join("tokens.npz")).unwrap();
+    let ids = &npz.iter().find(|(n, _)| n == "input_ids").unwrap().1;
+    assert_eq!(ids.shape, vec![6, 8]);
+    // "the cat sat on the mat": the=2 cat=3 sat=4 on=5 mat=6, then padding.
+    assert_eq!(
+        ids.data.to_f32()[..8],
+        [2.0, 3.0, 4.0, 5.0, 2.0, 6.0, 0.0, 0.0]
+    );
+    // "a dog, a cat": the comma is its own (unknown) token.
+    assert_eq!(ids.data.to_f32()[8..14], [7.0, 8.0, 1.0, 7.0, 3.0, 0.0]);
+    let mask = &npz.iter().find(|(n, _)| n == "attention_mask").unwrap().1;
+    assert_eq!(
+        mask.data.to_f32()[..8],
+        [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+    );
+    // Evaluated, quantized and compared, labels from class names (busy, calm, odd).
+    let mut eval = vec!["eval", e, "--reference", e, "--json"];
+    eval.extend(&text_args);
+    let r = json(&run(&eval, d));
+    assert_eq!(r["samples"], 6);
+    assert_eq!(r["agreement"], 1.0);
+    assert!(r["top1"].as_f64().is_some(), "{r}");
+    let mut quantize = vec![
+        "quantize",
+        e,
+        "--out",
+        "q.onnx",
+        "--mode",
+        "int8",
+        "--per-channel",
+    ];
+    quantize.extend(&text_args);
+    ok(&run(&quantize, d));
+    let mut eval_q = vec![
+        "eval",
+        "q.onnx",
+        "--reference",
+        e,
+        "--backend",
+        "ort",
+        "--json",
+    ];
+    eval_q.extend(&text_args);
+    let r = json(&run(&eval_q, d));
+    assert!(r["sqnr_db"].as_f64().unwrap() > 15.0, "{r}");
+    // A missing column is one clear error.
+    let mut bad = vec!["eval", e, "--text-column", "sentence"];
+    bad.extend(&text_args);
+    one_error(
+        &run(&bad, d),
+        &["sentences.csv", "no column 'sentence'", "text, label"],
+    );
+}

@@ -138,6 +138,15 @@ struct ReadArgs {
     /// synthetic: how many random samples.
     #[arg(long)]
     synthetic_samples: Option<usize>,
+    /// Text: a Hugging Face tokenizer.json; the data is then a .csv/.tsv/.jsonl of sentences.
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
+    /// Text: the column (or JSONL field) with the sentences (default: text).
+    #[arg(long)]
+    text_column: Option<String>,
+    /// Text: tokens per sample, truncated and padded to it.
+    #[arg(long)]
+    max_length: Option<usize>,
 }
 
 impl InferArgs {
@@ -153,6 +162,9 @@ impl InferArgs {
             color: s.color,
             label_column: s.label_column.clone(),
             samples: s.synthetic_samples,
+            tokenizer: s.tokenizer.clone(),
+            text_column: s.text_column.clone(),
+            max_length: s.max_length,
         }
     }
 }

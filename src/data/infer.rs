@@ -125,6 +125,13 @@ pub struct Options {
     pub label_column: Option<String>,
     /// Samples of synthetic data.
     pub samples: Option<usize>,
+    /// Text: a Hugging Face `tokenizer.json`; with it a CSV/TSV/JSONL holds sentences.
+    pub tokenizer: Option<PathBuf>,
+    /// Text: the column (or JSONL field) holding the sentences; default `text`.
+    pub text_column: Option<String>,
+    /// Text: tokens per sample (truncated and padded to it); default the model's fixed
+    /// sequence length, else 128.
+    pub max_length: Option<usize>,
 }
 
 /// A description and what was guessed to write it.
@@ -169,6 +176,22 @@ pub fn describe(source: &Path, model: &pb::ModelProto, options: &Options) -> Res
             &mut preprocess,
             &mut notes,
         )?
+    } else if let Some(tokenizer) = &options.tokenizer {
+        if ![".csv", ".tsv", ".jsonl"]
+            .iter()
+            .any(|e| name.ends_with(e) || name.ends_with(&format!("{e}.gz")))
+        {
+            bail!(
+                "{}: text comes from a .csv, .tsv or .jsonl file",
+                source.display()
+            );
+        }
+        describe_text(&path_text, tokenizer, &inputs, options, &mut notes)?
+    } else if name.ends_with(".jsonl") || name.ends_with(".jsonl.gz") {
+        bail!(
+            "{}: a JSONL file holds text: give --tokenizer tokenizer.json (and --text-column)",
+            source.display()
+        );
     } else if name.ends_with(".npz") {
         Source::Npz { path: path_text }
     } else if name.ends_with(".npy") {
@@ -477,6 +500,51 @@ fn describe_csv(
     })
 }
 
+fn describe_text(
+    path: &str,
+    tokenizer: &Path,
+    inputs: &[InputSpec],
+    options: &Options,
+    notes: &mut Vec<String>,
+) -> Result<Source> {
+    let fed: Vec<String> = inputs
+        .iter()
+        .filter(|i| super::text::TEXT_INPUTS.contains(&i.name.as_str()))
+        .map(|i| i.name.clone())
+        .collect();
+    if let Some(other) = inputs
+        .iter()
+        .find(|i| !super::text::TEXT_INPUTS.contains(&i.name.as_str()))
+    {
+        bail!(
+            "the model input '{}' is not one text feeds (input_ids, attention_mask, token_type_ids): give an .npz",
+            other.name
+        );
+    }
+    let fixed = inputs
+        .iter()
+        .find(|i| i.name == "input_ids")
+        .and_then(|i| i.dims.get(1).copied().flatten());
+    let max_length = match (options.max_length, fixed) {
+        (Some(m), _) => m,
+        (None, Some(f)) => f,
+        (None, None) => {
+            notes.push("text: 128 tokens per sample (give --max-length)".into());
+            128
+        }
+    };
+    let tokenizer = std::path::absolute(tokenizer)
+        .with_context(|| format!("{}: cannot resolve", tokenizer.display()))?;
+    Ok(Source::Text {
+        path: path.to_string(),
+        tokenizer: tokenizer.display().to_string(),
+        text_column: options.text_column.clone().unwrap_or_else(|| "text".into()),
+        label_column: options.label_column.clone(),
+        max_length,
+        inputs: fed,
+    })
+}
+
 /// Random inputs for every model input: open dimensions become 1 (the first) or a typical
 /// size; integer inputs that index an embedding table stay within its rows; masks are ones.
 fn synthetic_inputs(
@@ -558,7 +626,7 @@ fn synthetic_inputs(
 pub fn save_description(desc: &DatasetDesc, base: &Path, out: &Path) -> Result<()> {
     let dir = onnx::check_output_dir(out)?.to_path_buf();
     let mut desc = desc.clone();
-    if let Some(p) = source_path(&mut desc) {
+    for p in source_paths(&mut desc) {
         if Path::new(p.as_str()).is_relative() {
             *p = base.join(p.as_str()).display().to_string();
         }
@@ -569,14 +637,18 @@ pub fn save_description(desc: &DatasetDesc, base: &Path, out: &Path) -> Result<(
     onnx::write_atomic(out, text.as_bytes())
 }
 
-fn source_path(desc: &mut DatasetDesc) -> Option<&mut String> {
+/// Every file path a description holds.
+fn source_paths(desc: &mut DatasetDesc) -> Vec<&mut String> {
     match &mut desc.source {
         Source::Csv { path, .. }
         | Source::ImageFolder { path, .. }
         | Source::Npy { path }
         | Source::Npz { path }
-        | Source::OnnxTestData { path } => Some(path),
-        Source::Synthetic { .. } => None,
+        | Source::OnnxTestData { path } => vec![path],
+        Source::Text {
+            path, tokenizer, ..
+        } => vec![path, tokenizer],
+        Source::Synthetic { .. } => vec![],
     }
 }
 
@@ -591,10 +663,7 @@ pub fn relative_to(desc: &mut DatasetDesc, dir: &Path) -> Result<()> {
         *p = relative_path(&abs, &dir).display().to_string();
         Ok(())
     };
-    match source_path(desc) {
-        Some(p) => rel(p),
-        None => Ok(()),
-    }
+    source_paths(desc).into_iter().try_for_each(rel)
 }
 
 /// `target` as seen from `base` (both absolute), with `..` where needed.

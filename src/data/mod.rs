@@ -9,6 +9,7 @@
 
 pub mod infer;
 pub mod npy;
+pub mod text;
 
 use std::path::{Path, PathBuf};
 
@@ -62,6 +63,18 @@ pub enum Source {
     /// one of them, each holding `input_N.pb` and `output_N.pb`. The outputs are the reference
     /// that fidelity is measured against when no reference model is given.
     OnnxTestData { path: String },
+    /// Sentences (a CSV/TSV column, or a JSONL field) tokenized by a Hugging Face
+    /// `tokenizer.json` into the model's `input_ids`, `attention_mask` and `token_type_ids`
+    /// (those it has, listed in `inputs`), truncated and padded to `max_length`. An optional
+    /// label column holds class indices or class names (numbered in sorted order).
+    Text {
+        path: String,
+        tokenizer: String,
+        text_column: String,
+        label_column: Option<String>,
+        max_length: usize,
+        inputs: Vec<String>,
+    },
     /// Random inputs of the model's types and shapes: fidelity checks only, no accuracy.
     Synthetic {
         inputs: Vec<SyntheticInput>,
@@ -246,6 +259,7 @@ enum Loaded {
     TestData {
         sets: Vec<(Vec<Feed>, Vec<Vec<f32>>)>,
     },
+    Text(text::Loaded),
     Synthetic {
         inputs: Vec<SyntheticInput>,
         count: usize,
@@ -326,6 +340,21 @@ impl Dataset {
             Source::ImageFolder { path: p, labels } => load_image_folder(&resolve(p), labels)?,
             Source::Npz { path: p } => load_npz(&resolve(p))?,
             Source::OnnxTestData { path: p } => load_test_data(&resolve(p))?,
+            Source::Text {
+                path: p,
+                tokenizer,
+                text_column,
+                label_column,
+                max_length,
+                inputs,
+            } => Loaded::Text(text::load(
+                &resolve(p),
+                &resolve(tokenizer),
+                text_column,
+                label_column.as_deref(),
+                *max_length,
+                inputs,
+            )?),
             Source::Synthetic { inputs, count } => Loaded::Synthetic {
                 inputs: inputs.clone(),
                 count: *count,
@@ -369,6 +398,7 @@ impl Dataset {
             Loaded::NpyFiles { files } => files.len(),
             Loaded::Npz { rows, .. } => *rows,
             Loaded::TestData { sets } => sets.len(),
+            Loaded::Text(t) => t.len(),
             Loaded::Synthetic { count, .. } => *count,
         }
     }
@@ -387,6 +417,7 @@ impl Dataset {
             Loaded::Csv { labels, .. } => labels.is_some(),
             Loaded::Images { files, .. } => files.first().is_some_and(|f| f.1.is_some()),
             Loaded::Npz { labels, .. } => labels.is_some(),
+            Loaded::Text(t) => t.has_labels(),
             _ => false,
         }
     }
@@ -394,6 +425,7 @@ impl Dataset {
     pub fn class_names(&self) -> Vec<String> {
         match &self.loaded {
             Loaded::Images { classes, .. } => classes.clone(),
+            Loaded::Text(t) => t.class_names(),
             _ => vec![],
         }
     }
@@ -508,6 +540,14 @@ impl Dataset {
                     inputs: inputs.clone(),
                     label: None,
                     expected: Some(outputs.clone()),
+                }
+            }
+            Loaded::Text(t) => {
+                let (inputs, label) = t.sample(index).ok_or_else(missing)?;
+                Sample {
+                    inputs,
+                    label,
+                    expected: None,
                 }
             }
             Loaded::Synthetic { inputs, count } => {

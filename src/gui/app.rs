@@ -321,7 +321,7 @@ impl WorkbenchApp {
                     .map(|d| d.path.clone())
                     .ok_or_else(|| anyhow!("no dataset is open"))?;
                 let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-                let dataset = Dataset::from_desc(desc, &base, &path)?;
+                let dataset = Dataset::from_desc(*desc, &base, &path)?;
                 self.set_dataset(path, dataset);
             }
             AppCommand::SaveDatasetDesc(path) => {

@@ -317,7 +317,7 @@ impl DatasetPanel {
             .clicked()
         {
             ctx.commands
-                .send(AppCommand::ApplyDatasetDesc(draft.clone()));
+                .send(AppCommand::ApplyDatasetDesc(Box::new(draft.clone())));
         }
     }
 }

@@ -46,7 +46,7 @@ pub struct ScreenshotPlan {
 pub enum AppCommand {
     OpenPath(PathBuf),
     OpenDataset(PathBuf),
-    ApplyDatasetDesc(quantbench::data::DatasetDesc),
+    ApplyDatasetDesc(Box<quantbench::data::DatasetDesc>),
     /// Write the open dataset's description (as edited and applied) to a RON file.
     SaveDatasetDesc(PathBuf),
     /// The output that accuracy scores (`None`: the first).
