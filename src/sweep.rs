@@ -140,11 +140,10 @@ impl Workbench {
                 progress.stage("quantizing", 1);
                 let (q, report) =
                     quant::quantize(&self.float, config, Some(&self.dataset), progress)?;
-                let bytes = onnx::encode_model(&q);
-                experiment.result.size_bytes = bytes.len() as u64;
+                experiment.result.size_bytes = prost::Message::encoded_len(&q) as u64;
                 if let Some(dir) = &settings.models_dir {
                     let path = dir.join(format!("{index:02}-{}.onnx", slug(&experiment.name)));
-                    onnx::write_atomic(&path, &bytes)?;
+                    onnx::write_model(&path, &q, onnx::SINGLE_FILE_LIMIT)?;
                     experiment.result.model_path = Some(path.display().to_string());
                 }
                 experiment.result.quantize = Some(report);

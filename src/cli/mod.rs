@@ -147,6 +147,18 @@ struct ReadArgs {
     /// Text: tokens per sample, truncated and padded to it.
     #[arg(long)]
     max_length: Option<usize>,
+    /// Images: crop (resize the shorter side, centre crop), stretch, letterbox (keep the
+    /// aspect ratio, pad around) or pad-width (text lines: the input height, padded on the
+    /// right to its width).
+    #[arg(long)]
+    fit: Option<quantbench::data::infer::Fit>,
+    /// Images: pixel value (0-255) of padding.
+    #[arg(long)]
+    pad_value: Option<f32>,
+    /// Image folders: calibrate on N variants of each image (1-8: itself, mirrored, corner
+    /// and centre crops).
+    #[arg(long)]
+    augment: Option<usize>,
 }
 
 impl InferArgs {
@@ -165,6 +177,9 @@ impl InferArgs {
             tokenizer: s.tokenizer.clone(),
             text_column: s.text_column.clone(),
             max_length: s.max_length,
+            fit: s.fit,
+            pad_value: s.pad_value,
+            augment: s.augment,
         }
     }
 }
@@ -534,7 +549,7 @@ fn quantize(args: QuantizeArgs) -> Result<ExitCode> {
     let (quantized, report) = quant::quantize(&model, &config, dataset.as_ref(), &progress)
         .with_context(|| format!("{}: quantization failed", args.model.display()))?;
     let write_start = Instant::now();
-    onnx::write_atomic(&args.out, &onnx::encode_model(&quantized))?;
+    onnx::write_model(&args.out, &quantized, onnx::SINGLE_FILE_LIMIT)?;
     let write_seconds = write_start.elapsed().as_secs_f64();
     if args.json {
         let mut value = serde_json::to_value(&report)?;

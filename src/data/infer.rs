@@ -132,6 +132,50 @@ pub struct Options {
     /// Text: tokens per sample (truncated and padded to it); default the model's fixed
     /// sequence length, else 128.
     pub max_length: Option<usize>,
+    /// Images: how a photo becomes the model's size (default: [`Fit::Crop`] for square inputs
+    /// of 96 pixels or more, else [`Fit::Stretch`]).
+    pub fit: Option<Fit>,
+    /// Images: the pixel value (0–255) of padding (letterbox, text lines, oversize crops).
+    pub pad_value: Option<f32>,
+    /// Image folders: calibration variants per image (1–8), see `DatasetDesc::augment`.
+    pub augment: Option<usize>,
+}
+
+/// How an image is brought to the model's input size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fit {
+    /// torchvision's evaluation transform: resize the shorter side (to 256/224 of the crop, or
+    /// `--resize`), centre crop.
+    Crop,
+    /// Resize to exactly the input size, whatever the aspect ratio.
+    Stretch,
+    /// Keep the aspect ratio, fit inside, pad around (detectors: YOLO's letterbox).
+    Letterbox,
+    /// Keep the aspect ratio at the input height, pad on the right to the input width (text
+    /// recognizers: PP-OCR, CRNN).
+    PadWidth,
+}
+
+impl Fit {
+    pub const ALL: [Fit; 4] = [Fit::Crop, Fit::Stretch, Fit::Letterbox, Fit::PadWidth];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Fit::Crop => "crop",
+            Fit::Stretch => "stretch",
+            Fit::Letterbox => "letterbox",
+            Fit::PadWidth => "pad-width",
+        }
+    }
+}
+
+impl std::str::FromStr for Fit {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Fit::ALL.into_iter().find(|f| f.name() == s).ok_or_else(|| {
+            format!("unknown fit '{s}' (expected crop, stretch, letterbox or pad-width)")
+        })
+    }
 }
 
 /// A description and what was guessed to write it.
@@ -218,12 +262,27 @@ pub fn describe(source: &Path, model: &pb::ModelProto, options: &Options) -> Res
             source.display()
         );
     };
+    let augment = match (options.augment, &source_desc) {
+        (None | Some(0 | 1), _) => 0,
+        (Some(n), Source::ImageFolder { .. }) if n <= super::AUGMENT_VARIANTS => {
+            notes.push(format!(
+                "calibration: {n} variants of each image (itself, mirrored, corner and centre crops); evaluation sees the images as they are"
+            ));
+            n
+        }
+        (Some(n), Source::ImageFolder { .. }) => bail!(
+            "--augment {n}: at most {} variants per image",
+            super::AUGMENT_VARIANTS
+        ),
+        (Some(_), _) => bail!("--augment applies to a folder of images"),
+    };
     Ok(Inferred {
         desc: DatasetDesc {
             source: source_desc,
             preprocess,
             calibration: split,
             evaluation: split,
+            augment,
         },
         notes,
     })
@@ -297,17 +356,38 @@ fn image_preprocess(
             (224, 224)
         }
     };
-    match options.resize {
-        Some(r) => {
-            pre.resize_shorter = Some(r);
+    let fit = options.fit.unwrap_or(
+        if options.resize.is_some() || (size.0 == size.1 && size.0 >= 96) {
+            Fit::Crop
+        } else {
+            Fit::Stretch
+        },
+    );
+    if options.resize.is_some() && fit != Fit::Crop {
+        bail!(
+            "--resize sets the shorter side before a centre crop: it goes with --fit crop, not {}",
+            fit.name()
+        );
+    }
+    match fit {
+        // torchvision's evaluation transform: resize to 256/224 of the crop, centre crop.
+        Fit::Crop => {
+            pre.resize_shorter = Some(
+                options
+                    .resize
+                    .unwrap_or((size.0 as f64 * 256.0 / 224.0).round() as u32),
+            );
             pre.center_crop = Some(size);
         }
-        None if size.0 == size.1 && size.0 >= 96 => {
-            // torchvision's evaluation transform: resize to 256/224 of the crop, centre crop.
-            pre.resize_shorter = Some((size.0 as f64 * 256.0 / 224.0).round() as u32);
-            pre.center_crop = Some(size);
+        Fit::Stretch => pre.resize_to = Some(size),
+        Fit::Letterbox => pre.letterbox = Some(size),
+        Fit::PadWidth => pre.pad_to_width = Some(size),
+    }
+    if let Some(v) = options.pad_value {
+        if !(0.0..=255.0).contains(&v) {
+            bail!("--pad-value {v}: a pixel value, 0 to 255");
         }
-        None => pre.resize_to = Some(size),
+        pre.pad_value = v;
     }
     let preset = options.preset.unwrap_or_else(|| {
         let guess = if channels == 1 {

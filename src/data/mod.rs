@@ -126,8 +126,17 @@ pub struct Preprocess {
     /// Resize so that the shorter side has this length (bilinear), keeping the aspect ratio;
     /// the longer side is truncated as torchvision's `Resize(int)` does.
     pub resize_shorter: Option<u32>,
-    /// Then cut the centre (height, width).
+    /// Fit inside (height, width) keeping the aspect ratio, centred on a canvas of
+    /// `pad_value` (YOLO's letterbox: `round(side · r)` with `r = min(H/h, W/w)`).
+    pub letterbox: Option<(u32, u32)>,
+    /// Text lines: resize to `height` keeping the aspect ratio (width `ceil(height · w/h)`, at
+    /// most `width`), then pad on the right with `pad_value` to `width` (PP-OCR's recognizer).
+    pub pad_to_width: Option<(u32, u32)>,
+    /// Then cut the centre (height, width); where the crop exceeds the image, the missing
+    /// border is `pad_value` (torchvision's `CenterCrop` pads the same way, with 0).
     pub center_crop: Option<(u32, u32)>,
+    /// The pixel value (0–255, before scaling, mean and std) of padding.
+    pub pad_value: f32,
     pub color: Color,
     pub layout: Layout,
     pub value_scale: ValueScale,
@@ -141,7 +150,10 @@ impl Default for Preprocess {
         Preprocess {
             resize_to: None,
             resize_shorter: None,
+            letterbox: None,
+            pad_to_width: None,
             center_crop: None,
+            pad_value: 0.0,
             color: Color::Rgb,
             layout: Layout::Nchw,
             value_scale: ValueScale::Byte,
@@ -152,6 +164,19 @@ impl Default for Preprocess {
 }
 
 impl Preprocess {
+    /// How many of the (mutually exclusive) resize settings are given.
+    pub fn resizes(&self) -> usize {
+        [
+            self.resize_to.is_some(),
+            self.resize_shorter.is_some(),
+            self.letterbox.is_some(),
+            self.pad_to_width.is_some(),
+        ]
+        .into_iter()
+        .filter(|&r| r)
+        .count()
+    }
+
     /// Mean and std hold one value or one per channel; std is finite and non-zero.
     pub fn check(&self, channels: usize) -> Result<()> {
         for (what, values) in [("mean", &self.mean), ("std", &self.std)] {
@@ -165,6 +190,15 @@ impl Preprocess {
         if self.std.iter().any(|&s| s == 0.0 || !s.is_finite()) {
             bail!("std must be finite and non-zero");
         }
+        if self.resizes() > 1 {
+            bail!("give one of resize_to, resize_shorter, letterbox and pad_to_width");
+        }
+        if !(0.0..=255.0).contains(&self.pad_value) {
+            bail!(
+                "pad_value {} is not a pixel value (0 to 255)",
+                self.pad_value
+            );
+        }
         Ok(())
     }
 }
@@ -177,6 +211,15 @@ pub fn describe_preprocess(p: &Preprocess) -> String {
     }
     if let Some(r) = p.resize_shorter {
         parts.push(format!("resize shorter side to {r}"));
+    }
+    if let Some((h, w)) = p.letterbox {
+        parts.push(format!("letterbox into {h}x{w} (pad {})", p.pad_value));
+    }
+    if let Some((h, w)) = p.pad_to_width {
+        parts.push(format!(
+            "text line: height {h}, padded to width {w} (pad {})",
+            p.pad_value
+        ));
     }
     if let Some((h, w)) = p.center_crop {
         parts.push(format!("centre crop {h}x{w}"));
@@ -213,6 +256,11 @@ pub struct DatasetDesc {
     pub calibration: Split,
     #[serde(default)]
     pub evaluation: Split,
+    /// Image folders: calibrate on up to this many variants of each image (itself, mirrored,
+    /// corner and centre crops; at most 8), so that a few photos give enough samples.
+    /// Evaluation always sees the images as they are. 0 or 1: no augmentation.
+    #[serde(default)]
+    pub augment: usize,
 }
 
 /// One decoded sample: the model inputs (each a batch of one), its label if the dataset has
@@ -436,7 +484,12 @@ impl Dataset {
             Purpose::Calibration => self.desc.calibration,
             Purpose::Evaluation => self.desc.evaluation,
         };
-        let n = self.len();
+        let n = match (&self.loaded, purpose) {
+            (Loaded::Images { files, .. }, Purpose::Calibration) => {
+                files.len() * self.desc.augment.clamp(1, AUGMENT_VARIANTS)
+            }
+            _ => self.len(),
+        };
         let start = split.start.min(n);
         let end = split
             .count
@@ -482,8 +535,13 @@ impl Dataset {
                 }
             }
             Loaded::Images { files, .. } => {
-                let (file, label) = files.get(index).ok_or_else(missing)?;
-                let (pixels, h, w, c) = decode_image(file, pre)?;
+                // Indices past the files are calibration variants (`augment`).
+                let n = files.len().max(1);
+                if index / n >= self.desc.augment.clamp(1, AUGMENT_VARIANTS) {
+                    return Err(missing());
+                }
+                let (file, label) = files.get(index % n).ok_or_else(missing)?;
+                let (pixels, h, w, c) = decode_image(file, pre, index / n)?;
                 let (data, shape) = normalize_hwc(&pixels, h, w, c, pre);
                 Sample {
                     inputs: one(shape, data),
@@ -953,37 +1011,89 @@ fn load_image_folder(dir: &Path, labels: &Labels) -> Result<Loaded> {
     Ok(Loaded::Images { files, classes })
 }
 
-/// Decodes, resizes and crops an image; returns HWC u8 pixels as f32 and (h, w, c).
-fn decode_image(path: &Path, pre: &Preprocess) -> Result<(Vec<f32>, usize, usize, usize)> {
+/// Calibration variants of an image (`DatasetDesc::augment`): 0 is the image itself.
+pub const AUGMENT_VARIANTS: usize = 8;
+
+/// Variant `k` of an image, before any resize: 1 mirrored, 2–5 the four corner crops of 80%
+/// of each side, 6 the centre crop of 80%, 7 that crop mirrored.
+fn augmented(img: image::DynamicImage, variant: usize) -> image::DynamicImage {
+    let (w, h) = (img.width(), img.height());
+    let (cw, ch) = ((w * 4 / 5).max(1), (h * 4 / 5).max(1));
+    let crop = |x: u32, y: u32| img.crop_imm(x, y, cw, ch);
+    match variant {
+        1 => img.fliph(),
+        2 => crop(0, 0),
+        3 => crop(w - cw, 0),
+        4 => crop(0, h - ch),
+        5 => crop(w - cw, h - ch),
+        6 => crop((w - cw) / 2, (h - ch) / 2),
+        7 => crop((w - cw) / 2, (h - ch) / 2).fliph(),
+        _ => img,
+    }
+}
+
+/// Decodes, resizes and crops an image (its calibration `variant`, 0 for itself); returns HWC
+/// pixel values (0–255 as f32, padding at `pad_value`) and (h, w, c).
+fn decode_image(
+    path: &Path,
+    pre: &Preprocess,
+    variant: usize,
+) -> Result<(Vec<f32>, usize, usize, usize)> {
     let img =
         image::open(path).map_err(|e| anyhow!("{}: cannot decode image: {e}", path.display()))?;
+    let img = augmented(img, variant);
     let mut img = match pre.color {
-        Color::Grayscale => image::DynamicImage::ImageLuma8(img.to_luma8()),
+        Color::Grayscale => image::DynamicImage::ImageLuma8(pil_gray(&img.to_rgb8())),
         _ => image::DynamicImage::ImageRgb8(img.to_rgb8()),
     };
+    let (iw, ih) = (img.width().max(1), img.height().max(1));
+    let resize = |img: &image::DynamicImage, w: u32, h: u32| {
+        img.resize_exact(w.max(1), h.max(1), image::imageops::FilterType::Triangle)
+    };
+    // The canvas the resized image is placed on: (height, width, top, left).
+    let mut canvas = None;
     if let Some((h, w)) = pre.resize_to {
-        img = img.resize_exact(w.max(1), h.max(1), image::imageops::FilterType::Triangle);
+        img = resize(&img, w, h);
     } else if let Some(short) = pre.resize_shorter {
-        let (nw, nh) = resized_size(img.width(), img.height(), short);
-        img = img.resize_exact(nw, nh, image::imageops::FilterType::Triangle);
+        let (nw, nh) = resized_size(iw, ih, short);
+        img = resize(&img, nw, nh);
+    } else if let Some((h, w)) = pre.letterbox {
+        let r = (h as f64 / ih as f64).min(w as f64 / iw as f64);
+        let (nw, nh) = (
+            ((iw as f64 * r).round() as u32).clamp(1, w),
+            ((ih as f64 * r).round() as u32).clamp(1, h),
+        );
+        img = resize(&img, nw, nh);
+        // Ultralytics' split of the border: round(d/2 − 0.1) before, the rest after.
+        let top = ((h - nh) as f64 / 2.0 - 0.1).round().max(0.0) as u32;
+        let left = ((w - nw) as f64 / 2.0 - 0.1).round().max(0.0) as u32;
+        canvas = Some((h, w, top, left));
+    } else if let Some((h, w)) = pre.pad_to_width {
+        let nw = ((h as f64 * iw as f64 / ih as f64).ceil() as u32).clamp(1, w);
+        img = resize(&img, nw, h);
+        canvas = Some((h, w, 0, 0));
     }
     if let Some((ch, cw)) = pre.center_crop {
         if ch > img.height() || cw > img.width() {
-            bail!(
-                "{}: image is {}x{}, smaller than the centre crop {cw}x{ch}",
-                path.display(),
-                img.width(),
-                img.height()
+            // torchvision pads the short sides, then crops: the image centred on the crop.
+            let top = ch.saturating_sub(img.height()) / 2;
+            let left = cw.saturating_sub(img.width()) / 2;
+            let (x, y) = (
+                crop_offset(img.width(), cw.min(img.width())),
+                crop_offset(img.height(), ch.min(img.height())),
             );
+            img = img.crop_imm(x, y, cw.min(img.width()), ch.min(img.height()));
+            canvas = Some((ch, cw, top, left));
+        } else {
+            let x = crop_offset(img.width(), cw);
+            let y = crop_offset(img.height(), ch);
+            img = img.crop_imm(x, y, cw, ch);
         }
-        let x = crop_offset(img.width(), cw);
-        let y = crop_offset(img.height(), ch);
-        img = img.crop_imm(x, y, cw, ch);
     }
     let (w, h) = (img.width() as usize, img.height() as usize);
     let (pixels, c): (Vec<f32>, usize) = match pre.color {
         Color::Grayscale => (
-            img.to_luma8()
+            img.into_luma8()
                 .into_raw()
                 .into_iter()
                 .map(f32::from)
@@ -1009,7 +1119,27 @@ fn decode_image(path: &Path, pre: &Preprocess) -> Result<(Vec<f32>, usize, usize
             )
         }
     };
-    Ok((pixels, h, w, c))
+    let Some((ch, cw, top, left)) = canvas else {
+        return Ok((pixels, h, w, c));
+    };
+    let (ch, cw, top, left) = (ch as usize, cw as usize, top as usize, left as usize);
+    let mut out = vec![pre.pad_value; ch * cw * c];
+    for y in 0..h.min(ch.saturating_sub(top)) {
+        let row = (w * c).min((cw.saturating_sub(left)) * c);
+        let dst = ((top + y) * cw + left) * c;
+        out[dst..dst + row].copy_from_slice(&pixels[y * w * c..y * w * c + row]);
+    }
+    Ok((out, ch, cw, c))
+}
+
+/// RGB to gray as PIL's `convert("L")` computes it (ITU-R 601-2 luma in 16-bit fixed point:
+/// `L = (19595 R + 38470 G + 7471 B + 2^15) >> 16`); the image crate's `to_luma8` weighs by
+/// Rec. 709 instead, which shifts a typical photo's gray levels by several units.
+fn pil_gray(rgb: &image::RgbImage) -> image::GrayImage {
+    image::GrayImage::from_fn(rgb.width(), rgb.height(), |x, y| {
+        let [r, g, b] = rgb.get_pixel(x, y).0.map(u32::from);
+        image::Luma([((19595 * r + 38470 * g + 7471 * b + 0x8000) >> 16) as u8])
+    })
 }
 
 /// (width, height) after resizing the shorter side to `short`: the longer side is
@@ -1088,6 +1218,11 @@ fn normalize_hwc(
 mod tests {
     use super::*;
 
+    /// PIL resamples in fixed point, the image crate in float: at most one level apart, and
+    /// apart on under 10% of the pixels (measured: 0 on the 256/224 crops, 0.06-0.085 mean).
+    const PIL_MAX_DIFF: f32 = 1.0;
+    const PIL_MEAN_DIFF: f32 = 0.1;
+
     #[test]
     fn imagenet_normalisation_and_layouts() {
         // One 1x2 RGB image: pixels (255, 0, 51) and (0, 255, 102).
@@ -1120,6 +1255,153 @@ mod tests {
         for (a, b) in hwc.iter().zip(expect) {
             assert!((a - b).abs() < 1e-5, "{hwc:?}");
         }
+    }
+
+    /// Decoded, resized, cropped and gray pixels against PIL's on the sample photos
+    /// (`tests/data/pil_reference.npz`, from `tests/data/make_pil_reference.py`).
+    #[test]
+    fn preprocessing_matches_pil() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let reference = npy::read_npz(&root.join("tests/data/pil_reference.npz")).unwrap();
+        assert_eq!(reference.len(), 9);
+        for (name, array) in reference {
+            let (photo, case) = name.split_once('_').unwrap();
+            let pre = match case {
+                "shorter256_crop224" => Preprocess {
+                    resize_shorter: Some(256),
+                    center_crop: Some((224, 224)),
+                    ..Default::default()
+                },
+                "to48x64" => Preprocess {
+                    resize_to: Some((48, 64)),
+                    ..Default::default()
+                },
+                "gray_to28x28" => Preprocess {
+                    resize_to: Some((28, 28)),
+                    color: Color::Grayscale,
+                    ..Default::default()
+                },
+                other => panic!("unknown case {other}"),
+            };
+            let path = root.join(format!("sample_data/photos/{photo}.png"));
+            let (pixels, h, w, c) = decode_image(&path, &pre, 0).unwrap();
+            let expected: Vec<f32> = match &array.data {
+                TensorData::U8(v) => v.iter().map(|&x| f32::from(x)).collect(),
+                other => panic!("{name}: {other:?}"),
+            };
+            let shape: Vec<usize> = if c == 1 { vec![h, w] } else { vec![h, w, c] };
+            assert_eq!(shape, array.shape, "{name}");
+            let diffs: Vec<f32> = pixels
+                .iter()
+                .zip(&expected)
+                .map(|(a, b)| (a - b).abs())
+                .collect();
+            let max = diffs.iter().fold(0.0f32, |m, &d| m.max(d));
+            let mean = diffs.iter().sum::<f32>() / diffs.len() as f32;
+            eprintln!("{name}: max {max}, mean {mean}");
+            assert!(
+                max <= PIL_MAX_DIFF && mean <= PIL_MEAN_DIFF,
+                "{name}: max {max}, mean {mean}"
+            );
+        }
+    }
+
+    /// A 40x20 (w x h) image whose red channel is the column index · 5 and green is 100.
+    fn gradient_png(dir: &Path, name: &str) -> PathBuf {
+        let img = image::RgbImage::from_fn(40, 20, |x, _| image::Rgb([(x * 5) as u8, 100, 0]));
+        let path = dir.join(name);
+        img.save(&path).unwrap();
+        path
+    }
+
+    #[test]
+    fn letterbox_text_lines_and_oversize_crops_pad_where_the_image_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let png = gradient_png(dir.path(), "g.png");
+        let green = |px: &[f32], h: usize, w: usize, y: usize, x: usize| {
+            assert!(y < h && x < w);
+            px[(y * w + x) * 3 + 1]
+        };
+        // Letterbox into 32x32: r = min(32/20, 32/40) = 0.8, image 32x16 at rows 8..24.
+        let pre = Preprocess {
+            letterbox: Some((32, 32)),
+            pad_value: 114.0,
+            ..Default::default()
+        };
+        let (px, h, w, _) = decode_image(&png, &pre, 0).unwrap();
+        assert_eq!((h, w), (32, 32));
+        for (y, expected) in [
+            (0, 114.0),
+            (7, 114.0),
+            (8, 100.0),
+            (23, 100.0),
+            (24, 114.0),
+            (31, 114.0),
+        ] {
+            assert_eq!(green(&px, h, w, y, 16), expected, "row {y}");
+        }
+        // Text line 16x64: width ceil(16 · 40/20) = 32, padded on the right.
+        let pre = Preprocess {
+            pad_to_width: Some((16, 64)),
+            pad_value: 127.5,
+            ..Default::default()
+        };
+        let (px, h, w, _) = decode_image(&png, &pre, 0).unwrap();
+        assert_eq!((h, w), (16, 64));
+        assert_eq!(green(&px, h, w, 8, 31), 100.0);
+        assert_eq!(green(&px, h, w, 8, 32), 127.5);
+        // A 30x50 centre crop of the 20x40 image: centred, 5 pixels of padding on each side.
+        let pre = Preprocess {
+            center_crop: Some((30, 50)),
+            ..Default::default()
+        };
+        let (px, h, w, _) = decode_image(&png, &pre, 0).unwrap();
+        assert_eq!((h, w), (30, 50));
+        assert_eq!(green(&px, h, w, 4, 25), 0.0);
+        assert_eq!(green(&px, h, w, 5, 5), 100.0);
+        assert_eq!(green(&px, h, w, 24, 44), 100.0);
+        assert_eq!(green(&px, h, w, 25, 44), 0.0);
+        assert_eq!(green(&px, h, w, 15, 45), 0.0);
+        // Two resizes at once are refused.
+        let both = Preprocess {
+            letterbox: Some((32, 32)),
+            resize_to: Some((32, 32)),
+            ..Default::default()
+        };
+        assert!(both.check(3).is_err());
+    }
+
+    #[test]
+    fn augmentation_adds_calibration_variants_only() {
+        let dir = tempfile::tempdir().unwrap();
+        gradient_png(dir.path(), "a.png");
+        gradient_png(dir.path(), "b.png");
+        let desc = DatasetDesc {
+            source: Source::ImageFolder {
+                path: dir.path().display().to_string(),
+                labels: Labels::None,
+            },
+            preprocess: Preprocess {
+                value_scale: ValueScale::Byte,
+                ..Default::default()
+            },
+            calibration: Split::default(),
+            evaluation: Split::default(),
+            augment: 3,
+        };
+        let data = Dataset::from_desc(desc, Path::new(""), Path::new("d.ron")).unwrap();
+        assert_eq!(data.indices(Purpose::Calibration).unwrap(), 0..6);
+        assert_eq!(data.indices(Purpose::Evaluation).unwrap(), 0..2);
+        // Sample 3 = image 1, variant 1: mirrored (red falls from left to right).
+        let (shape, plain) = data.sample(1).unwrap().first_f32();
+        let (_, mirrored) = data.sample(3).unwrap().first_f32();
+        assert_eq!(shape, vec![1, 3, 20, 40]);
+        assert_eq!(plain[0], 0.0);
+        assert_eq!(mirrored[0], 195.0);
+        // Variant 2, the top-left 80% crop: 32x16.
+        let (shape, _) = data.sample(4).unwrap().first_f32();
+        assert_eq!(shape, vec![1, 3, 16, 32]);
+        assert!(data.sample(6).is_err());
     }
 
     #[test]

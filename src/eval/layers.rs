@@ -37,7 +37,7 @@ fn tapped_pairs(
     let q_graph = onnx::graph(quantized);
     let q_index = GraphIndex::new(q_graph);
     let f_graph = onnx::graph(float);
-    let types = crate::quant::prepare::tensor_types(f_graph);
+    let types = crate::quant::prepare::model_tensor_types(float);
     let is_float =
         |t: &str| types.get(t).copied().unwrap_or(1) == pb::tensor_proto::DataType::Float as i32;
     let dequantized = |t: &str| -> Option<String> {

@@ -583,11 +583,9 @@ impl WorkbenchApp {
             .get(index)
             .ok_or_else(|| anyhow!("no experiment {}", index + 1))?;
         let model = self.model.as_ref().ok_or_else(|| anyhow!("no model"))?;
-        let bytes = match (&e.config, &e.result.model_path) {
-            (None, _) => onnx::encode_model(&model.proto),
-            (Some(_), Some(p)) if Path::new(p).is_file() => {
-                std::fs::read(p).with_context(|| p.clone())?
-            }
+        let proto = match (&e.config, &e.result.model_path) {
+            (None, _) => model.proto.clone(),
+            (Some(_), Some(p)) if Path::new(p).is_file() => onnx::read_model(Path::new(p))?,
             (Some(config), _) => {
                 // Not kept on disk: quantize again (deterministic) from the same config.
                 let dataset = self.dataset.as_ref().map(|d| &d.dataset);
@@ -597,10 +595,10 @@ impl WorkbenchApp {
                     dataset,
                     &Default::default(),
                 )?;
-                onnx::encode_model(&q)
+                q
             }
         };
-        onnx::write_atomic(path, &bytes)?;
+        onnx::write_model(path, &proto, onnx::SINGLE_FILE_LIMIT)?;
         self.info(format!("{} exported to {}", e.name, path.display()));
         Ok(())
     }

@@ -20,6 +20,8 @@ pub struct DatasetPanel {
     draft: Option<DatasetDesc>,
     resize_to_text: String,
     resize_text: String,
+    letterbox_text: String,
+    pad_width_text: String,
     crop_text: String,
     mean_text: String,
     std_text: String,
@@ -29,6 +31,24 @@ pub struct DatasetPanel {
 fn parse_hw(t: &str) -> Option<(u32, u32)> {
     t.split_once(['x', 'X'])
         .and_then(|(h, w)| Some((h.trim().parse().ok()?, w.trim().parse().ok()?)))
+}
+
+/// An optional HxW field: empty is none; anything else must parse, else an error is noted.
+fn hw_field(text: &str, what: &str, errors: &mut Vec<String>) -> Option<(u32, u32)> {
+    match text.trim() {
+        "" => None,
+        t => {
+            let hw = parse_hw(t);
+            if hw.is_none() {
+                errors.push(format!("{what}: '{t}' is not HxW, e.g. 48x320"));
+            }
+            hw
+        }
+    }
+}
+
+fn hw_text(hw: Option<(u32, u32)>) -> String {
+    hw.map(|(h, w)| format!("{h}x{w}")).unwrap_or_default()
 }
 
 fn floats(text: &str) -> Result<Vec<f32>, String> {
@@ -46,15 +66,11 @@ impl DatasetPanel {
     /// Loads a description into the editor.
     pub fn edit(&mut self, desc: &DatasetDesc) {
         let p = &desc.preprocess;
-        self.resize_to_text = p
-            .resize_to
-            .map(|(h, w)| format!("{h}x{w}"))
-            .unwrap_or_default();
+        self.resize_to_text = hw_text(p.resize_to);
         self.resize_text = p.resize_shorter.map(|r| r.to_string()).unwrap_or_default();
-        self.crop_text = p
-            .center_crop
-            .map(|(h, w)| format!("{h}x{w}"))
-            .unwrap_or_default();
+        self.letterbox_text = hw_text(p.letterbox);
+        self.pad_width_text = hw_text(p.pad_to_width);
+        self.crop_text = hw_text(p.center_crop);
         self.mean_text = p
             .mean
             .iter()
@@ -179,6 +195,8 @@ impl DatasetPanel {
         let Some(draft) = self.draft.as_mut() else {
             return;
         };
+        let is_image_folder = matches!(draft.source, Source::ImageFolder { .. });
+        let augment = &mut draft.augment;
         let p = &mut draft.preprocess;
         let mut chosen_preset = None;
         egui::Grid::new("preprocess").num_columns(2).show(ui, |ui| {
@@ -214,6 +232,24 @@ impl DatasetPanel {
             )
             .labelled_by(l.id);
             ui.end_row();
+            let l = ui.label("Letterbox into (HxW)");
+            ui.add(
+                egui::TextEdit::singleline(&mut self.letterbox_text)
+                    .hint_text("none")
+                    .desired_width(80.0),
+            )
+            .labelled_by(l.id)
+            .on_hover_text("keep the aspect ratio, fit inside, pad around (detectors)");
+            ui.end_row();
+            let l = ui.label("Text line: pad to (HxW)");
+            ui.add(
+                egui::TextEdit::singleline(&mut self.pad_width_text)
+                    .hint_text("none")
+                    .desired_width(80.0),
+            )
+            .labelled_by(l.id)
+            .on_hover_text("resize to height H keeping the aspect ratio, pad on the right to W");
+            ui.end_row();
             let l = ui.label("Centre crop (HxW)");
             ui.add(
                 egui::TextEdit::singleline(&mut self.crop_text)
@@ -222,6 +258,20 @@ impl DatasetPanel {
             )
             .labelled_by(l.id);
             ui.end_row();
+            let l = ui.label("Pad value (0–255)");
+            ui.add(egui::DragValue::new(&mut p.pad_value).range(0.0..=255.0))
+                .labelled_by(l.id);
+            ui.end_row();
+            if is_image_folder {
+                let l = ui.label("Calibration variants");
+                ui.add(egui::DragValue::new(augment).range(1..=quantbench::data::AUGMENT_VARIANTS))
+                    .labelled_by(l.id)
+                    .on_hover_text(
+                        "calibrate on each image, mirrored, and its corner and centre crops: \
+                     more samples from a few photos (evaluation sees the images as they are)",
+                    );
+                ui.end_row();
+            }
             ui.label("Colour");
             ui.horizontal(|ui| {
                 ui.radio_value(&mut p.color, Color::Rgb, "RGB");
@@ -261,17 +311,10 @@ impl DatasetPanel {
             self.mean_text = join(&p.mean);
             self.std_text = join(&p.std);
         }
-        p.resize_to = match self.resize_to_text.trim() {
-            "" => None,
-            t => match parse_hw(t) {
-                Some(hw) => Some(hw),
-                None => {
-                    self.errors
-                        .push(format!("resize to: '{t}' is not HxW, e.g. 48x192"));
-                    None
-                }
-            },
-        };
+        p.resize_to = hw_field(&self.resize_to_text, "resize to", &mut self.errors);
+        p.letterbox = hw_field(&self.letterbox_text, "letterbox", &mut self.errors);
+        p.pad_to_width = hw_field(&self.pad_width_text, "text line", &mut self.errors);
+        p.center_crop = hw_field(&self.crop_text, "crop", &mut self.errors);
         p.resize_shorter = match self.resize_text.trim() {
             "" => None,
             t => match t.parse() {
@@ -283,17 +326,10 @@ impl DatasetPanel {
                 }
             },
         };
-        p.center_crop = match self.crop_text.trim() {
-            "" => None,
-            t => match parse_hw(t) {
-                Some(hw) => Some(hw),
-                None => {
-                    self.errors
-                        .push(format!("crop: '{t}' is not HxW, e.g. 224x224"));
-                    None
-                }
-            },
-        };
+        if p.resizes() > 1 {
+            self.errors
+                .push("give one of resize to, resize shorter side, letterbox and text line".into());
+        }
         match (floats(&self.mean_text), floats(&self.std_text)) {
             (Ok(m), Ok(s)) => {
                 if s.contains(&0.0) {

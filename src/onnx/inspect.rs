@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use super::{pb, GraphIndex};
+use super::pb;
 
 /// A dimension is a number or a symbol (`batch`, `N`, `DynamicDimension.0`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -63,7 +63,10 @@ pub struct ModelSummary {
     /// op type -> count, sorted by op type for stable display
     pub op_histogram: BTreeMap<String, usize>,
     pub nodes: Vec<NodeSummary>,
+    /// Elements of every constant tensor (initializers, Constant nodes, subgraphs), except
+    /// int64 and bool ones (shapes, axes, indices).
     pub parameters: usize,
+    /// Bytes of the same tensors.
     pub weight_bytes: usize,
 }
 
@@ -81,44 +84,80 @@ fn value_summary(v: &pb::ValueInfoProto) -> ValueSummary {
     }
 }
 
+fn weight_summary(name: &str, t: &pb::TensorProto) -> WeightSummary {
+    WeightSummary {
+        name: name.to_string(),
+        elem_type: super::data_type_name(t.data_type).to_string(),
+        shape: t.dims.clone(),
+        elements: super::element_count(&t.dims),
+        bytes: super::tensor_bytes(t),
+    }
+}
+
+/// Every constant tensor of `graph` and of the subgraphs inside it (If branches, Loop and Scan
+/// bodies): initializers and the values of Constant nodes, named as the graph reads them.
+fn constant_tensors(graph: &pb::GraphProto, out: &mut Vec<WeightSummary>) {
+    for t in &graph.initializer {
+        out.push(weight_summary(&t.name, t));
+    }
+    for n in &graph.node {
+        if n.op_type == "Constant" {
+            if let (Some(t), Some(o)) = (
+                super::attr(n, "value").and_then(|a| a.t.as_ref()),
+                n.output.first(),
+            ) {
+                out.push(weight_summary(o, t));
+            }
+        }
+        for a in &n.attribute {
+            for g in a.g.iter().chain(&a.graphs) {
+                constant_tensors(g, out);
+            }
+        }
+    }
+}
+
+/// A node's name, or one made from its op type and first output when it has none.
+fn readable_name(n: &pb::NodeProto) -> String {
+    match (n.name.is_empty(), n.output.first()) {
+        (false, _) => n.name.clone(),
+        (true, Some(o)) => format!("{}:{o}", n.op_type),
+        (true, None) => n.op_type.clone(),
+    }
+}
+
 pub fn summarize(model: &pb::ModelProto, path: &Path) -> Result<ModelSummary> {
     let graph = super::graph(model);
-    let index = GraphIndex::new(graph);
-    let weight = |name: &str| -> Option<WeightSummary> {
-        let t = &graph.initializer[*index.initializers.get(name)?];
-        Some(WeightSummary {
-            name: t.name.clone(),
-            elem_type: super::data_type_name(t.data_type).to_string(),
-            shape: t.dims.clone(),
-            elements: super::element_count(&t.dims),
-            bytes: super::tensor_bytes(t),
-        })
-    };
+    let mut constants = vec![];
+    constant_tensors(graph, &mut constants);
+    // Weights the top-level nodes read by name (initializers and Constant outputs).
+    let by_name: std::collections::HashMap<&str, &WeightSummary> =
+        constants.iter().map(|w| (w.name.as_str(), w)).collect();
     let nodes: Vec<NodeSummary> = graph
         .node
         .iter()
         .map(|n| NodeSummary {
-            name: n.name.clone(),
+            name: readable_name(n),
             op_type: n.op_type.clone(),
             inputs: n.input.clone(),
             outputs: n.output.clone(),
-            weights: n.input.iter().filter_map(|i| weight(i)).collect(),
+            weights: n
+                .input
+                .iter()
+                .filter_map(|i| by_name.get(i.as_str()).map(|w| (*w).clone()))
+                .collect(),
         })
         .collect();
     let mut op_histogram = BTreeMap::new();
     for n in &graph.node {
         *op_histogram.entry(n.op_type.clone()).or_insert(0) += 1;
     }
-    let parameters = graph
-        .initializer
-        .iter()
-        .filter(|t| {
-            t.data_type == pb::tensor_proto::DataType::Float as i32
-                || t.data_type == pb::tensor_proto::DataType::Float16 as i32
-        })
-        .map(|t| super::element_count(&t.dims))
-        .sum();
-    let weight_bytes = graph.initializer.iter().map(super::tensor_bytes).sum();
+    // The count and the size describe the same set: every constant tensor of numbers (int8 and
+    // int32 weights of a quantized model count like float ones), without the int64/bool
+    // shape, axis and index constants.
+    let is_weight = |w: &&WeightSummary| !matches!(w.elem_type.as_str(), "INT64" | "BOOL");
+    let parameters = constants.iter().filter(is_weight).map(|w| w.elements).sum();
+    let weight_bytes = constants.iter().filter(is_weight).map(|w| w.bytes).sum();
     Ok(ModelSummary {
         path: path.display().to_string(),
         file_bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
@@ -216,5 +255,58 @@ impl ModelSummary {
             let _ = writeln!(s, " {}", weights.join("; "));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onnx::{f32_tensor, i64_tensor, node};
+
+    fn constant(output: &str, t: pb::TensorProto) -> pb::NodeProto {
+        let mut n = node("Constant", "", &[], &[output]);
+        n.attribute.push(pb::AttributeProto {
+            name: "value".into(),
+            r#type: pb::attribute_proto::AttributeType::Tensor as i32,
+            t: Some(t),
+            ..Default::default()
+        });
+        n
+    }
+
+    #[test]
+    fn weights_in_constants_and_subgraphs_are_counted_once_by_count_and_size() {
+        let branch = pb::GraphProto {
+            node: vec![constant("inner_c", f32_tensor("", &[2, 2], &[1.0; 4]))],
+            initializer: vec![f32_tensor("inner_w", &[5], &[0.5; 5])],
+            ..Default::default()
+        };
+        let mut if_node = node("If", "if", &["cond"], &["y"]);
+        if_node.attribute.push(pb::AttributeProto {
+            name: "then_branch".into(),
+            r#type: pb::attribute_proto::AttributeType::Graph as i32,
+            g: Some(branch),
+            ..Default::default()
+        });
+        let model = pb::ModelProto {
+            graph: Some(pb::GraphProto {
+                node: vec![
+                    constant("c_out", f32_tensor("", &[3, 4], &[0.25; 12])),
+                    node("MatMul", "mm", &["x", "c_out"], &["h"]),
+                    if_node,
+                ],
+                initializer: vec![i64_tensor("shape", &[2], &[1, -1])],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let s = summarize(&model, Path::new("m.onnx")).unwrap();
+        // 12 (Constant) + 4 (Constant in the branch) + 5 (branch initializer); the int64 shape
+        // is not a weight.
+        assert_eq!(s.parameters, 21);
+        assert_eq!(s.weight_bytes, 21 * 4);
+        assert_eq!(s.nodes[0].name, "Constant:c_out");
+        assert_eq!(s.nodes[1].weights.len(), 1);
+        assert_eq!(s.nodes[1].weights[0].shape, vec![3, 4]);
     }
 }

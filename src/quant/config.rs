@@ -86,7 +86,8 @@ pub enum Calibration {
     /// The observed minimum and maximum.
     #[default]
     MinMax,
-    /// Clip to the given percentile of the values (e.g. 99.99).
+    /// Keep the given percentage of the values (e.g. 99.99), clipping half of the rest from each
+    /// tail (ONNX Runtime's meaning); symmetric: the percentile of `|x|`.
     Percentile(f64),
     /// The threshold minimising KL divergence (TensorRT-style entropy calibration).
     Entropy,

@@ -313,8 +313,10 @@ impl Histogram {
     }
 }
 
-/// The range kept by percentile calibration: `[quantile(1 − p), quantile(p)]` of the values, or
-/// for symmetric quantization `±quantile(p)` of `|x|`; never wider than what was observed.
+/// The range kept by percentile calibration, as ONNX Runtime means it: `p` percent of the values
+/// are kept, `(100 − p) / 2` percent clipped from each tail (`[quantile((1 − p) / 2),
+/// quantile((1 + p) / 2)]`); for symmetric quantization `±quantile(p)` of `|x|`. Never wider
+/// than what was observed.
 pub fn percentile_range(h: &Histogram, percentile: f64, symmetric: bool) -> (f32, f32) {
     let p = percentile / 100.0;
     if symmetric {
@@ -324,9 +326,10 @@ pub fn percentile_range(h: &Histogram, percentile: f64, symmetric: bool) -> (f32
         let t = t.min(abs_max);
         return (-t, t);
     }
+    let tail = (1.0 - p) / 2.0;
     (
-        h.quantile(1.0 - p).min(0.0).max(h.min),
-        h.quantile(p).max(0.0).min(h.max),
+        h.quantile(tail).min(0.0).max(h.min),
+        h.quantile(1.0 - tail).max(0.0).min(h.max),
     )
 }
 
@@ -618,9 +621,15 @@ mod tests {
     fn percentile_of_uniform_data() {
         let mut h = Histogram::default();
         h.add(&uniform(100_000, -1.0, 1.0));
+        // 99% kept: 0.5% clipped from each tail of U(-1, 1), as ONNX Runtime does.
         let (lo, hi) = percentile_range(&h, 99.0, false);
-        assert!((hi - 0.98).abs() < 2e-3, "{hi}");
-        assert!((lo + 0.98).abs() < 2e-3, "{lo}");
+        assert!((hi - 0.99).abs() < 2e-3, "{hi}");
+        assert!((lo + 0.99).abs() < 2e-3, "{lo}");
+        let (lo, hi) = percentile_range(&h, 90.0, false);
+        assert!(
+            (hi - 0.90).abs() < 2e-3 && (lo + 0.90).abs() < 2e-3,
+            "{lo} {hi}"
+        );
         let (slo, shi) = percentile_range(&h, 99.0, true);
         // |x| is uniform on [0, 1]: its 99th percentile is 0.99.
         assert!((shi - 0.99).abs() < 2e-3 && slo == -shi, "{shi}");

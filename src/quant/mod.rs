@@ -92,7 +92,7 @@ pub fn quantize(
     let mut calibration_seconds = 0.0;
     let mut calibration_runtime = None;
     let started = Instant::now();
-    let counts = match config.mode {
+    let mut counts = match config.mode {
         Mode::Fp16 => {
             let (counts, clamped) = rewrite::convert_fp16(onnx::graph_mut(&mut out), config)?;
             if clamped > 0 {
@@ -117,7 +117,8 @@ pub fn quantize(
         Mode::Int8 => {
             let dataset = dataset
                 .context("int8 needs calibration data: give a dataset (--data DATASET.ron)")?;
-            let mut plan = rewrite::plan_activations(onnx::graph(&out), config);
+            let types = prepare::model_tensor_types(&out);
+            let mut plan = rewrite::plan_activations(onnx::graph(&out), config, &types);
             let tensors = plan.calibrated();
             if tensors.is_empty() {
                 bail!(
@@ -177,6 +178,15 @@ pub fn quantize(
             rewrite::insert_qdq(onnx::graph_mut(&mut out), config, &plan, &ranges)?
         }
     };
+    if config.mode != Mode::Fp16 {
+        let tables = rewrite::quantize_embeddings(onnx::graph_mut(&mut out), config)?;
+        if tables > 0 {
+            notes.push(format!(
+                "{tables} embedding tables read by Gather: int8 weights, one scale per row"
+            ));
+            counts.weights += tables;
+        }
+    }
     let rewrite_seconds = started.elapsed().as_secs_f64() - calibration_seconds;
     out.metadata_props
         .retain(|p| !p.key.starts_with("quantbench."));

@@ -3,8 +3,9 @@
 //!
 //! - `Constant` nodes become initializers (weights exported as constants are still weights);
 //! - a `Reshape`/`Identity` of a weight is folded into a new weight;
-//! - `BatchNormalization` after a `Conv` is folded into the conv's weights and bias (static
-//!   int8 only, where kernels fuse it);
+//! - `BatchNormalization` after a `Conv`, `ConvTranspose`, `Gemm` or 2-D `MatMul` is folded
+//!   into its weights and bias (static int8 only, where kernels fuse it); any other is left
+//!   float and named in a note;
 //! - a `Mul` of a per-channel constant after a `Conv` scales its weights (static int8 only);
 //! - an `Add` of a per-channel constant after a `Conv` becomes the conv's bias.
 
@@ -26,13 +27,24 @@ pub fn prepare(model: &mut pb::ModelProto, fold_batch_norm: bool) -> Result<Vec<
     if n > 0 {
         notes.push(format!("{n} Reshape/Identity of weights folded"));
     }
-    let n = if fold_batch_norm {
+    let (n, left) = if fold_batch_norm {
         fold_batch_norms(graph)?
     } else {
-        0
+        (0, vec![])
     };
     if n > 0 {
-        notes.push(format!("{n} BatchNormalization folded into Conv"));
+        notes.push(format!(
+            "{n} BatchNormalization folded into the Conv/ConvTranspose/Gemm/MatMul before it"
+        ));
+    }
+    if !left.is_empty() {
+        let mut left = left;
+        left.sort();
+        notes.push(format!(
+            "{} BatchNormalization left float (not after a foldable Conv, ConvTranspose, Gemm or [M, K] × [K, N] MatMul): {}",
+            left.len(),
+            left.join(", ")
+        ));
     }
     let n = if fold_batch_norm {
         fold_conv_channel_muls(graph)?
@@ -164,31 +176,148 @@ fn set_conv_bias(graph: &mut pb::GraphProto, conv_pos: usize, bias: &[f32]) {
     conv.input.push(name);
 }
 
-fn fold_batch_norms(graph: &mut pb::GraphProto) -> Result<usize> {
+/// The rank of a tensor where the graph declares it (inputs, value_info, outputs), or where
+/// its producer fixes it (Flatten, Gemm: 2).
+fn declared_rank(graph: &pb::GraphProto, tensor: &str) -> Option<usize> {
+    let declared = graph
+        .input
+        .iter()
+        .chain(&graph.value_info)
+        .chain(&graph.output)
+        .find(|v| v.name == tensor)
+        .map(|v| onnx::value_dims(v).len())
+        .filter(|&r| r > 0);
+    declared.or_else(|| {
+        graph
+            .node
+            .iter()
+            .find(|n| n.output.first().is_some_and(|o| o == tensor))
+            .filter(|n| matches!(n.op_type.as_str(), "Flatten" | "Gemm"))
+            .map(|_| 2)
+    })
+}
+
+/// Weight element index -> the output channel it contributes to.
+type ChannelOf = Box<dyn Fn(usize) -> usize>;
+
+/// For a linear node whose output channels a BatchNormalization can be folded into: the
+/// number of output channels and, for each weight element, its output channel.
+fn output_channel_map(
+    graph: &pb::GraphProto,
+    node: &pb::NodeProto,
+    dims: &[i64],
+) -> Option<(usize, ChannelOf)> {
+    let d: Vec<usize> = dims.iter().map(|&x| x.max(0) as usize).collect();
+    match (node.op_type.as_str(), d.as_slice()) {
+        ("Conv", [c, rest @ ..]) if *c > 0 => {
+            let per: usize = rest.iter().product();
+            Some((*c, Box::new(move |i| i / per.max(1))))
+        }
+        ("ConvTranspose", [cin, cout_g, spatial @ ..]) => {
+            // Weight [C_in, C_out / group, k..]: input channel ci belongs to group
+            // ci / (C_in / group), whose output channels start at group · C_out / group.
+            let group = onnx::attr_int(node, "group").unwrap_or(1).max(1) as usize;
+            let (cin, cout_g) = (*cin, *cout_g);
+            if cin % group != 0 || cout_g == 0 {
+                return None;
+            }
+            let per: usize = spatial.iter().product::<usize>().max(1);
+            let cin_g = cin / group;
+            Some((
+                cout_g * group,
+                Box::new(move |i| {
+                    let ci = i / (cout_g * per);
+                    let j = (i / per) % cout_g;
+                    (ci / cin_g) * cout_g + j
+                }),
+            ))
+        }
+        ("Gemm", [a, b]) => {
+            let (a, b) = (*a, *b);
+            if onnx::attr_int(node, "transB").unwrap_or(0) == 1 {
+                Some((a, Box::new(move |i| i / b.max(1))))
+            } else {
+                Some((b, Box::new(move |i| i % b.max(1))))
+            }
+        }
+        // Only where the output is [M, N]: on [B, T, N] a BatchNormalization normalizes T.
+        ("MatMul", [_, n]) if declared_rank(graph, &node.input[0]) == Some(2) => {
+            let n = *n;
+            Some((n, Box::new(move |i| i % n.max(1))))
+        }
+        _ => None,
+    }
+}
+
+/// The bias of a Gemm as one value per output channel (`beta · C`), if C broadcasts that way.
+fn gemm_bias(
+    graph: &pb::GraphProto,
+    index: &GraphIndex,
+    gemm: &pb::NodeProto,
+    channels: usize,
+) -> Option<Vec<f32>> {
+    let Some(c) = gemm.input.get(2).filter(|c| !c.is_empty()) else {
+        return Some(vec![0.0; channels]);
+    };
+    let t = &graph.initializer[*index.initializers.get(c)?];
+    let values = onnx::tensor_to_f32(t).ok()?;
+    let beta = onnx::attr_float(gemm, "beta").unwrap_or(1.0);
+    let per_channel = t
+        .dims
+        .split_last()
+        .is_some_and(|(&n, lead)| n as usize == channels && lead.iter().all(|&d| d == 1));
+    match values.len() {
+        1 => Some(vec![values[0] * beta; channels]),
+        _ if per_channel => Some(values.iter().map(|v| v * beta).collect()),
+        _ => None,
+    }
+}
+
+/// `BatchNormalization` after a Conv, ConvTranspose, Gemm or MatMul (`[M, K] × [K, N]`) is
+/// folded into its weights and bias. Returns the count folded and the names of those left.
+fn fold_batch_norms(graph: &mut pb::GraphProto) -> Result<(usize, Vec<String>)> {
     let mut count = 0;
+    let mut skipped: HashSet<usize> = HashSet::new();
     loop {
         let index = GraphIndex::new(graph);
         let found = graph.node.iter().enumerate().find_map(|(bn_pos, bn)| {
-            if bn.op_type != "BatchNormalization" || bn.output.iter().skip(1).any(|o| !o.is_empty())
-            {
+            let candidate = bn.op_type == "BatchNormalization"
+                && !skipped.contains(&bn_pos)
+                && bn.output.iter().skip(1).all(|o| o.is_empty())
+                && bn.input.len() >= 5
+                && bn.input[1..5].iter().all(|i| index.is_initializer(i));
+            if !candidate {
                 return None;
             }
-            if bn.input.len() < 5 || !bn.input[1..5].iter().all(|i| index.is_initializer(i)) {
-                return None;
-            }
-            let conv_pos = *index.producer.get(&bn.input[0])?;
-            let conv = &graph.node[conv_pos];
-            (conv.op_type == "Conv"
-                && index.is_initializer(&conv.input[1])
-                && only_consumer(&index, &bn.input[0]) == Some(bn_pos)
-                && index.consumers_of(&conv.input[1]).len() == 1)
-                .then_some((bn_pos, conv_pos))
+            let fold = index.producer.get(&bn.input[0]).and_then(|&pos| {
+                let node = &graph.node[pos];
+                let w = node.input.get(1)?;
+                let dims = &graph.initializer[*index.initializers.get(w)?].dims;
+                let (channels, _) = output_channel_map(graph, node, dims)?;
+                let bias_ok = match node.op_type.as_str() {
+                    "Gemm" => gemm_bias(graph, &index, node, channels).is_some(),
+                    "MatMul" => true,
+                    _ => node
+                        .input
+                        .get(2)
+                        .is_none_or(|b| b.is_empty() || index.is_initializer(b)),
+                };
+                (bias_ok
+                    && only_consumer(&index, &bn.input[0]) == Some(bn_pos)
+                    && index.consumers_of(w).len() == 1)
+                    .then_some(pos)
+            });
+            Some((bn_pos, fold))
         });
-        let Some((bn_pos, conv_pos)) = found else {
+        let Some((bn_pos, producer)) = found else {
             break;
         };
+        let Some(pos) = producer else {
+            skipped.insert(bn_pos);
+            continue;
+        };
         let bn = graph.node[bn_pos].clone();
-        let conv = graph.node[conv_pos].clone();
+        let node = graph.node[pos].clone();
         let get = |name: &str| onnx::tensor_to_f32(&graph.initializer[index.initializers[name]]);
         let (gamma, beta, mean, var) = (
             get(&bn.input[1])?,
@@ -197,37 +326,80 @@ fn fold_batch_norms(graph: &mut pb::GraphProto) -> Result<usize> {
             get(&bn.input[4])?,
         );
         let eps = onnx::attr_float(&bn, "epsilon").unwrap_or(1e-5);
-        let w_index = index.initializers[&conv.input[1]];
+        let w_index = index.initializers[&node.input[1]];
         let mut weight = onnx::tensor_to_f32(&graph.initializer[w_index])?;
         let dims = graph.initializer[w_index].dims.clone();
-        let channels = dims[0] as usize;
+        let (channels, channel_of) =
+            output_channel_map(graph, &node, &dims).expect("checked when found");
         if [&gamma, &beta, &mean, &var]
             .iter()
             .any(|v| v.len() != channels)
         {
-            bail!("node '{}' (BatchNormalization): parameters do not match the {channels} channels of '{}'", bn.name, conv.name);
+            bail!("node '{}' (BatchNormalization): parameters do not match the {channels} channels of '{}'", bn.name, node.name);
         }
-        let bias = conv_bias(graph, &index, &conv, channels)?;
-        let per = weight.len() / channels;
-        let mut new_bias = vec![0.0; channels];
-        for c in 0..channels {
-            let k = gamma[c] / (var[c] + eps).sqrt();
-            for w in &mut weight[c * per..(c + 1) * per] {
-                *w *= k;
-            }
-            new_bias[c] = (bias[c] - mean[c]) * k + beta[c];
+        let bias = match node.op_type.as_str() {
+            "Gemm" => gemm_bias(graph, &index, &node, channels).expect("checked when found"),
+            "MatMul" => vec![0.0; channels],
+            _ => conv_bias(graph, &index, &node, channels)?,
+        };
+        let k: Vec<f32> = (0..channels)
+            .map(|c| gamma[c] / (var[c] + eps).sqrt())
+            .collect();
+        for (i, w) in weight.iter_mut().enumerate() {
+            *w *= k[channel_of(i)];
         }
-        let w_name = format!("{}_bn_folded", conv.input[1]);
+        let new_bias: Vec<f32> = (0..channels)
+            .map(|c| (bias[c] - mean[c]) * k[c] + beta[c])
+            .collect();
+        let w_name = format!("{}_bn_folded", node.input[1]);
         graph
             .initializer
             .push(onnx::f32_tensor(&w_name, &dims, &weight));
-        graph.node[conv_pos].input[1] = w_name;
-        graph.node[conv_pos].output[0] = bn.output[0].clone();
-        set_conv_bias(graph, conv_pos, &new_bias);
-        graph.node.remove(bn_pos);
+        graph.node[pos].input[1] = w_name;
+        match node.op_type.as_str() {
+            "MatMul" => {
+                let product = format!("{}_before_bias", bn.output[0]);
+                let bias_name = format!("{}_bias", bn.output[0]);
+                graph
+                    .initializer
+                    .push(onnx::f32_tensor(&bias_name, &[channels as i64], &new_bias));
+                graph.node[pos].output[0] = product.clone();
+                graph.node[bn_pos] = onnx::node(
+                    "Add",
+                    &format!("{}_bias_Add", bn.name),
+                    &[&product, &bias_name],
+                    &[&bn.output[0]],
+                );
+            }
+            op => {
+                graph.node[pos].output[0] = bn.output[0].clone();
+                set_conv_bias(graph, pos, &new_bias);
+                if op == "Gemm" {
+                    let gemm = &mut graph.node[pos];
+                    gemm.attribute.retain(|a| a.name != "beta");
+                }
+                graph.node.remove(bn_pos);
+                // Positions after bn_pos moved down by one.
+                skipped = skipped
+                    .into_iter()
+                    .map(|p| if p > bn_pos { p - 1 } else { p })
+                    .collect();
+            }
+        }
         count += 1;
     }
-    Ok(count)
+    let left = skipped
+        .into_iter()
+        .map(|p| {
+            let n = &graph.node[p];
+            if n.name.is_empty() {
+                n.output[0].clone()
+            } else {
+                n.name.clone()
+            }
+        })
+        .collect();
+    Ok((count, left))
 }
 
 /// The first `op` (Add or Mul) node that applies a per-channel constant (`[C, 1, ..]` or
@@ -371,8 +543,55 @@ pub fn drop_unused_initializers(graph: &mut pb::GraphProto) {
     graph.value_info.retain(|v| names.contains(&v.name));
 }
 
-/// Element type of every tensor, propagated through the graph (ONNX DataType numbers), so that
-/// integer shape arithmetic is never quantized.
+/// Element type of every tensor of `model` (ONNX DataType numbers), so that integer and bool
+/// tensors are never quantized: what tract's type inference concludes, and where it cannot
+/// conclude (an op it does not know), what the file declares or [`tensor_types`] derives.
+pub fn model_tensor_types(model: &pb::ModelProto) -> HashMap<String, i32> {
+    let mut types = tensor_types(onnx::graph(model));
+    use tract_onnx::prelude::{Framework, InferenceModelExt};
+    use tract_onnx::tract_hir::infer::Factoid;
+    let Ok(mut inference) = tract_onnx::onnx().model_for_proto_model(model) else {
+        return types;
+    };
+    // Partial facts are still facts: a failure further down leaves the rest of the graph typed.
+    let _ = inference.analyse(false);
+    for node in inference.nodes() {
+        for (slot, output) in node.outputs.iter().enumerate() {
+            let outlet = tract_onnx::prelude::OutletId::new(node.id, slot);
+            let Some(name) = inference.outlet_label(outlet) else {
+                continue;
+            };
+            if let Some(dt) = output.fact.datum_type.concretize().and_then(onnx_data_type) {
+                types.insert(name.to_string(), dt);
+            }
+        }
+    }
+    types
+}
+
+fn onnx_data_type(dt: tract_onnx::prelude::DatumType) -> Option<i32> {
+    use pb::tensor_proto::DataType as D;
+    use tract_onnx::prelude::DatumType as T;
+    Some(match dt {
+        T::F32 => D::Float,
+        T::F16 => D::Float16,
+        T::F64 => D::Double,
+        T::I8 => D::Int8,
+        T::U8 => D::Uint8,
+        T::I16 => D::Int16,
+        T::U16 => D::Uint16,
+        T::I32 => D::Int32,
+        T::U32 => D::Uint32,
+        T::I64 => D::Int64,
+        T::U64 => D::Uint64,
+        T::Bool => D::Bool,
+        T::String => D::String,
+        _ => return None,
+    } as i32)
+}
+
+/// Element type of every tensor, from the file's declarations and propagated through the graph
+/// by each op's typing rule (the fallback of [`model_tensor_types`]).
 pub fn tensor_types(graph: &pb::GraphProto) -> HashMap<String, i32> {
     use pb::tensor_proto::DataType as D;
     let mut types: HashMap<String, i32> = HashMap::new();

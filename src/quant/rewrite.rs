@@ -13,7 +13,6 @@ use anyhow::{bail, Result};
 
 use super::config::{Int4Storage, Mode, QuantConfig};
 use super::math::{self, QParams, QType};
-use super::prepare::tensor_types;
 use crate::onnx::{self, pb, GraphIndex};
 
 /// Ops whose output holds the same values as (a subset or rearrangement of) their input, so the
@@ -95,9 +94,13 @@ pub fn check_keep_float(graph: &pb::GraphProto, config: &QuantConfig) -> Result<
     Ok(())
 }
 
-pub fn plan_activations(graph: &pb::GraphProto, config: &QuantConfig) -> ActivationPlan {
+/// `types`: every tensor's element type ([`super::prepare::model_tensor_types`]).
+pub fn plan_activations(
+    graph: &pb::GraphProto,
+    config: &QuantConfig,
+    types: &HashMap<String, i32>,
+) -> ActivationPlan {
     let index = GraphIndex::new(graph);
-    let types = tensor_types(graph);
     let is_float_activation = |t: &str| {
         !t.is_empty()
             && !index.is_initializer(t)
@@ -139,15 +142,26 @@ pub fn plan_activations(graph: &pb::GraphProto, config: &QuantConfig) -> Activat
             }
         }
     }
+    // MatMul outputs inside a MatMul + Add linear layer: accumulated with the bias, not quantized.
+    let linear_inside: HashSet<&str> = graph
+        .node
+        .iter()
+        .filter(|n| linear_bias(n, &index, graph, config).is_some())
+        .map(|n| n.output[0].as_str())
+        .collect();
     for node in graph.node.iter().filter(|n| is_quantized_node(n, config)) {
-        for i in node.input.iter().filter(|i| is_float_activation(i)) {
+        for i in node
+            .input
+            .iter()
+            .filter(|i| is_float_activation(i) && !linear_inside.contains(i.as_str()))
+        {
             add(i, &mut order);
         }
-        for o in node
-            .output
-            .iter()
-            .filter(|o| is_float_activation(o) && !tail.contains(o.as_str()))
-        {
+        for o in node.output.iter().filter(|o| {
+            is_float_activation(o)
+                && !tail.contains(o.as_str())
+                && !linear_inside.contains(o.as_str())
+        }) {
             // Quantize after a fused activation instead of before it.
             let fused = FUSING_PRODUCERS
                 .contains(&node.op_type.as_str())
@@ -456,6 +470,19 @@ impl<'a> Edit<'a> {
         Ok(())
     }
 
+    /// Applies the weight edits (no activation Q/DQ) to `graph`.
+    fn finish_weights_only(self, graph: &mut pb::GraphProto) {
+        finish(
+            graph,
+            &self.replaced,
+            self.weight_nodes,
+            self.new_initializers,
+            HashMap::new(),
+            &HashMap::new(),
+            vec![],
+        );
+    }
+
     /// Bias as int32 with scale `s_x · s_w[c]` and zero point 0.
     fn dequantize_bias(&mut self, name: &str, input_scale: f32, weight: &str) -> Result<()> {
         if self.replaced.contains_key(name) {
@@ -468,7 +495,12 @@ impl<'a> Edit<'a> {
             return Ok(());
         };
         let values = onnx::tensor_to_f32(t)?;
-        if t.dims.len() != 1 || ws.is_empty() || values.len() % ws.len() != 0 {
+        // [N], or [1, .., N] (a MatMul + Add bias broadcast over the leading axes).
+        let is_vector = t
+            .dims
+            .split_last()
+            .is_some_and(|(_, lead)| lead.iter().all(|&d| d == 1));
+        if !is_vector || ws.is_empty() || values.len() % ws.len() != 0 {
             return self.dequantize_weight(name, Granularity::Tensor, QType::Int8, true);
         }
         // Output channel c of a grouped ConvTranspose uses weight channel c mod (C_out/group).
@@ -515,7 +547,8 @@ impl<'a> Edit<'a> {
             &[&out],
         );
         if per_channel {
-            dq.attribute.push(onnx::int_attr("axis", 0));
+            dq.attribute
+                .push(onnx::int_attr("axis", t.dims.len() as i64 - 1));
         }
         self.weight_nodes.push(dq);
         self.replaced.insert(name.to_string(), out);
@@ -524,9 +557,13 @@ impl<'a> Edit<'a> {
 }
 
 /// The weight input of a node and the axis of its output channels, for the ops that have one.
-fn weight_slot(node: &pb::NodeProto, index: &GraphIndex) -> Option<(usize, usize)> {
-    let w = node.input.get(1).filter(|w| index.is_initializer(w))?;
-    let _ = w;
+fn weight_slot(
+    node: &pb::NodeProto,
+    index: &GraphIndex,
+    graph: &pb::GraphProto,
+) -> Option<(usize, usize)> {
+    let w = node.input.get(1)?;
+    let rank = graph.initializer[*index.initializers.get(w)?].dims.len();
     match node.op_type.as_str() {
         "Conv" => Some((1, 0)),
         "ConvTranspose" => Some((1, 1)),
@@ -538,7 +575,8 @@ fn weight_slot(node: &pb::NodeProto, index: &GraphIndex) -> Option<(usize, usize
                 1
             },
         )),
-        "MatMul" => Some((1, 1)),
+        // [.., K, N]: output channels on the last axis, whatever the rank.
+        "MatMul" if rank >= 2 => Some((1, rank - 1)),
         _ => None,
     }
 }
@@ -548,8 +586,85 @@ fn reduction_axis(node: &pb::NodeProto, channel_axis: usize) -> usize {
     match node.op_type.as_str() {
         "Conv" => 1,
         "ConvTranspose" => 0,
+        "MatMul" => channel_axis - 1,
         _ => 1 - channel_axis.min(1),
     }
+}
+
+/// For a MatMul with a constant weight `[.., K, N]` whose output only feeds an `Add` of a
+/// constant `[N]` (or `[1, .., N]`): that Add's position and the constant's name. Together
+/// they are one linear layer, quantized like a Gemm: no Q/DQ between them, an int32 bias.
+fn linear_bias(
+    node: &pb::NodeProto,
+    index: &GraphIndex,
+    graph: &pb::GraphProto,
+    config: &QuantConfig,
+) -> Option<(usize, String)> {
+    if node.op_type != "MatMul" || !is_quantized_node(node, config) {
+        return None;
+    }
+    let w = &graph.initializer[*index.initializers.get(node.input.get(1)?)?];
+    let channels = *w.dims.last()?;
+    let out = node.output.first()?;
+    let &[add_pos] = index.consumers_of(out) else {
+        return None;
+    };
+    let add = &graph.node[add_pos];
+    if index.is_graph_output(out)
+        || add.op_type != "Add"
+        || add.input.len() != 2
+        || !is_quantized_node(add, config)
+    {
+        return None;
+    }
+    let bias = if add.input[0] == *out {
+        &add.input[1]
+    } else {
+        &add.input[0]
+    };
+    let b = &graph.initializer[*index.initializers.get(bias)?];
+    let fits = b.data_type == pb::tensor_proto::DataType::Float as i32
+        && b.dims.last() == Some(&channels)
+        && b.dims[..b.dims.len() - 1].iter().all(|&d| d == 1)
+        && index.consumers_of(bias).len() == 1;
+    fits.then(|| (add_pos, bias.clone()))
+}
+
+/// Gather nodes reading rows of a float constant table (embeddings): the table's name.
+fn embedding_tables<'g>(
+    graph: &'g pb::GraphProto,
+    index: &GraphIndex,
+    config: &QuantConfig,
+) -> Vec<&'g str> {
+    graph
+        .node
+        .iter()
+        .filter(|n| n.op_type == "Gather" && n.domain.is_empty() && !is_kept_float(n, config))
+        .filter(|n| onnx::attr_int(n, "axis").unwrap_or(0) == 0)
+        .filter_map(|n| {
+            let t = &graph.initializer[*index.initializers.get(n.input.first()?)?];
+            (t.data_type == pb::tensor_proto::DataType::Float as i32
+                && t.dims.len() == 2
+                && onnx::element_count(&t.dims) >= EMBEDDING_MIN_ELEMENTS)
+                .then_some(n.input[0].as_str())
+        })
+        .collect()
+}
+
+/// Smaller tables (position or type embeddings of a few rows) are not worth a DequantizeLinear.
+const EMBEDDING_MIN_ELEMENTS: usize = 1024;
+
+/// Embedding tables read by Gather get weight-only int8, one symmetric scale per row (a
+/// row is one token's vector): a separate pass after each int8 rewrite. Returns the count.
+pub fn quantize_embeddings(graph: &mut pb::GraphProto, config: &QuantConfig) -> Result<usize> {
+    let snapshot = graph.clone();
+    let mut edit = Edit::new(&snapshot, false);
+    let tables = embedding_tables(&snapshot, &edit.index, config);
+    for table in &tables {
+        edit.dequantize_weight(table, Granularity::Channel(0), QType::Int8, true)?;
+    }
+    edit.finish_weights_only(graph);
+    Ok(tables.len())
 }
 
 /// Replaces node inputs by their dequantized names and assembles the new node list.
@@ -624,16 +739,22 @@ pub fn insert_qdq(
             continue;
         }
         counts.nodes_quantized += 1;
-        let slot = weight_slot(node, &edit.index);
+        let slot = weight_slot(node, &edit.index, &snapshot);
         if let Some((w, axis)) = slot {
             let g = if config.per_channel {
                 Granularity::Channel(axis)
             } else {
                 Granularity::Tensor
             };
-            let bias = node.input.get(2).filter(|b| {
-                !b.is_empty() && matches!(node.op_type.as_str(), "Conv" | "ConvTranspose" | "Gemm")
-            });
+            let linear = linear_bias(node, &edit.index, &snapshot, config).map(|(_, b)| b);
+            let bias = node
+                .input
+                .get(2)
+                .filter(|b| {
+                    !b.is_empty()
+                        && matches!(node.op_type.as_str(), "Conv" | "ConvTranspose" | "Gemm")
+                })
+                .or(linear.as_ref());
             let input_scale = params.get(&node.input[0]).map(|p| p.scale);
             // The int32 bias must not saturate: b / (s_x · s_w) within i32 sets a floor on s_w
             // (ONNX Runtime raises the weight scale the same way).
@@ -935,14 +1056,27 @@ pub fn quantize_weights_only(
     };
     for node in &snapshot.node {
         let Some((w, axis)) =
-            weight_slot(node, &edit.index).filter(|_| is_quantized_node(node, config))
+            weight_slot(node, &edit.index, &snapshot).filter(|_| is_quantized_node(node, config))
         else {
             if config.ops.contains(&node.op_type) && is_kept_float(node, config) {
                 counts.nodes_kept_float += 1;
             }
             continue;
         };
+        let dims = edit
+            .initializer(&node.input[w])
+            .map(|t| t.dims.clone())
+            .unwrap_or_default();
         let granularity = match (config.mode, config.int4_block_size) {
+            // A block axis shorter than a block (a depthwise kernel's single input channel)
+            // would give each element its own scale: one scale per output channel instead.
+            (Mode::Int4Weights, Some(size))
+                if dims
+                    .get(reduction_axis(node, axis))
+                    .is_some_and(|&d| d < size as i64) =>
+            {
+                Granularity::Channel(axis)
+            }
             (Mode::Int4Weights, Some(size)) => Granularity::Block {
                 axis: reduction_axis(node, axis),
                 size,
@@ -959,21 +1093,7 @@ pub fn quantize_weights_only(
         counts.weights += 1;
         counts.nodes_quantized += 1;
     }
-    let Edit {
-        replaced,
-        weight_nodes,
-        new_initializers,
-        ..
-    } = edit;
-    finish(
-        graph,
-        &replaced,
-        weight_nodes,
-        new_initializers,
-        HashMap::new(),
-        &HashMap::new(),
-        vec![],
-    );
+    edit.finish_weights_only(graph);
     Ok(counts)
 }
 
@@ -1115,5 +1235,103 @@ mod tests {
         assert!((q.scales[0] - 1.0 / 7.0).abs() < 1e-7);
         assert!((q.scales[1] - 1.0).abs() < 1e-7);
         assert_eq!(q.values, vec![7, -2, 7, 4]); // -0.3·7 = -2.1 -> -2; 3.5 -> 4 (half to even)
+    }
+
+    fn linear_graph() -> pb::GraphProto {
+        let w = [
+            0.5, -1.0, 0.25, 2.0, 0.1, -0.2, 1.0, 0.3, -0.7, 0.05, 0.4, -1.5,
+        ];
+        let w2 = [1.0, -1.0, 0.5, 0.2, -0.3, 0.9];
+        pb::GraphProto {
+            node: vec![
+                onnx::node("MatMul", "mm", &["x", "w"], &["mm_out"]),
+                onnx::node("Add", "add", &["mm_out", "b"], &["h"]),
+                onnx::node("MatMul", "mm2", &["h", "w2"], &["y"]),
+            ],
+            initializer: vec![
+                onnx::f32_tensor("w", &[4, 3], &w),
+                onnx::f32_tensor("b", &[1, 3], &[0.3, -0.02, 5.0]),
+                onnx::f32_tensor("w2", &[3, 2], &w2),
+            ],
+            input: vec![float_value("x")],
+            output: vec![float_value("y")],
+            ..Default::default()
+        }
+    }
+
+    fn float_value(name: &str) -> pb::ValueInfoProto {
+        pb::ValueInfoProto {
+            name: name.into(),
+            r#type: Some(pb::TypeProto {
+                value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                    elem_type: pb::tensor_proto::DataType::Float as i32,
+                    shape: None,
+                })),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn matmul_plus_add_is_one_linear_layer_with_an_int32_bias() {
+        let mut graph = linear_graph();
+        let config = QuantConfig {
+            mode: Mode::Int8,
+            per_channel: true,
+            ..Default::default()
+        };
+        let types = super::super::prepare::tensor_types(&graph);
+        let plan = plan_activations(&graph, &config, &types);
+        // Nothing between the MatMul and its bias Add.
+        assert_eq!(plan.quantized, vec!["x".to_string(), "h".to_string()]);
+        let ranges = HashMap::from([
+            ("x".to_string(), (-1.0, 1.0)),
+            ("h".to_string(), (-4.0, 4.0)),
+        ]);
+        let counts = insert_qdq(&mut graph, &config, &plan, &ranges).unwrap();
+        assert_eq!(counts.biases, 1);
+        let get = |n: &str| graph.initializer.iter().find(|t| t.name == n).unwrap();
+        let bias = get("b_quantized");
+        assert_eq!(bias.data_type, pb::tensor_proto::DataType::Int32 as i32);
+        assert_eq!(bias.dims, vec![1, 3]);
+        // Per-channel symmetric weights: s_w[c] = max |w[.., c]| / 127.
+        let sx = math::qparams(-1.0, 1.0, QType::Int8, config.activations_symmetric()).scale;
+        let sw = [2.0f32 / 127.0, 1.0 / 127.0, 1.5 / 127.0];
+        let expected: Vec<i32> = [0.3f32, -0.02, 5.0]
+            .iter()
+            .zip(sw)
+            .map(|(b, s)| (*b as f64 / (sx * s) as f64).round_ties_even() as i32)
+            .collect();
+        let stored: Vec<i32> = onnx::tensor_to_f32(bias)
+            .unwrap()
+            .iter()
+            .map(|&v| v as i32)
+            .collect();
+        assert_eq!(stored, expected);
+        let dq = graph
+            .node
+            .iter()
+            .find(|n| n.output[0] == "b_dequantized")
+            .unwrap();
+        assert_eq!(onnx::attr_int(dq, "axis"), Some(1));
+        let add = graph.node.iter().find(|n| n.name == "add").unwrap();
+        assert_eq!(add.input, vec!["mm_out", "b_dequantized"]);
+        assert!(!graph.node.iter().any(
+            |n| n.input.first().is_some_and(|i| i == "mm_out") && n.op_type == "QuantizeLinear"
+        ));
+    }
+
+    #[test]
+    fn matmul_weights_of_rank_three_have_channels_on_the_last_axis() {
+        let graph = pb::GraphProto {
+            node: vec![onnx::node("MatMul", "mm", &["x", "w"], &["y"])],
+            initializer: vec![onnx::f32_tensor("w", &[2, 4, 3], &[0.5; 24])],
+            ..Default::default()
+        };
+        let index = GraphIndex::new(&graph);
+        let node = &graph.node[0];
+        assert_eq!(weight_slot(node, &index, &graph), Some((1, 2)));
+        assert_eq!(reduction_axis(node, 2), 1);
     }
 }

@@ -299,6 +299,30 @@ def lstm_from_constant_state():
     save("lstm_from_constant_state", graph, 13)
 
 
+def batchnorm_after_convtranspose_and_matmul():
+    """BatchNormalization in three places: after a Relu (nothing to fold into: left float),
+    after a grouped ConvTranspose and after a [M, K] x [K, N] MatMul (both folded)."""
+    def bn(prefix, c):
+        return [const(prefix + "_s", 1 + rng.standard_normal(c) * 0.2),
+                const(prefix + "_b", rng.standard_normal(c) * 0.2),
+                const(prefix + "_m", rng.standard_normal(c) * 0.2),
+                const(prefix + "_v", 0.5 + rng.random(c))]
+    inits = bn("bn0", 4) + [w("ct_w", 4, 3, 3, 3), const("ct_b", rng.standard_normal(6) * 0.1)]
+    inits += bn("bn1", 6) + [w("mm_w", 6 * 7 * 7, 10, scale=0.05)] + bn("bn2", 10)
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("BatchNormalization", ["r", "bn0_s", "bn0_b", "bn0_m", "bn0_v"], ["n0"], name="bn_after_relu"),
+             helper.make_node("ConvTranspose", ["n0", "ct_w", "ct_b"], ["ct"], group=2, name="convT"),
+             helper.make_node("BatchNormalization", ["ct", "bn1_s", "bn1_b", "bn1_m", "bn1_v"], ["n1"], name="bn_after_convT"),
+             helper.make_node("Flatten", ["n1"], ["f"], name="flatten"),
+             helper.make_node("MatMul", ["f", "mm_w"], ["mm"], name="matmul"),
+             helper.make_node("BatchNormalization", ["mm", "bn2_s", "bn2_b", "bn2_m", "bn2_v"], ["y"], name="bn_after_matmul")]
+    graph = helper.make_graph(
+        nodes, "batchnorm_after_convtranspose_and_matmul",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 5, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], inits)
+    save("batchnorm_after_convtranspose_and_matmul", graph, 13)
+
+
 if __name__ == "__main__":
     encoder()
     detection_head()
@@ -311,3 +335,4 @@ if __name__ == "__main__":
     unused_input()
     conv_mul_per_channel()
     lstm_from_constant_state()
+    batchnorm_after_convtranspose_and_matmul()
