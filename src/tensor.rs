@@ -360,7 +360,9 @@ fn declared_dims(v: &pb::ValueInfoProto) -> (Vec<Option<usize>>, Vec<String>) {
         .flat_map(|s| &s.dim)
         .map(|d| match &d.value {
             Some(Value::DimValue(n)) if *n > 0 => (Some(*n as usize), String::new()),
-            Some(Value::DimParam(p)) => (None, p.clone()),
+            // "?" is paddle2onnx's (and others') word for "unknown", not a shared symbol: an
+            // input [N, 3, ?, ?] takes any height and width, not only square images.
+            Some(Value::DimParam(p)) if p != "?" => (None, p.clone()),
             _ => (None, String::new()),
         })
         .unzip()
@@ -502,6 +504,40 @@ mod tests {
             dims: dims.to_vec(),
             symbols: symbols.iter().map(|s| s.to_string()).collect(),
         }
+    }
+
+    /// paddle2onnx writes [-1, 3, "?", "?"] for "any size": "?" ties nothing together.
+    #[test]
+    fn question_mark_dimensions_are_anonymous() {
+        use pb::tensor_shape_proto::{dimension::Value, Dimension};
+        let dim = |v: Value| Dimension {
+            value: Some(v),
+            ..Default::default()
+        };
+        let value = pb::ValueInfoProto {
+            name: "x".into(),
+            r#type: Some(pb::TypeProto {
+                value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                    elem_type: pb::tensor_proto::DataType::Float as i32,
+                    shape: Some(pb::TensorShapeProto {
+                        dim: vec![
+                            dim(Value::DimValue(-1)),
+                            dim(Value::DimValue(3)),
+                            dim(Value::DimParam("?".into())),
+                            dim(Value::DimParam("?".into())),
+                        ],
+                    }),
+                })),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let (dims, symbols) = declared_dims(&value);
+        assert_eq!(dims, vec![None, Some(3), None, None]);
+        let input = spec("x", ElemType::F32, &dims, &[]);
+        let input = InputSpec { symbols, ..input };
+        let feed = Feed::f32("x", vec![1, 3, 48, 192], vec![0.0; 3 * 48 * 192]);
+        assert!(bind(&[input], &[feed]).is_ok());
     }
 
     #[test]

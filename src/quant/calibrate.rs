@@ -13,7 +13,8 @@ use super::math::{self, Histogram, QType};
 use crate::data::{Dataset, Purpose};
 use crate::jobs::Progress;
 use crate::onnx::pb;
-use crate::runtime::{self, TractModel};
+use crate::runtime::{self, Runner, TractModel};
+use crate::tensor::Feed;
 
 #[derive(Clone, Debug)]
 pub struct TensorStats {
@@ -140,8 +141,24 @@ pub fn calibrate(
     };
     let inputs = crate::tensor::model_inputs(model)?;
     let example = dataset.bound(first, &inputs)?.inputs;
-    let runnable =
-        TractModel::load(model, &example, Some(tensors)).context("preparing calibration")?;
+    let runnable = match TractModel::load(model, &example, Some(tensors)) {
+        Ok(m) => Activations::Tract(m),
+        // tract cannot run some models (Loop): ONNX Runtime can, with the tensors as outputs.
+        Err(tract_error) => match Activations::ort(model, tensors, &example) {
+            Ok(a) => a,
+            Err(ort_error) => {
+                return Err(tract_error.context(format!(
+                    "preparing calibration (ONNX Runtime could not run it either: {ort_error:#})"
+                )))
+            }
+        },
+    };
+    let runtime_name = match &runnable {
+        Activations::Tract(_) => format!("tract {}", runtime::TRACT_VERSION),
+        Activations::Ort { runner, .. } => {
+            format!("{} (tract cannot run this model)", runner.describe())
+        }
+    };
     let with_histogram = method != Calibration::MinMax;
     progress.stage("calibrating", indices.len() as u64);
     let empty = || {
@@ -175,13 +192,93 @@ pub fn calibrate(
         })?;
     Ok(Calibrated {
         stats: tensors.iter().cloned().zip(stats).collect(),
-        runtime: format!("tract {}", runtime::TRACT_VERSION),
+        runtime: runtime_name,
     })
+}
+
+/// The float model with the calibrated tensors exposed.
+enum Activations {
+    Tract(TractModel),
+    /// ONNX Runtime (no graph optimization, so every tensor is the float model's), the tensors
+    /// added as graph outputs; `slots[k]` says where tensor k is read.
+    Ort {
+        runner: Box<dyn Runner>,
+        slots: Vec<Slot>,
+    },
+}
+
+enum Slot {
+    Output(usize),
+    /// A graph input, read from the feeds (ONNX Runtime, asked for an input as an output, gave
+    /// the first output's values instead).
+    Input(usize),
+}
+
+impl Activations {
+    fn ort(model: &pb::ModelProto, tensors: &[String], example: &[Feed]) -> Result<Activations> {
+        let mut exposed = model.clone();
+        let graph = crate::onnx::graph_mut(&mut exposed);
+        let input_names: Vec<String> = crate::tensor::model_inputs(model)?
+            .into_iter()
+            .map(|i| i.name)
+            .collect();
+        for t in tensors {
+            if !graph.output.iter().any(|o| o.name == *t) && !input_names.contains(t) {
+                graph.output.push(pb::ValueInfoProto {
+                    name: t.clone(),
+                    r#type: Some(pb::TypeProto {
+                        value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                            elem_type: pb::tensor_proto::DataType::Float as i32,
+                            shape: None,
+                        })),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                });
+            }
+        }
+        let backend = runtime::Backend::Ort(runtime::ort::OrtOptions {
+            optimization: runtime::ort::OptLevel::Disabled,
+            x64_quant_precision: false,
+        });
+        let runner = backend.load(&exposed, example, rayon::current_num_threads())?;
+        let names = runner.output_names();
+        let slots = tensors
+            .iter()
+            .map(|t| {
+                if let Some(k) = input_names.iter().position(|n| n == t) {
+                    return Ok(Slot::Input(k));
+                }
+                names
+                    .iter()
+                    .position(|n| n == t)
+                    .map(Slot::Output)
+                    .ok_or_else(|| anyhow::anyhow!("ONNX Runtime does not expose '{t}'"))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Activations::Ort { runner, slots })
+    }
+
+    fn visit(&self, inputs: &[Feed], visit: &mut dyn FnMut(usize, &[f32])) -> Result<()> {
+        match self {
+            Activations::Tract(m) => m.run_visit(inputs, visit),
+            Activations::Ort { runner, slots } => {
+                let outputs = runner.run(inputs)?;
+                for (k, slot) in slots.iter().enumerate() {
+                    match slot {
+                        Slot::Output(o) => visit(k, &outputs[*o]),
+                        Slot::Input(i) => visit(k, &inputs[*i].data.to_f32()),
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Runs calibration sample `i` and adds every exposed tensor to its statistics.
 fn observe_sample(
-    runnable: &TractModel,
+    runnable: &Activations,
     dataset: &Dataset,
     inputs: &[crate::tensor::InputSpec],
     i: usize,
@@ -189,7 +286,7 @@ fn observe_sample(
 ) -> Result<()> {
     let sample = dataset.bound(i, inputs)?;
     runnable
-        .run_visit(&sample.inputs, &mut |k, values| acc[k].add(values))
+        .visit(&sample.inputs, &mut |k, values| acc[k].add(values))
         .with_context(|| format!("calibration sample {i}"))?;
     Ok(())
 }

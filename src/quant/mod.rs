@@ -94,10 +94,12 @@ pub fn quantize(
     let started = Instant::now();
     let mut counts = match config.mode {
         Mode::Fp16 => {
-            let (counts, clamped) = rewrite::convert_fp16(onnx::graph_mut(&mut out), config)?;
-            if clamped > 0 {
+            let (counts, out_of_range) = rewrite::convert_fp16(onnx::graph_mut(&mut out), config)?;
+            if !out_of_range.is_empty() {
                 notes.push(format!(
-                    "{clamped} weight values beyond the float16 range were clamped to ±65504"
+                    "{} tensors hold values beyond the float16 range (±65504) and stay float: {}",
+                    out_of_range.len(),
+                    out_of_range.join(", ")
                 ));
             }
             counts

@@ -1107,10 +1107,13 @@ pub fn int4_as_onnx(config: &QuantConfig, opset: i64) -> bool {
 }
 
 /// fp16: float weights stored as float16, each followed by a Cast back to float.
+/// Returns the counts and the names of the tensors kept float because they hold values beyond
+/// the float16 range (a BatchNormalization variance of 1e8: clamping it to 65504 would change
+/// the model).
 pub fn convert_fp16(
     graph: &mut pb::GraphProto,
     config: &QuantConfig,
-) -> Result<(RewriteCounts, usize)> {
+) -> Result<(RewriteCounts, Vec<String>)> {
     let snapshot = graph.clone();
     let index = GraphIndex::new(&snapshot);
     let kept: HashSet<&str> = snapshot
@@ -1123,7 +1126,7 @@ pub fn convert_fp16(
     let mut nodes = vec![];
     let mut inits = vec![];
     let mut counts = RewriteCounts::default();
-    let mut clamped = 0;
+    let mut out_of_range = vec![];
     for t in &snapshot.initializer {
         // Small constants (scalars, shapes) gain nothing and some ops need them as they are.
         if t.data_type != pb::tensor_proto::DataType::Float as i32
@@ -1135,18 +1138,16 @@ pub fn convert_fp16(
         if index.consumers_of(&t.name).is_empty() {
             continue;
         }
-        let mut values = onnx::tensor_to_f32(t)?;
-        for v in values.iter_mut() {
-            if !v.is_finite() {
-                bail!(
-                    "weight '{}' holds {v}: cannot convert a non-finite weight",
-                    t.name
-                );
-            }
-            if v.abs() > 65504.0 {
-                *v = v.clamp(-65504.0, 65504.0);
-                clamped += 1;
-            }
+        let values = onnx::tensor_to_f32(t)?;
+        if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+            bail!(
+                "weight '{}' holds {v}: cannot convert a non-finite weight",
+                t.name
+            );
+        }
+        if values.iter().any(|v| v.abs() > 65504.0) {
+            out_of_range.push(t.name.clone());
+            continue;
         }
         let name16 = format!("{}_fp16", t.name);
         inits.push(onnx::f16_tensor(&name16, &t.dims, &values));
@@ -1169,7 +1170,7 @@ pub fn convert_fp16(
         &HashMap::new(),
         vec![],
     );
-    Ok((counts, clamped))
+    Ok((counts, out_of_range))
 }
 
 #[cfg(test)]
@@ -1333,5 +1334,37 @@ mod tests {
         let node = &graph.node[0];
         assert_eq!(weight_slot(node, &index, &graph), Some((1, 2)));
         assert_eq!(reduction_axis(node, 2), 1);
+    }
+
+    /// PP-OCR's detector has a BatchNormalization variance of 9.8e7: clamped to 65504 in fp16
+    /// its output fell to −2.65 dB. A tensor out of range stays float; the others convert.
+    #[test]
+    fn fp16_keeps_tensors_beyond_its_range_float() {
+        let mut graph = pb::GraphProto {
+            node: vec![
+                onnx::node("Mul", "m", &["x", "big"], &["h"]),
+                onnx::node("Add", "a", &["h", "small"], &["y"]),
+            ],
+            initializer: vec![
+                onnx::f32_tensor("big", &[16], &[9.8e7; 16]),
+                onnx::f32_tensor("small", &[16], &[0.5; 16]),
+            ],
+            ..Default::default()
+        };
+        let config = QuantConfig {
+            mode: Mode::Fp16,
+            ..Default::default()
+        };
+        let (counts, kept) = convert_fp16(&mut graph, &config).unwrap();
+        assert_eq!(kept, vec!["big".to_string()]);
+        assert_eq!(counts.weights, 1);
+        assert_eq!(
+            graph.node.iter().find(|n| n.name == "m").unwrap().input[1],
+            "big"
+        );
+        assert_eq!(
+            graph.node.iter().find(|n| n.name == "a").unwrap().input[1],
+            "small_fp32"
+        );
     }
 }
