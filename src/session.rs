@@ -80,6 +80,10 @@ impl ExperimentResult {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Experiment {
+    /// Stable within its session (never reused, never shifted by removing another row): what
+    /// results and jobs refer to. 0 until the session assigns one ([`Session::add`]).
+    #[serde(default)]
+    pub id: u64,
     pub name: String,
     /// `None`: the float model itself, the baseline.
     pub config: Option<QuantConfig>,
@@ -90,6 +94,7 @@ pub struct Experiment {
 impl Experiment {
     pub fn float() -> Self {
         Experiment {
+            id: 0,
             name: "float".into(),
             config: None,
             result: ExperimentResult::default(),
@@ -98,6 +103,7 @@ impl Experiment {
 
     pub fn quantized(config: QuantConfig) -> Self {
         Experiment {
+            id: 0,
             name: config.label(),
             config: Some(config),
             result: ExperimentResult::default(),
@@ -116,6 +122,9 @@ pub struct Session {
     pub dataset: Option<DatasetRef>,
     pub machine: Machine,
     pub experiments: Vec<Experiment>,
+    /// The last id given out (ids of removed experiments are not given out again).
+    #[serde(default)]
+    pub last_id: u64,
 }
 
 impl Session {
@@ -126,7 +135,42 @@ impl Session {
             dataset,
             machine: crate::bench::machine::detect(),
             experiments: vec![],
+            last_id: 0,
         }
+    }
+
+    /// Adds an experiment under a new id (one more than any the session has held) and returns
+    /// the id.
+    pub fn add(&mut self, mut experiment: Experiment) -> u64 {
+        let id = self.highest_id() + 1;
+        self.last_id = id;
+        experiment.id = id;
+        self.experiments.push(experiment);
+        id
+    }
+
+    /// Where the experiment with `id` is in the list now.
+    pub fn position(&self, id: u64) -> Option<usize> {
+        self.experiments.iter().position(|e| e.id == id)
+    }
+
+    /// Gives experiments without an id (sessions written before ids existed) fresh ones.
+    fn assign_missing_ids(&mut self) {
+        let mut next = self.highest_id();
+        for e in self.experiments.iter_mut().filter(|e| e.id == 0) {
+            next += 1;
+            e.id = next;
+        }
+        self.last_id = next;
+    }
+
+    fn highest_id(&self) -> u64 {
+        self.experiments
+            .iter()
+            .map(|e| e.id)
+            .max()
+            .unwrap_or(0)
+            .max(self.last_id)
     }
 
     /// The runtimes any experiment has results on, sorted.
@@ -147,7 +191,9 @@ impl Session {
     }
 
     pub fn from_ron(text: &str) -> Result<Session> {
-        ron::from_str(text).map_err(|e| anyhow!("{e}"))
+        let mut session: Session = ron::from_str(text).map_err(|e| anyhow!("{e}"))?;
+        session.assign_missing_ids();
+        Ok(session)
     }
 
     /// Writes atomically: a crash mid-write leaves the previous file intact.
@@ -240,6 +286,37 @@ mod tests {
             pareto_front(&points),
             vec![true, true, false, true, false, true]
         );
+    }
+
+    #[test]
+    fn ids_are_never_reused_or_shifted() {
+        let mut s = Session::new(
+            ModelRef {
+                path: "m.onnx".into(),
+                sha256: String::new(),
+                bytes: 0,
+            },
+            None,
+        );
+        let ids: Vec<u64> = standard_preset(10).into_iter().map(|e| s.add(e)).collect();
+        assert_eq!(ids, (1..=7).collect::<Vec<_>>());
+        s.experiments.remove(2);
+        assert_eq!(s.position(5), Some(3));
+        assert_eq!(s.position(3), None);
+        assert_eq!(s.add(Experiment::float()), 8);
+        // The newest removed: its id is not given out again.
+        s.experiments.retain(|e| e.id != 8);
+        assert_eq!(s.add(Experiment::float()), 9);
+        s.experiments.retain(|e| e.id != 9);
+        // A session written before ids: every experiment gets one, in order.
+        let mut text = s.to_ron().unwrap().replace("last_id: 9,", "");
+        for id in 1..=9 {
+            text = text.replace(&format!(" id: {id},"), "");
+        }
+        assert!(!text.contains("id:"), "{text}");
+        let old = Session::from_ron(&text).unwrap();
+        let ids: Vec<u64> = old.experiments.iter().map(|e| e.id).collect();
+        assert_eq!(ids, (1..=6).collect::<Vec<_>>());
     }
 
     #[test]

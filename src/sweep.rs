@@ -109,12 +109,11 @@ impl Workbench {
     pub fn run(
         &mut self,
         experiment: &mut Experiment,
-        index: usize,
         settings: &SweepSettings,
         progress: &Progress,
     ) -> Result<()> {
         experiment.result = ExperimentResult::default();
-        match self.run_inner(experiment, index, settings, progress) {
+        match self.run_inner(experiment, settings, progress) {
             Ok(()) => Ok(()),
             Err(e) if jobs::is_cancelled(&e) => Err(e),
             Err(e) => {
@@ -127,7 +126,6 @@ impl Workbench {
     fn run_inner(
         &mut self,
         experiment: &mut Experiment,
-        index: usize,
         settings: &SweepSettings,
         progress: &Progress,
     ) -> Result<()> {
@@ -142,7 +140,11 @@ impl Workbench {
                     quant::quantize(&self.float, config, Some(&self.dataset), progress)?;
                 experiment.result.size_bytes = prost::Message::encoded_len(&q) as u64;
                 if let Some(dir) = &settings.models_dir {
-                    let path = dir.join(format!("{index:02}-{}.onnx", slug(&experiment.name)));
+                    let path = dir.join(format!(
+                        "{:02}-{}.onnx",
+                        experiment.id,
+                        slug(&experiment.name)
+                    ));
                     onnx::write_model(&path, &q, onnx::SINGLE_FILE_LIMIT)?;
                     experiment.result.model_path = Some(path.display().to_string());
                 }
@@ -255,7 +257,7 @@ pub fn run_pending(
             continue;
         }
         let mut experiment = session.experiments[index].clone();
-        bench.run(&mut experiment, index, settings, progress)?;
+        bench.run(&mut experiment, settings, progress)?;
         session.experiments[index] = experiment;
         after_each(session, index)?;
     }

@@ -109,7 +109,9 @@ fn mnist_session() -> (Session, Workbench) {
             desc: data.desc.clone(),
         }),
     );
-    s.experiments = session::standard_preset(100);
+    for e in session::standard_preset(100) {
+        s.add(e);
+    }
     let bytes = std::fs::metadata(mnist_model()).unwrap().len();
     (
         s,

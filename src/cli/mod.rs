@@ -1046,7 +1046,9 @@ fn sweep(args: SweepArgs) -> Result<ExitCode> {
             desc: dataset.desc.clone(),
         }),
     );
-    session.experiments = experiments;
+    for e in experiments {
+        session.add(e);
+    }
     let file_bytes = std::fs::metadata(&args.model).map(|m| m.len()).unwrap_or(0);
     let mut workbench = quantbench::sweep::Workbench::new(model, file_bytes, dataset)?;
     let progress = Progress::new();

@@ -16,7 +16,7 @@ use quantbench::onnx::{self, inspect::ModelSummary, pb};
 use quantbench::session::{DatasetRef, Experiment, ModelRef, Session};
 use quantbench::sweep::SweepSettings;
 
-use super::jobs::{JobEvent, JobInput, RunningJob};
+use super::jobs::{JobEnd, JobEvent, JobInput, RunningJob};
 use super::{AppCommand, ScreenshotPlan, Startup};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -353,9 +353,9 @@ impl WorkbenchApp {
                     .as_mut()
                     .ok_or_else(|| anyhow!("open a model first"))?;
                 if !session.experiments.iter().any(|e| e.config.is_none()) {
-                    session.experiments.push(Experiment::float());
+                    session.add(Experiment::float());
                 }
-                session.experiments.push(Experiment::quantized(config));
+                session.add(Experiment::quantized(config));
                 self.selected = Some(session.experiments.len() - 1);
             }
             AppCommand::AddPreset => {
@@ -366,20 +366,23 @@ impl WorkbenchApp {
                     .ok_or_else(|| anyhow!("open a model first"))?;
                 for e in quantbench::session::standard_preset(samples) {
                     if !session.experiments.iter().any(|x| x.name == e.name) {
-                        session.experiments.push(e);
+                        session.add(e);
                     }
                 }
             }
             AppCommand::RemoveExperiment(i) => {
-                if self
-                    .job
+                let id = self
+                    .session
                     .as_ref()
-                    .is_some_and(|j| j.current == Some(i) || j.queued.contains(&i))
-                {
-                    return Err(anyhow!(
-                        "experiment {} is queued or running: cancel first",
-                        i + 1
-                    ));
+                    .and_then(|s| s.experiments.get(i))
+                    .map(|e| e.id);
+                if let (Some(id), Some(job)) = (id, self.job.as_ref()) {
+                    if job.current == Some(id) || job.queued.contains(&id) {
+                        return Err(anyhow!(
+                            "experiment {} is queued or running: cancel first",
+                            i + 1
+                        ));
+                    }
                 }
                 if let Some(s) = self.session.as_mut() {
                     if i < s.experiments.len() {
@@ -547,12 +550,11 @@ impl WorkbenchApp {
             .session
             .as_ref()
             .ok_or_else(|| anyhow!("open a model first"))?;
-        let experiments: Vec<(usize, Experiment)> = session
+        let experiments: Vec<Experiment> = session
             .experiments
             .iter()
-            .enumerate()
-            .filter(|(_, e)| !e.is_done())
-            .map(|(i, e)| (i, e.clone()))
+            .filter(|e| !e.is_done())
+            .cloned()
             .collect();
         if experiments.is_empty() {
             return Err(anyhow!("every experiment has results: add one first"));
@@ -622,13 +624,14 @@ impl WorkbenchApp {
         let mut changed = false;
         for event in job.poll(16) {
             match event {
-                JobEvent::Started(i) => {
-                    job.current = Some(i);
-                    job.queued.retain(|q| *q != i);
+                JobEvent::Started(id) => {
+                    job.current = Some(id);
+                    job.queued.retain(|q| *q != id);
                 }
-                JobEvent::Done(i, experiment) => {
+                JobEvent::Done(id, experiment) => {
+                    // By id: rows removed meanwhile do not move the result onto another one.
                     if let Some(s) = self.session.as_mut() {
-                        if let Some(slot) = s.experiments.get_mut(i) {
+                        if let Some(slot) = s.position(id).map(|i| &mut s.experiments[i]) {
                             *slot = *experiment;
                             changed = true;
                         }
@@ -651,9 +654,9 @@ impl WorkbenchApp {
                 job.stop();
             }
             match result {
-                Ok(()) => {}
-                Err(e) if e == "cancelled" => self.info("cancelled; finished experiments are kept"),
-                Err(e) => self.messages.push((Level::Error, e)),
+                JobEnd::Completed => {}
+                JobEnd::Cancelled => self.info("cancelled; finished experiments are kept"),
+                JobEnd::Failed(e) => self.messages.push((Level::Error, format!("{e:#}"))),
             }
         }
     }

@@ -115,7 +115,8 @@ impl ExperimentsPanel {
             ui.horizontal(|ui| {
                 let name = job
                     .current
-                    .and_then(|i| session.experiments.get(i))
+                    .and_then(|id| session.position(id))
+                    .map(|i| &session.experiments[i])
                     .map(|e| e.name.as_str())
                     .unwrap_or("starting");
                 ui.label(format!("running {name}: {stage}"));
@@ -171,8 +172,8 @@ impl ExperimentsPanel {
                                     Some(i)
                                 }));
                             }
-                            let running = ctx.job.is_some_and(|j| j.current == Some(i));
-                            let queued = ctx.job.is_some_and(|j| j.queued.contains(&i));
+                            let running = ctx.job.is_some_and(|j| j.current == Some(e.id));
+                            let queued = ctx.job.is_some_and(|j| j.queued.contains(&e.id));
                             if let Some(err) = &e.result.error {
                                 ui.colored_label(ui.visuals().error_fg_color, "failed")
                                     .on_hover_text(err);

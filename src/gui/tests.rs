@@ -160,6 +160,52 @@ fn cancel_a_running_job_keeps_finished_results() {
     );
 }
 
+/// Removing a finished row while later ones run shifts the rows; each result still lands on
+/// the experiment that produced it (results come back by id, not by position).
+#[test]
+fn removing_a_row_mid_run_never_moves_a_result_onto_another_experiment() {
+    let mut h = harness();
+    add_and_run(&mut h);
+    click(&mut h, "Add standard preset");
+    h.run();
+    let pending = h
+        .state()
+        .session
+        .as_ref()
+        .unwrap()
+        .experiments
+        .iter()
+        .filter(|e| !e.is_done())
+        .count();
+    assert!(pending >= 4, "{pending} pending");
+    click_contains(&mut h, &format!("Run ({pending} pending)"));
+    assert!(!h.state().is_idle());
+    // Row 1 (the float baseline) is done, not queued: it may go while the job runs.
+    h.state_mut().apply(AppCommand::RemoveExperiment(0));
+    run_until_idle(&mut h);
+    let messages = h.state().messages.clone();
+    let session = h.state().session.as_ref().unwrap();
+    assert!(
+        session.experiments.iter().all(|e| e.config.is_some()),
+        "{messages:?}"
+    );
+    for e in &session.experiments {
+        assert!(
+            e.is_done() && e.result.error.is_none(),
+            "{}: {:?}",
+            e.name,
+            e.result.error
+        );
+        let measured = e.result.quantize.as_ref().map(|q| &q.config);
+        assert_eq!(
+            measured,
+            e.config.as_ref(),
+            "{} holds another experiment's result",
+            e.name
+        );
+    }
+}
+
 /// Adds the current settings as an experiment (with the float baseline) and runs both.
 fn add_and_run(h: &mut Harness<'static, WorkbenchApp>) {
     click(h, "Add experiment");
