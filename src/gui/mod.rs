@@ -80,6 +80,19 @@ pub fn sample_dir() -> Option<PathBuf> {
         .find(|p| p.join("model.onnx").is_file())
 }
 
+/// The window icon, `assets/icon.png` (built into the binary).
+fn window_icon() -> eframe::egui::IconData {
+    let png = include_bytes!("../../assets/icon.png");
+    let rgba = image::load_from_memory_with_format(png, image::ImageFormat::Png)
+        .expect("assets/icon.png is a PNG (checked by a test)")
+        .into_rgba8();
+    eframe::egui::IconData {
+        width: rgba.width(),
+        height: rgba.height(),
+        rgba: rgba.into_raw(),
+    }
+}
+
 pub fn run(startup: Startup) -> Result<()> {
     let size = [1280.0, 800.0];
     let options = eframe::NativeOptions {
@@ -87,6 +100,7 @@ pub fn run(startup: Startup) -> Result<()> {
             .with_inner_size(size)
             .with_min_inner_size([900.0, 600.0])
             .with_title("quantbench")
+            .with_icon(window_icon())
             .with_drag_and_drop(true),
         renderer: eframe::Renderer::Glow,
         ..Default::default()
@@ -99,4 +113,17 @@ pub fn run(startup: Startup) -> Result<()> {
     .map_err(|e| {
         anyhow!("cannot open the window: {e} (is a display available? set DISPLAY, or use the CLI)")
     })
+}
+
+#[cfg(test)]
+mod icon_tests {
+    #[test]
+    fn the_window_icon_decodes() {
+        let icon = super::window_icon();
+        assert_eq!((icon.width, icon.height), (256, 256));
+        assert_eq!(icon.rgba.len(), 256 * 256 * 4);
+        // Transparent corners, an opaque middle.
+        assert_eq!(icon.rgba[3], 0);
+        assert_eq!(icon.rgba[(128 * 256 + 128) * 4 + 3], 255);
+    }
 }
