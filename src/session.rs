@@ -201,6 +201,34 @@ impl Session {
         crate::onnx::write_atomic(path, self.to_ron()?.as_bytes())
     }
 
+    /// The model file: its path as recorded, or, when that is relative and not found from
+    /// here, relative to the session file's folder.
+    pub fn model_file(&self, session_path: &Path) -> std::path::PathBuf {
+        let recorded = Path::new(&self.model.path);
+        if recorded.is_relative() && !recorded.exists() {
+            if let Some(dir) = session_path.parent() {
+                let beside = dir.join(recorded);
+                if beside.exists() {
+                    return beside;
+                }
+            }
+        }
+        recorded.to_path_buf()
+    }
+
+    /// A message when `model` is not the file the session measured (another SHA-256).
+    pub fn model_changed(&self, model: &Path) -> Result<Option<String>> {
+        let now = ModelRef::of_file(model)?;
+        Ok((now.sha256 != self.model.sha256).then(|| {
+            format!(
+                "{}: the model changed since this session measured it (SHA-256 {}…, the session has {}…): its results describe the earlier file",
+                model.display(),
+                &now.sha256[..12.min(now.sha256.len())],
+                &self.model.sha256[..12.min(self.model.sha256.len())]
+            )
+        }))
+    }
+
     pub fn load(path: &Path) -> Result<Session> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("{}: cannot read session", path.display()))?;

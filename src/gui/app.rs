@@ -480,9 +480,12 @@ impl WorkbenchApp {
 
     fn open_session(&mut self, path: &Path) -> Result<()> {
         let session = Session::load(path)?;
-        let model_path = PathBuf::from(&session.model.path);
+        let model_path = session.model_file(path);
         self.open_model(&model_path)
             .with_context(|| format!("{}: the session's model", path.display()))?;
+        if let Some(changed) = session.model_changed(&model_path)? {
+            self.messages.push((Level::Error, changed));
+        }
         if let Some(d) = &session.dataset {
             let base = Path::new(&d.path)
                 .parent()

@@ -123,24 +123,43 @@ impl HeatmapView {
         let cell_w = ((ui.available_width() - label_width - gap - 18.0) / columns.len() as f32)
             .clamp(14.0, 60.0);
         let cell_h = 14.0;
-        // Column headers: experiment numbers, the name on hover.
+        // Column headers: number and name of each experiment, written upwards (the full name
+        // and its runtime figures on hover), at most HEADER_MAX tall.
+        const HEADER_MAX: f32 = 175.0;
+        let font = egui::FontId::proportional(11.5);
+        let galleys: Vec<_> = columns
+            .iter()
+            .map(|&c| {
+                let selected = ctx.selected == Some(c);
+                let color = if selected {
+                    ui.visuals().strong_text_color()
+                } else {
+                    ui.visuals().text_color()
+                };
+                let text = format!("{} {}", c + 1, session.experiments[c].name);
+                let mut job = egui::text::LayoutJob::simple_singleline(text, font.clone(), color);
+                job.wrap = egui::text::TextWrapping::truncate_at_width(HEADER_MAX);
+                ui.painter().layout_job(job)
+            })
+            .collect();
+        let header_h = galleys
+            .iter()
+            .map(|g| g.size().x)
+            .fold(0.0, f32::max)
+            .min(HEADER_MAX)
+            + 4.0;
         ui.horizontal(|ui| {
             ui.spacing_mut().item_spacing.x = 0.0;
             ui.add_space(label_width + gap);
-            for &c in &columns {
+            for (&c, galley) in columns.iter().zip(galleys) {
                 let (rect, response) =
-                    ui.allocate_exact_size(egui::vec2(cell_w, cell_h), egui::Sense::click());
-                let selected = ctx.selected == Some(c);
-                ui.painter().text(
-                    rect.center(),
-                    egui::Align2::CENTER_CENTER,
-                    format!("{}", c + 1),
-                    egui::FontId::monospace(11.0),
-                    if selected {
-                        ui.visuals().strong_text_color()
-                    } else {
-                        ui.visuals().text_color()
-                    },
+                    ui.allocate_exact_size(egui::vec2(cell_w, header_h), egui::Sense::click());
+                // Rotated a quarter turn: the text runs up from the bottom of the header.
+                let pos = egui::pos2(rect.center().x - galley.size().y / 2.0, rect.bottom() - 2.0);
+                let color = ui.visuals().text_color();
+                ui.painter().add(
+                    egui::epaint::TextShape::new(pos, galley, color)
+                        .with_angle(-std::f32::consts::FRAC_PI_2),
                 );
                 if response.clicked() {
                     ctx.commands.send(AppCommand::Select(Some(c)));

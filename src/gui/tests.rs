@@ -206,6 +206,41 @@ fn removing_a_row_mid_run_never_moves_a_result_onto_another_experiment() {
     }
 }
 
+/// A session reopened after its model file changed says so; it finds a model recorded by a
+/// relative path beside the session file.
+#[test]
+fn reopening_a_session_whose_model_changed_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.onnx");
+    std::fs::copy(sample(), &model).unwrap();
+    let mut h = harness();
+    h.state_mut().apply(AppCommand::OpenPath(model.clone()));
+    let session_path = dir.path().join("s.ron");
+    h.state_mut()
+        .apply(AppCommand::SaveSession(session_path.clone()));
+    // Recorded relative to the session's folder, as a moved project would have it.
+    let mut session = quantbench::session::Session::load(&session_path).unwrap();
+    session.model.path = "model.onnx".into();
+    session.save(&session_path).unwrap();
+    h.state_mut()
+        .apply(AppCommand::OpenPath(session_path.clone()));
+    h.run();
+    let changed = |h: &Harness<'static, WorkbenchApp>| {
+        h.state()
+            .messages
+            .iter()
+            .any(|(_, m)| m.contains("the model changed since this session"))
+    };
+    assert!(!changed(&h), "{:?}", h.state().messages);
+    assert!(h.state().session.is_some());
+    let mut proto = quantbench::onnx::read_model(&model).unwrap();
+    proto.doc_string = "retrained".into();
+    quantbench::onnx::write_atomic(&model, &quantbench::onnx::encode_model(&proto)).unwrap();
+    h.state_mut().apply(AppCommand::OpenPath(session_path));
+    h.run();
+    assert!(changed(&h), "{:?}", h.state().messages);
+}
+
 /// Adds the current settings as an experiment (with the float baseline) and runs both.
 fn add_and_run(h: &mut Harness<'static, WorkbenchApp>) {
     click(h, "Add experiment");

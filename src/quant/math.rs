@@ -225,10 +225,21 @@ impl Histogram {
         (abs_max.max(1e-30).log2().floor() as i32 + 1).max(-100)
     }
 
-    /// Adds values whose range `(lo, hi)` the caller computed; all finite.
+    /// Adds values whose range `(lo, hi)` the caller computed; non-finite values are skipped
+    /// (calibration counts them apart), never binned.
     pub fn add_with_range(&mut self, values: &[f32], lo: f32, hi: f32) {
         if values.is_empty() {
             return;
+        }
+        if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+            // Not a range of finite values: the range of the finite ones, if any.
+            let finite: Vec<f32> = values.iter().copied().filter(|v| v.is_finite()).collect();
+            let Some((lo, hi)) = finite.iter().fold(None, |r: Option<(f32, f32)>, &v| {
+                Some(r.map_or((v, v), |(a, b)| (a.min(v), b.max(v))))
+            }) else {
+                return;
+            };
+            return self.add_with_range(&finite, lo, hi);
         }
         self.min = self.min.min(lo);
         self.max = self.max.max(hi);
@@ -244,22 +255,23 @@ impl Histogram {
         // Exact zeros (ReLU, HardSwish, padding) are counted apart: incrementing one counter
         // back to back serializes on the store, and they can be half of a tensor.
         let mut zeros = 0u64;
+        let mut skipped = 0u64;
         for &v in values {
             if v == 0.0 {
                 zeros += 1;
-            } else {
+            } else if v.is_finite() {
+                // Values outside (lo, hi) fall in the end bins; `as` saturates.
                 let position = (v * per_unit + half).clamp(0.0, last);
-                // SAFETY: `position` is finite (v is, and the limit is a finite power of two)
-                // and within [0, BINS - 1], so it fits an i32.
-                let i = unsafe { position.to_int_unchecked::<i32>() } as usize;
-                self.counts[i] += 1;
+                self.counts[position as usize] += 1;
+            } else {
+                skipped += 1;
             }
         }
         self.counts[Self::BINS / 2] += zeros;
-        self.total += values.len() as u64;
+        self.total += values.len() as u64 - skipped;
     }
 
-    /// Adds finite values.
+    /// Adds the finite values of `values` (NaN and ±inf are skipped).
     pub fn add(&mut self, values: &[f32]) {
         let (lo, hi, _) = min_max_finite(values);
         self.add_with_range(values, lo, hi);
@@ -615,6 +627,20 @@ mod tests {
         assert_eq!(one.counts.iter().sum::<u64>(), 20_000);
         assert_eq!(one.limit(), 8.0);
         assert_eq!(one.min, a[0].min(b[0]));
+    }
+
+    #[test]
+    fn non_finite_values_are_skipped_not_binned() {
+        let mut h = Histogram::default();
+        h.add(&[f32::NAN, 1.0, f32::INFINITY, -1.0, f32::NEG_INFINITY, 0.0]);
+        h.add(&[f32::NAN, f32::INFINITY]);
+        assert_eq!(h.total, 3);
+        assert_eq!(h.counts.iter().sum::<u64>(), 3);
+        assert_eq!((h.min, h.max), (-1.0, 1.0));
+        // A caller's range that is too narrow still bins every value somewhere.
+        let mut h = Histogram::default();
+        h.add_with_range(&[5.0, -7.0, f32::NAN], -1.0, 1.0);
+        assert_eq!(h.counts.iter().sum::<u64>(), 2);
     }
 
     #[test]
