@@ -115,8 +115,15 @@ impl Experiment {
     }
 }
 
+/// The session file format this build writes: 1 added experiment ids. Older files load
+/// (missing fields take defaults, ids are assigned); newer ones are refused by name.
+pub const SESSION_FORMAT: u32 = 1;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Session {
+    /// [`SESSION_FORMAT`] of the build that wrote it (0: before formats were numbered).
+    #[serde(default)]
+    pub format: u32,
     pub tool_version: String,
     pub model: ModelRef,
     pub dataset: Option<DatasetRef>,
@@ -130,6 +137,7 @@ pub struct Session {
 impl Session {
     pub fn new(model: ModelRef, dataset: Option<DatasetRef>) -> Self {
         Session {
+            format: SESSION_FORMAT,
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
             model,
             dataset,
@@ -191,8 +199,18 @@ impl Session {
     }
 
     pub fn from_ron(text: &str) -> Result<Session> {
-        let mut session: Session = ron::from_str(text).map_err(|e| anyhow!("{e}"))?;
+        // ron's error starts with line:column.
+        let mut session: Session = ron::from_str(text).map_err(|e| anyhow!("at {e}"))?;
+        if session.format > SESSION_FORMAT {
+            return Err(anyhow!(
+                "written by quantbench {} in session format {}; this quantbench {} reads up to format {SESSION_FORMAT}",
+                session.tool_version,
+                session.format,
+                env!("CARGO_PKG_VERSION")
+            ));
+        }
         session.assign_missing_ids();
+        session.format = SESSION_FORMAT;
         Ok(session)
     }
 
@@ -345,6 +363,34 @@ mod tests {
         let old = Session::from_ron(&text).unwrap();
         let ids: Vec<u64> = old.experiments.iter().map(|e| e.id).collect();
         assert_eq!(ids, (1..=6).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn corrupt_and_future_sessions_are_refused_with_where_and_why() {
+        let s = Session::new(
+            ModelRef {
+                path: "m.onnx".into(),
+                sha256: String::new(),
+                bytes: 0,
+            },
+            None,
+        );
+        let text = s.to_ron().unwrap();
+        let broken = text.replacen("experiments: [", "experiments: [[", 1);
+        let line = broken
+            .lines()
+            .position(|l| l.contains("experiments: [["))
+            .unwrap()
+            + 1;
+        let e = Session::from_ron(&broken).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("at {line}:")), "{e}");
+        let future = text.replacen(
+            &format!("format: {SESSION_FORMAT},"),
+            &format!("format: {},", SESSION_FORMAT + 1),
+            1,
+        );
+        let e = Session::from_ron(&future).unwrap_err().to_string();
+        assert!(e.contains("reads up to format"), "{e}");
     }
 
     #[test]
