@@ -274,6 +274,18 @@ impl WorkbenchApp {
         })
     }
 
+    /// `SESSION.models/` beside the session file or the autosave, created; `None` when the
+    /// session has no file (tests).
+    fn models_dir(&self) -> Result<Option<PathBuf>> {
+        let Some(session) = self.autosave_path() else {
+            return Ok(None);
+        };
+        let dir = session.with_extension("models");
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("{}: cannot create", dir.display()))?;
+        Ok(Some(dir))
+    }
+
     fn remember(&mut self, path: &Path) {
         let p = path.display().to_string();
         self.persisted.recent.retain(|r| *r != p);
@@ -573,7 +585,12 @@ impl WorkbenchApp {
                 .to_path_buf(),
             dataset_path: dataset.path.clone(),
             experiments,
-            settings: self.sweep_settings.clone(),
+            settings: SweepSettings {
+                // Quantized models are kept beside the session (or its autosave), so export
+                // copies a file instead of calibrating again.
+                models_dir: self.models_dir()?,
+                ..self.sweep_settings.clone()
+            },
         };
         self.job = Some(
             RunningJob::spawn(input, repaint_fn(&self.ctx)).context("starting the job thread")?,

