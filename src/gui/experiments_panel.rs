@@ -27,7 +27,8 @@ impl ExperimentsPanel {
             ui.label("Open a model to start.");
             return;
         };
-        ui.horizontal(|ui| {
+        // Wraps onto a second line where the window is too narrow for the whole bar.
+        ui.horizontal_wrapped(|ui| {
             ui.strong("Experiments");
             let add = ui.add_enabled(
                 ctx.settings_error.is_none(),

@@ -264,6 +264,7 @@ fn every_toolbar_button_fits_a_1280_by_800_window() {
         "Add standard preset",
         "Cancel",
         "Export",
+        "Export…",
     ];
     for label in labels {
         // "Trade-off" is also the plot's title: every node so named must fit.
