@@ -70,7 +70,8 @@ impl TradeoffView {
 
     /// Which plotted points are on the Pareto front, by the definition the CLI table uses
     /// (`session::pareto_front`): the float model, which has no SQNR against itself, is the
-    /// most faithful point, so nothing slower than it is on the front.
+    /// most faithful point, so nothing slower than it is on the front. One more flag follows
+    /// the points' when the float model is not drawn: whether it is on the front.
     fn front(&self, session: &Session, backend: &str, points: &[Point]) -> Vec<bool> {
         let mut figures: Vec<Option<(f64, f64)>> =
             points.iter().map(|p| Some((p.y, p.x))).collect();
@@ -87,9 +88,7 @@ impl TradeoffView {
                 e.result.eval(backend).map(|_| (f64::INFINITY, x))
             });
         figures.extend(float_unplotted.map(Some));
-        let mut front = pareto_front(&figures);
-        front.truncate(points.len());
-        front
+        pareto_front(&figures)
     }
 
     pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &AppCtx) {
@@ -168,7 +167,14 @@ impl TradeoffView {
             return;
         };
         let points = self.points(session, &backend);
-        let front = self.front(session, &backend, &points);
+        let mut front = self.front(session, &backend, &points);
+        if front.get(points.len()) == Some(&true) {
+            ui.weak(
+                "The float model (not drawn: no SQNR against itself) is on the front too; \
+                 nothing slower than it is.",
+            );
+        }
+        front.truncate(points.len());
         let mut front_points: Vec<[f64; 2]> = points
             .iter()
             .zip(&front)
@@ -292,7 +298,11 @@ mod tests {
         let points = view.points(&session, "ort");
         let plotted: Vec<usize> = points
             .iter()
-            .zip(view.front(&session, "ort", &points))
+            .zip(
+                view.front(&session, "ort", &points)
+                    .into_iter()
+                    .take(points.len()),
+            )
             .filter(|(_, f)| *f)
             .map(|(p, _)| p.index)
             .collect();
