@@ -280,7 +280,89 @@ pub fn decode_model(bytes: &[u8]) -> Result<pb::ModelProto> {
     if model.ir_version <= 0 || model.opset_import.is_empty() {
         bail!("missing ir_version or opset_import; the file is truncated or not ONNX");
     }
+    validate_graph(graph)?;
     Ok(model)
+}
+
+/// Checks what the rewrite and the runtimes index into: every initializer holds as many bytes
+/// as its dimensions say (negative or overflowing dimensions refused before any allocation),
+/// and every node input names something (a graph input, an initializer or a node's output).
+fn validate_graph(graph: &pb::GraphProto) -> Result<()> {
+    use std::collections::HashSet;
+    for t in &graph.initializer {
+        if let Some(d) = t.dims.iter().find(|&&d| d < 0) {
+            bail!("initializer '{}' has a negative dimension ({d})", t.name);
+        }
+        let count = t
+            .dims
+            .iter()
+            .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
+            .filter(|&n| n <= (1u64 << 40))
+            .ok_or_else(|| {
+                anyhow!(
+                    "initializer '{}' has dimensions {:?}: more elements than any machine holds",
+                    t.name,
+                    t.dims
+                )
+            })?;
+        let external = t.data_location == Some(pb::tensor_proto::DataLocation::External as i32);
+        let sized = !matches!(
+            DataType::try_from(t.data_type).unwrap_or(DataType::Undefined),
+            DataType::String | DataType::Int4 | DataType::Uint4 | DataType::Undefined
+        );
+        if external || !sized {
+            continue;
+        }
+        let held = if !t.raw_data.is_empty() {
+            t.raw_data.len() as u64 / element_size(t.data_type) as u64
+        } else {
+            [
+                t.float_data.len(),
+                t.int32_data.len(),
+                t.int64_data.len(),
+                t.double_data.len(),
+                t.uint64_data.len(),
+            ]
+            .into_iter()
+            .max()
+            .unwrap_or(0) as u64
+        };
+        if held != count {
+            bail!(
+                "initializer '{}' holds {held} values, but its dimensions {:?} need {count}",
+                t.name,
+                t.dims
+            );
+        }
+    }
+    let mut known: HashSet<&str> = graph.input.iter().map(|v| v.name.as_str()).collect();
+    known.extend(graph.initializer.iter().map(|t| t.name.as_str()));
+    known.extend(
+        graph
+            .sparse_initializer
+            .iter()
+            .filter_map(|t| t.values.as_ref().map(|v| v.name.as_str())),
+    );
+    known.extend(
+        graph
+            .node
+            .iter()
+            .flat_map(|n| n.output.iter().map(|o| o.as_str())),
+    );
+    for n in &graph.node {
+        if let Some(missing) = n
+            .input
+            .iter()
+            .find(|i| !i.is_empty() && !known.contains(i.as_str()))
+        {
+            bail!(
+                "node '{}' ({}) reads '{missing}', which no graph input, initializer or node provides",
+                n.name,
+                n.op_type
+            );
+        }
+    }
+    Ok(())
 }
 
 pub fn encode_model(model: &pb::ModelProto) -> Vec<u8> {
@@ -714,4 +796,68 @@ pub fn real_inputs(graph: &pb::GraphProto) -> Vec<&pb::ValueInfoProto> {
         .iter()
         .filter(|i| !inits.contains(i.name.as_str()))
         .collect()
+}
+
+#[cfg(test)]
+mod validation_tests {
+    use super::*;
+
+    fn model(graph: pb::GraphProto) -> Vec<u8> {
+        encode_model(&pb::ModelProto {
+            ir_version: 8,
+            opset_import: vec![pb::OperatorSetIdProto {
+                domain: String::new(),
+                version: 13,
+            }],
+            graph: Some(graph),
+            ..Default::default()
+        })
+    }
+
+    fn graph(init: pb::TensorProto, inputs: &[&str]) -> pb::GraphProto {
+        pb::GraphProto {
+            node: vec![node("MatMul", "mm", inputs, &["y"])],
+            initializer: vec![init],
+            input: vec![pb::ValueInfoProto {
+                name: "x".into(),
+                ..Default::default()
+            }],
+            output: vec![pb::ValueInfoProto {
+                name: "y".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn malformed_graphs_are_refused_with_what_is_wrong() {
+        let ok = f32_tensor("w", &[2, 3], &[0.5; 6]);
+        assert!(decode_model(&model(graph(ok.clone(), &["x", "w"]))).is_ok());
+        // Fewer bytes than the dimensions say.
+        let mut short = ok.clone();
+        short.raw_data.truncate(8);
+        let e = decode_model(&model(graph(short, &["x", "w"])))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("'w' holds 2 values") && e.contains("need 6"),
+            "{e}"
+        );
+        // Dimensions no machine holds: refused before anything is allocated.
+        let mut huge = ok.clone();
+        huge.dims = vec![1 << 31, 1 << 31, 1 << 31];
+        let e = decode_model(&model(graph(huge, &["x", "w"])))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("more elements than any machine holds"), "{e}");
+        let mut negative = ok.clone();
+        negative.dims = vec![-2, 3];
+        assert!(decode_model(&model(graph(negative, &["x", "w"]))).is_err());
+        // A node input nothing provides.
+        let e = decode_model(&model(graph(ok, &["x", "missing"])))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("node 'mm' (MatMul) reads 'missing'"), "{e}");
+    }
 }
