@@ -40,6 +40,16 @@ pub struct DatasetRef {
     pub desc: DatasetDesc,
 }
 
+/// The data a result was measured on: where it was, what it held (SHA-256 over the samples'
+/// files and the description without paths, [`crate::data::Dataset::content_sha256`]), and
+/// how it was read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataStamp {
+    pub path: String,
+    pub sha256: String,
+    pub desc: DatasetDesc,
+}
+
 /// One evaluation on one runtime.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BackendEval {
@@ -63,6 +73,8 @@ pub struct ExperimentResult {
     pub error: Option<String>,
     /// What could not be measured and why (a runtime that cannot load the file, ...).
     pub notes: Vec<String>,
+    /// The data these figures were measured on (None: before this was recorded).
+    pub data: Option<DataStamp>,
 }
 
 impl ExperimentResult {
@@ -75,6 +87,15 @@ impl ExperimentResult {
 
     pub fn bench(&self, backend: &str) -> Option<&BenchReport> {
         self.benches.iter().find(|b| b.backend == backend)
+    }
+
+    /// Whether these figures were measured on other data (another source, preprocessing or
+    /// split) than `current`.
+    pub fn measured_on_other_data(&self, current: Option<&DatasetDesc>) -> bool {
+        match (&self.data, current) {
+            (Some(stamp), Some(desc)) => stamp.desc != *desc,
+            _ => false,
+        }
     }
 }
 

@@ -53,6 +53,8 @@ pub struct Workbench {
     /// benchmark's input).
     pub inputs: Vec<InputSpec>,
     pub example: Vec<Feed>,
+    /// What every result of this workbench is measured on.
+    pub data: crate::session::DataStamp,
     float_outputs: HashMap<String, Outputs>,
 }
 
@@ -60,12 +62,18 @@ impl Workbench {
     pub fn new(float: pb::ModelProto, float_bytes: u64, dataset: Dataset) -> Result<Self> {
         let inputs = tensor::model_inputs(&float)?;
         let example = dataset.bound(0, &inputs)?.inputs;
+        let data = crate::session::DataStamp {
+            path: dataset.path.display().to_string(),
+            sha256: dataset.content_sha256()?,
+            desc: dataset.desc.clone(),
+        };
         Ok(Workbench {
             float,
             float_bytes,
             dataset,
             inputs,
             example,
+            data,
             float_outputs: HashMap::new(),
         })
     }
@@ -112,7 +120,10 @@ impl Workbench {
         settings: &SweepSettings,
         progress: &Progress,
     ) -> Result<()> {
-        experiment.result = ExperimentResult::default();
+        experiment.result = ExperimentResult {
+            data: Some(self.data.clone()),
+            ..Default::default()
+        };
         match self.run_inner(experiment, settings, progress) {
             Ok(()) => Ok(()),
             Err(e) if jobs::is_cancelled(&e) => Err(e),

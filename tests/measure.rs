@@ -356,3 +356,62 @@ fn bench_reports_a_sane_distribution() {
     assert!(r.peak_rss_bytes > 1 << 20);
     assert!(!r.machine.cpu.is_empty() && r.machine.cores >= 1);
 }
+
+/// Every result records the data it was measured on: the same samples give the same SHA-256
+/// wherever the files are; other preprocessing or other bytes give another, and the session
+/// says which results were measured on other data.
+#[test]
+fn results_record_the_data_they_were_measured_on() {
+    let (mut s, mut wb) = mnist_session();
+    s.experiments.truncate(2);
+    let settings = SweepSettings {
+        backends: vec![Backend::Tract],
+        ..small_sweep_settings(None)
+    };
+    sweep::run_pending(&mut s, &mut wb, &settings, &Progress::new(), |_, _| Ok(())).unwrap();
+    let stamp = s.experiments[1].result.data.clone().expect("a data stamp");
+    assert_eq!(s.experiments[0].result.data.as_ref(), Some(&stamp));
+    // The same files elsewhere: the same figure.
+    let dir = tempfile::tempdir().unwrap();
+    let src = mnist_data();
+    let src_dir = src.parent().unwrap();
+    for f in ["dataset.ron", "mnist_5k.csv.gz"] {
+        std::fs::copy(src_dir.join(f), dir.path().join(f)).unwrap();
+    }
+    let moved = Dataset::open(&dir.path().join("dataset.ron")).unwrap();
+    assert_eq!(moved.content_sha256().unwrap(), stamp.sha256);
+    // Other preprocessing: another figure, and the results are on other data.
+    let mut desc = moved.desc.clone();
+    desc.preprocess.mean = vec![1.0];
+    let other = Dataset::from_desc(desc.clone(), dir.path(), &dir.path().join("x.ron")).unwrap();
+    assert_ne!(other.content_sha256().unwrap(), stamp.sha256);
+    assert!(s.experiments[1].result.measured_on_other_data(Some(&desc)));
+    assert!(!s.experiments[1]
+        .result
+        .measured_on_other_data(Some(&stamp.desc)));
+    // Other bytes under the same names: another figure.
+    let photos = tempfile::tempdir().unwrap();
+    let png = |v: u8| image::RgbImage::from_pixel(8, 8, image::Rgb([v, v, v]));
+    png(10).save(photos.path().join("a.png")).unwrap();
+    png(20).save(photos.path().join("b.png")).unwrap();
+    let desc = quantbench::data::DatasetDesc {
+        source: quantbench::data::Source::ImageFolder {
+            path: photos.path().display().to_string(),
+            labels: quantbench::data::Labels::None,
+        },
+        preprocess: Default::default(),
+        calibration: Default::default(),
+        evaluation: Default::default(),
+        augment: 0,
+    };
+    let open = || {
+        Dataset::from_desc(desc.clone(), photos.path(), &photos.path().join("d.ron"))
+            .unwrap()
+            .content_sha256()
+            .unwrap()
+    };
+    let before = open();
+    assert_eq!(open(), before);
+    png(30).save(photos.path().join("b.png")).unwrap();
+    assert_ne!(open(), before);
+}

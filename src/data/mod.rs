@@ -318,6 +318,8 @@ pub struct Dataset {
     pub desc: DatasetDesc,
     /// The description file (or the source, when opened without one).
     pub path: PathBuf,
+    /// The files the samples come from (resolved), for the content hash; empty for synthetic.
+    source_files: Vec<PathBuf>,
     loaded: Loaded,
 }
 
@@ -424,9 +426,33 @@ impl Dataset {
                 }
             }
         };
+        let source_files = match (&desc.source, &loaded) {
+            (_, Loaded::Images { files, .. }) => files.iter().map(|(f, _)| f.clone()).collect(),
+            (_, Loaded::NpyFiles { files }) => files.clone(),
+            (
+                Source::Text {
+                    path: p, tokenizer, ..
+                },
+                _,
+            ) => vec![resolve(p), resolve(tokenizer)],
+            (Source::Synthetic { .. }, _) => vec![],
+            (Source::OnnxTestData { path: p }, _) => {
+                let mut files = vec![];
+                collect_files(&resolve(p), &mut files)?;
+                files
+            }
+            (
+                Source::Csv { path: p, .. } | Source::Npy { path: p } | Source::Npz { path: p },
+                _,
+            ) => {
+                vec![resolve(p)]
+            }
+            (Source::ImageFolder { .. }, _) => vec![],
+        };
         let dataset = Dataset {
             desc,
             path: path.to_path_buf(),
+            source_files,
             loaded,
         };
         if dataset.is_empty() {
@@ -436,6 +462,59 @@ impl Dataset {
             );
         }
         Ok(dataset)
+    }
+
+    /// SHA-256 over the description (source, preprocessing, splits, augmentation) and the bytes
+    /// of every file the samples come from, each with its name relative to the first: the
+    /// same figure means the same samples, wherever the files were moved.
+    pub fn content_sha256(&self) -> Result<String> {
+        use sha2::Digest;
+        use std::io::Read;
+        let mut hash = sha2::Sha256::new();
+        let mut desc = self.desc.clone();
+        // Where the files are is not what they hold: the description without its paths.
+        match &mut desc.source {
+            Source::Csv { path, .. }
+            | Source::ImageFolder { path, .. }
+            | Source::Npy { path }
+            | Source::Npz { path }
+            | Source::OnnxTestData { path } => path.clear(),
+            Source::Text {
+                path, tokenizer, ..
+            } => {
+                path.clear();
+                tokenizer.clear();
+            }
+            Source::Synthetic { .. } => {}
+        }
+        hash.update(
+            ron::to_string(&desc)
+                .map_err(|e| anyhow!("{e}"))?
+                .as_bytes(),
+        );
+        let root = self
+            .source_files
+            .first()
+            .and_then(|f| f.parent())
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let mut buf = vec![0u8; 1 << 16];
+        for f in &self.source_files {
+            let name = f.strip_prefix(&root).unwrap_or(f);
+            hash.update(name.to_string_lossy().as_bytes());
+            let mut file =
+                std::fs::File::open(f).with_context(|| format!("{}: cannot read", f.display()))?;
+            loop {
+                let n = file
+                    .read(&mut buf)
+                    .with_context(|| format!("{}: cannot read", f.display()))?;
+                if n == 0 {
+                    break;
+                }
+                hash.update(&buf[..n]);
+            }
+        }
+        Ok(format!("{:x}", hash.finalize()))
     }
 
     pub fn len(&self) -> usize {
@@ -1009,6 +1088,23 @@ fn load_image_folder(dir: &Path, labels: &Labels) -> Result<Loaded> {
         }
     }
     Ok(Loaded::Images { files, classes })
+}
+
+/// Every file under `dir`, sorted, recursively.
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    if dir.is_file() {
+        out.push(dir.to_path_buf());
+        return Ok(());
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("{}: cannot list folder", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for e in entries {
+        collect_files(&e, out)?;
+    }
+    Ok(())
 }
 
 /// Calibration variants of an image (`DatasetDesc::augment`): 0 is the image itself.

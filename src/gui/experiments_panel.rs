@@ -182,6 +182,17 @@ impl ExperimentsPanel {
                                 ui.label("running");
                             } else if queued {
                                 ui.label("queued");
+                            } else if e.is_done()
+                                && e.result.measured_on_other_data(
+                                    session.dataset.as_ref().map(|d| &d.desc),
+                                )
+                            {
+                                let path = e.result.data.as_ref().map_or("", |d| d.path.as_str());
+                                ui.colored_label(ui.visuals().warn_fg_color, "other data")
+                                    .on_hover_text(format!(
+                                        "measured on {path} with another source, preprocessing \
+                                         or split than the dataset open now"
+                                    ));
                             } else if e.is_done() {
                                 let l = ui.label("done");
                                 if !e.result.notes.is_empty() {

@@ -281,6 +281,23 @@ fn every_toolbar_button_fits_a_1280_by_800_window() {
     assert!(window.contains_rect(run), "Run at {run:?}");
 }
 
+/// Changing the preprocessing after results exist marks those results as measured on other
+/// data; their figures are kept as they were, not relabelled.
+#[test]
+fn results_measured_before_a_preprocessing_change_say_other_data() {
+    let mut h = harness();
+    add_and_run(&mut h);
+    assert!(h.query_by_label("other data").is_none());
+    let before = h.state().session.as_ref().unwrap().experiments.clone();
+    let mut desc = before[1].result.data.as_ref().unwrap().desc.clone();
+    desc.preprocess.mean = vec![3.0];
+    h.state_mut()
+        .apply(AppCommand::ApplyDatasetDesc(Box::new(desc)));
+    h.run();
+    assert_eq!(h.query_all_by_label("other data").count(), 2);
+    assert_eq!(h.state().session.as_ref().unwrap().experiments, before);
+}
+
 /// Adds the current settings as an experiment (with the float baseline) and runs both.
 fn add_and_run(h: &mut Harness<'static, WorkbenchApp>) {
     click(h, "Add experiment");
