@@ -247,16 +247,7 @@ np.savez(r"{}", input_ids=ids, attention_mask=mask, label=rng.integers(0, 3, siz
         let example = data.bound(0, &inputs).unwrap().inputs;
         let c = backend.load(&q, &example, 2).unwrap();
         let r = backend.load(&float, &example, 2).unwrap();
-        let report = eval::evaluate(
-            c.as_ref(),
-            Some(r.as_ref()),
-            &inputs,
-            &data,
-            None,
-            None,
-            &Progress::new(),
-        )
-        .unwrap();
+        let report = against_float(c.as_ref(), r.as_ref(), &float, &data);
         assert_eq!(report.output, "logits");
         assert_eq!(report.outputs.len(), 2);
         assert_eq!(report.outputs[1].name, "last_hidden_state");
@@ -610,22 +601,33 @@ fn a_model_tract_cannot_run_is_calibrated_on_onnx_runtime() {
         "{runtime}"
     );
     assert!(report.counts.activations > 0);
-    let inputs = tensor::model_inputs(&float).unwrap();
-    let example = data.bound(0, &inputs).unwrap().inputs;
+    let example = first_inputs(&float, &data);
     let c = PLAIN_ORT.load(&q, &example, 1).unwrap();
     let r = PLAIN_ORT.load(&float, &example, 1).unwrap();
-    let report = eval::evaluate(
-        c.as_ref(),
-        Some(r.as_ref()),
+    let sqnr = against_float(c.as_ref(), r.as_ref(), &float, &data)
+        .sqnr_db
+        .unwrap();
+    assert!(sqnr > 25.0 && sqnr.is_finite(), "{sqnr} dB");
+}
+
+/// Evaluates `candidate` against `reference` (the float model's runner) over all of `data`.
+fn against_float(
+    candidate: &dyn quantbench::runtime::Runner,
+    reference: &dyn quantbench::runtime::Runner,
+    float: &pb::ModelProto,
+    data: &Dataset,
+) -> eval::EvalReport {
+    let inputs = tensor::model_inputs(float).unwrap();
+    eval::evaluate(
+        candidate,
+        Some(reference),
         &inputs,
-        &data,
+        data,
         None,
         None,
         &Progress::new(),
     )
-    .unwrap();
-    let sqnr = report.sqnr_db.unwrap();
-    assert!(sqnr > 25.0 && sqnr.is_finite(), "{sqnr} dB");
+    .unwrap()
 }
 
 /// Runs a Python snippet with the test environment's python3 (numpy installed).

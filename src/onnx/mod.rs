@@ -673,6 +673,21 @@ pub fn int_attr(name: &str, value: i64) -> pb::AttributeProto {
     }
 }
 
+/// A float tensor value of unknown shape (a graph input or output to declare).
+pub fn float_value(name: &str) -> pb::ValueInfoProto {
+    pb::ValueInfoProto {
+        name: name.to_string(),
+        r#type: Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: DataType::Float as i32,
+                shape: None,
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 pub fn node(op_type: &str, name: &str, inputs: &[&str], outputs: &[&str]) -> pb::NodeProto {
     pb::NodeProto {
         op_type: op_type.to_string(),

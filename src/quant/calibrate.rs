@@ -224,17 +224,7 @@ impl Activations {
             .collect();
         for t in tensors {
             if !graph.output.iter().any(|o| o.name == *t) && !input_names.contains(t) {
-                graph.output.push(pb::ValueInfoProto {
-                    name: t.clone(),
-                    r#type: Some(pb::TypeProto {
-                        value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                            elem_type: pb::tensor_proto::DataType::Float as i32,
-                            shape: None,
-                        })),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                });
+                graph.output.push(crate::onnx::float_value(t));
             }
         }
         let backend = runtime::Backend::Ort(runtime::ort::OrtOptions {

@@ -1254,22 +1254,8 @@ mod tests {
                 onnx::f32_tensor("b", &[1, 3], &[0.3, -0.02, 5.0]),
                 onnx::f32_tensor("w2", &[3, 2], &w2),
             ],
-            input: vec![float_value("x")],
-            output: vec![float_value("y")],
-            ..Default::default()
-        }
-    }
-
-    fn float_value(name: &str) -> pb::ValueInfoProto {
-        pb::ValueInfoProto {
-            name: name.into(),
-            r#type: Some(pb::TypeProto {
-                value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                    elem_type: pb::tensor_proto::DataType::Float as i32,
-                    shape: None,
-                })),
-                ..Default::default()
-            }),
+            input: vec![onnx::float_value("x")],
+            output: vec![onnx::float_value("y")],
             ..Default::default()
         }
     }
