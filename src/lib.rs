@@ -9,6 +9,7 @@ pub mod data;
 pub mod eval;
 pub mod jobs;
 pub mod onnx;
+pub mod paths;
 pub mod quant;
 pub mod report;
 pub mod runtime;

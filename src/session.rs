@@ -23,15 +23,25 @@ pub struct ModelRef {
 
 impl ModelRef {
     pub fn of_file(path: &Path) -> Result<ModelRef> {
-        use sha2::Digest;
+        crate::jobs::checkpoint("hash a model file")?;
         let bytes =
             std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-        Ok(ModelRef {
-            path: path.display().to_string(),
-            sha256: format!("{:x}", sha2::Sha256::digest(&bytes)),
-            bytes: bytes.len() as u64,
-        })
+        Ok(ModelRef::of_bytes(path, &bytes))
     }
+
+    /// The reference to a file at `path` holding `bytes` (read once for decoding and hashing).
+    pub fn of_bytes(path: &Path, bytes: &[u8]) -> ModelRef {
+        ModelRef {
+            path: crate::paths::absolute(path).display().to_string(),
+            sha256: sha256_hex(bytes),
+            bytes: bytes.len() as u64,
+        }
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(bytes))
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -48,6 +58,32 @@ pub struct DataStamp {
     pub path: String,
     pub sha256: String,
     pub desc: DatasetDesc,
+}
+
+impl DataStamp {
+    /// What `dataset` is: its absolute path and description, and the hash of its contents.
+    pub fn of(dataset: &crate::data::Dataset) -> Result<DataStamp> {
+        Ok(DataStamp {
+            path: crate::paths::absolute(&dataset.path).display().to_string(),
+            sha256: dataset.content_sha256()?,
+            desc: dataset.resolved_desc(),
+        })
+    }
+}
+
+impl DatasetRef {
+    /// A session's reference to `dataset` (absolute paths; saved relative to the session).
+    pub fn of(dataset: &crate::data::Dataset) -> DatasetRef {
+        DatasetRef {
+            path: crate::paths::absolute(&dataset.path).display().to_string(),
+            desc: dataset.resolved_desc(),
+        }
+    }
+
+    /// Opens the dataset the session names.
+    pub fn open(&self) -> Result<crate::data::Dataset> {
+        crate::data::Dataset::from_desc(self.desc.clone(), Path::new(""), Path::new(&self.path))
+    }
 }
 
 /// One evaluation on one runtime.
@@ -136,9 +172,11 @@ impl Experiment {
     }
 }
 
-/// The session file format this build writes: 1 added experiment ids. Older files load
-/// (missing fields take defaults, ids are assigned); newer ones are refused by name.
-pub const SESSION_FORMAT: u32 = 1;
+/// The session file format this build writes: 1 added experiment ids; 2 records paths relative
+/// to the session file (where they lie near it, see [`crate::paths::portable`]). Older files
+/// load (missing fields take defaults, ids are assigned, paths resolved as those versions
+/// meant them); newer ones are refused by name.
+pub const SESSION_FORMAT: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Session {
@@ -219,9 +257,16 @@ impl Session {
             .map_err(|e| anyhow!("cannot serialize the session: {e}"))
     }
 
+    /// Parses a session text (paths as written; [`Session::load`] resolves them).
     pub fn from_ron(text: &str) -> Result<Session> {
+        Ok(Session::parse(text)?.0)
+    }
+
+    /// The session and the format it was written in.
+    fn parse(text: &str) -> Result<(Session, u32)> {
         // ron's error starts with line:column.
         let mut session: Session = ron::from_str(text).map_err(|e| anyhow!("at {e}"))?;
+        let written_in = session.format;
         if session.format > SESSION_FORMAT {
             return Err(anyhow!(
                 "written by quantbench {} in session format {}; this quantbench {} reads up to format {SESSION_FORMAT}",
@@ -232,27 +277,41 @@ impl Session {
         }
         session.assign_missing_ids();
         session.format = SESSION_FORMAT;
-        Ok(session)
+        Ok((session, written_in))
     }
 
-    /// Writes atomically: a crash mid-write leaves the previous file intact.
+    /// Writes atomically (a crash mid-write leaves the previous file intact), with the paths
+    /// it holds relative to the file's folder where they lie near it.
     pub fn save(&self, path: &Path) -> Result<()> {
-        crate::onnx::write_atomic(path, self.to_ron()?.as_bytes())
+        crate::jobs::checkpoint("save a session")?;
+        let dir = session_dir(path);
+        let mut portable = self.clone();
+        portable.map_paths(&mut |p| *p = crate::paths::portable(p, &dir));
+        crate::onnx::write_atomic(path, portable.to_ron()?.as_bytes())
     }
 
-    /// The model file: its path as recorded, or, when that is relative and not found from
-    /// here, relative to the session file's folder.
-    pub fn model_file(&self, session_path: &Path) -> std::path::PathBuf {
-        let recorded = Path::new(&self.model.path);
-        if recorded.is_relative() && !recorded.exists() {
-            if let Some(dir) = session_path.parent() {
-                let beside = dir.join(recorded);
-                if beside.exists() {
-                    return beside;
-                }
+    /// Calls `f` on every file path the session holds: the model, the dataset (and the files
+    /// its description names), each result's kept model and data.
+    fn map_paths(&mut self, f: &mut dyn FnMut(&mut String)) {
+        f(&mut self.model.path);
+        if let Some(d) = self.dataset.as_mut() {
+            f(&mut d.path);
+            d.desc.paths_mut().into_iter().for_each(&mut *f);
+        }
+        for e in &mut self.experiments {
+            if let Some(p) = e.result.model_path.as_mut() {
+                f(p);
+            }
+            if let Some(d) = e.result.data.as_mut() {
+                f(&mut d.path);
+                d.desc.paths_mut().into_iter().for_each(&mut *f);
             }
         }
-        recorded.to_path_buf()
+    }
+
+    /// The model file (absolute once loaded).
+    pub fn model_file(&self) -> std::path::PathBuf {
+        std::path::PathBuf::from(&self.model.path)
     }
 
     /// A message when `model` is not the file the session measured (another SHA-256).
@@ -268,12 +327,76 @@ impl Session {
         }))
     }
 
+    /// Reads a session file; its paths come back absolute. A file that does not parse is
+    /// copied to a backup beside it (named in the error) before anything can overwrite it.
     pub fn load(path: &Path) -> Result<Session> {
-        let text = std::fs::read_to_string(path)
+        crate::jobs::checkpoint("open a session")?;
+        let bytes = std::fs::read(path)
             .with_context(|| format!("{}: cannot read session", path.display()))?;
-        Session::from_ron(&text)
-            .with_context(|| format!("{}: not a quantbench session", path.display()))
+        let parsed = std::str::from_utf8(&bytes)
+            .map_err(|e| anyhow!("not UTF-8 text ({e})"))
+            .and_then(Session::parse);
+        let (mut session, format) = match parsed {
+            Ok(p) => p,
+            Err(e) => {
+                let kept = match keep_backup(path, &bytes) {
+                    Ok(backup) => format!("a copy is kept as {}", backup.display()),
+                    Err(b) => format!("no backup could be written: {b:#}"),
+                };
+                return Err(e.context(format!(
+                    "{}: not a quantbench session ({kept})",
+                    path.display()
+                )));
+            }
+        };
+        let dir = session_dir(path);
+        if format >= 2 {
+            session.map_paths(&mut |p| *p = crate::paths::resolve(p, &dir));
+        } else {
+            // Before format 2 relative paths were relative to the directory quantbench ran in;
+            // the session's own folder is tried first (a moved project), then that.
+            session.map_paths(&mut |p| {
+                let beside = crate::paths::resolve(p, &dir);
+                *p = if p.is_empty() || Path::new(&beside).exists() {
+                    beside
+                } else {
+                    crate::paths::absolute(Path::new(p.as_str()))
+                        .display()
+                        .to_string()
+                };
+            });
+        }
+        Ok(session)
     }
+}
+
+fn session_dir(path: &Path) -> std::path::PathBuf {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    crate::paths::absolute(dir)
+}
+
+/// Copies a session file that does not parse to `NAME.corrupt-N.ron` beside it (the first N
+/// free, or the one already holding these bytes), and returns the copy's path.
+fn keep_backup(path: &Path, bytes: &[u8]) -> Result<std::path::PathBuf> {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "session".into());
+    for n in 1..1000 {
+        let backup = path.with_file_name(format!("{stem}.corrupt-{n}.ron"));
+        match std::fs::read(&backup) {
+            Ok(existing) if existing == bytes => return Ok(backup),
+            Ok(_) => continue,
+            Err(_) => {
+                crate::onnx::write_atomic(&backup, bytes)?;
+                return Ok(backup);
+            }
+        }
+    }
+    Err(anyhow!("1000 backups exist already"))
 }
 
 /// The `standard` preset: float, fp16, int8 weight-only, int8 per-tensor and per-channel, int8

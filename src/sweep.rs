@@ -2,7 +2,8 @@
 //! CLI's `sweep`, the GUI's jobs and the tests all come through here.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
@@ -48,7 +49,7 @@ impl Default for SweepSettings {
 pub struct Workbench {
     pub float: pb::ModelProto,
     pub float_bytes: u64,
-    pub dataset: Dataset,
+    pub dataset: Arc<Dataset>,
     /// The model's inputs, and the first sample bound to them (shapes for loading, the
     /// benchmark's input).
     pub inputs: Vec<InputSpec>,
@@ -59,14 +60,17 @@ pub struct Workbench {
 }
 
 impl Workbench {
-    pub fn new(float: pb::ModelProto, float_bytes: u64, dataset: Dataset) -> Result<Self> {
+    /// `dataset` may be shared (a window keeps the one it shows, a job runs on it).
+    pub fn new(
+        float: pb::ModelProto,
+        float_bytes: u64,
+        dataset: impl Into<Arc<Dataset>>,
+    ) -> Result<Self> {
+        let dataset = dataset.into();
         let inputs = tensor::model_inputs(&float)?;
         let example = dataset.bound(0, &inputs)?.inputs;
-        let data = crate::session::DataStamp {
-            path: dataset.path.display().to_string(),
-            sha256: dataset.content_sha256()?,
-            desc: dataset.desc.clone(),
-        };
+        crate::jobs::checkpoint("prepare experiments")?;
+        let data = crate::session::DataStamp::of(&dataset)?;
         Ok(Workbench {
             float,
             float_bytes,
@@ -151,12 +155,7 @@ impl Workbench {
                     quant::quantize(&self.float, config, Some(&self.dataset), progress)?;
                 experiment.result.size_bytes = prost::Message::encoded_len(&q) as u64;
                 if let Some(dir) = &settings.models_dir {
-                    let path = dir.join(format!(
-                        "{:02}-{}.onnx",
-                        experiment.id,
-                        slug(&experiment.name)
-                    ));
-                    onnx::write_model(&path, &q, onnx::SINGLE_FILE_LIMIT)?;
+                    let path = keep_model(dir, experiment, &q)?;
                     experiment.result.model_path = Some(path.display().to_string());
                 }
                 experiment.result.quantize = Some(report);
@@ -273,6 +272,27 @@ pub fn run_pending(
         after_each(session, index)?;
     }
     Ok(())
+}
+
+/// Writes an experiment's quantized model into `dir` as `ID-NAME-HASH.onnx`: the content hash
+/// in the name means two sessions sharing a folder (or a session started afresh, whose ids
+/// begin again at 1) never overwrite each other's files with other contents.
+pub fn keep_model(dir: &Path, experiment: &Experiment, model: &pb::ModelProto) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let bytes = onnx::encode_model(model);
+    let hash = crate::session::sha256_hex(&bytes);
+    let path = crate::paths::absolute(&dir.join(format!(
+        "{:02}-{}-{}.onnx",
+        experiment.id,
+        slug(&experiment.name),
+        &hash[..10]
+    )));
+    if bytes.len() as u64 <= onnx::SINGLE_FILE_LIMIT {
+        onnx::write_atomic(&path, &bytes)?;
+    } else {
+        onnx::write_model(&path, model, onnx::SINGLE_FILE_LIMIT)?;
+    }
+    Ok(path)
 }
 
 /// A file-name-safe form of an experiment name.

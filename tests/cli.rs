@@ -1,4 +1,6 @@
 //! The `quantbench` binary: its command-line contract and its answers to bad input.
+// Tests may unwrap: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

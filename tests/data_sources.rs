@@ -1,5 +1,7 @@
 //! `--data` without a hand-written description: folders of photos, ONNX test data, `.npz`,
 //! synthetic inputs, `dataset new`/`dataset show`, and the errors of each, through the binary.
+// Tests may unwrap: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -373,6 +375,9 @@ fn sentences_in_a_csv_are_tokenized_into_the_models_inputs() {
         "--mode",
         "int8",
         "--per-channel",
+        // 7-bit weights: exact in ONNX Runtime's default kernels on every x86 CPU (without
+        // VNNI they saturate: 9.2 dB instead of 32.6 on an AVX2 EPYC).
+        "--reduce-range",
     ];
     quantize.extend(&text_args);
     ok(&run(&quantize, d));

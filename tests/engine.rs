@@ -1,4 +1,6 @@
 //! The engine through its public API, on the bundled real models and data.
+// Tests may unwrap: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! The real window under a display (Xvfb in tests/run_all.sh): `quantbench screenshot` runs the
 //! standard preset on the MNIST sample, then writes a PNG of the window and the session.
+// Tests may unwrap: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

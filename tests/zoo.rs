@@ -3,6 +3,8 @@
 //! detection heads with NMS, subgraphs, ConvTranspose groups, Gemm variants, recurrent state —
 //! each quantized in every mode and checked by ONNX's checker, run by ONNX Runtime and tract,
 //! and compared with the float model.
+// Tests may unwrap: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -291,9 +293,12 @@ np.savez(r"{}", input_ids=ids, attention_mask=mask, label=rng.integers(0, 3, siz
 fn int8_dynamic_encoder_runs_alike_in_both_runtimes() {
     let float = read(&zoo("encoder"));
     let data = synthetic(&float, 16);
+    // 7-bit weights: MatMulInteger is exact in ONNX Runtime on every x86 CPU with them (with
+    // 8-bit weights and no VNNI its 16-bit sums saturate: 17.5 dB instead of 34.8 here).
     let config = QuantConfig {
         mode: Mode::Int8Dynamic,
         per_channel: true,
+        reduce_range: true,
         ..Default::default()
     };
     let (q, report) = quant::quantize(&float, &config, None, &Progress::new()).unwrap();

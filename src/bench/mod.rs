@@ -92,6 +92,7 @@ pub fn benchmark(
     settings: &BenchSettings,
     progress: &Progress,
 ) -> Result<BenchReport> {
+    crate::jobs::checkpoint("benchmark")?;
     if settings.runs == 0 {
         bail!("runs: at least one run is needed");
     }

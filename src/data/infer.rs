@@ -706,7 +706,7 @@ fn synthetic_inputs(
 pub fn save_description(desc: &DatasetDesc, base: &Path, out: &Path) -> Result<()> {
     let dir = onnx::check_output_dir(out)?.to_path_buf();
     let mut desc = desc.clone();
-    for p in source_paths(&mut desc) {
+    for p in desc.paths_mut() {
         if Path::new(p.as_str()).is_relative() {
             *p = base.join(p.as_str()).display().to_string();
         }
@@ -717,54 +717,18 @@ pub fn save_description(desc: &DatasetDesc, base: &Path, out: &Path) -> Result<(
     onnx::write_atomic(out, text.as_bytes())
 }
 
-/// Every file path a description holds.
-fn source_paths(desc: &mut DatasetDesc) -> Vec<&mut String> {
-    match &mut desc.source {
-        Source::Csv { path, .. }
-        | Source::ImageFolder { path, .. }
-        | Source::Npy { path }
-        | Source::Npz { path }
-        | Source::OnnxTestData { path } => vec![path],
-        Source::Text {
-            path, tokenizer, ..
-        } => vec![path, tokenizer],
-        Source::Synthetic { .. } => vec![],
-    }
-}
-
 /// Rewrites the source path of `desc` relative to `dir` (where its `.ron` will live), so that
 /// the description keeps working when the folder moves.
 pub fn relative_to(desc: &mut DatasetDesc, dir: &Path) -> Result<()> {
-    let rel = |p: &mut String| -> Result<()> {
-        let abs = std::path::absolute(Path::new(p.as_str()))
-            .with_context(|| format!("{p}: cannot resolve"))?;
-        let dir = std::path::absolute(dir)
-            .with_context(|| format!("{}: cannot resolve", dir.display()))?;
-        *p = relative_path(&abs, &dir).display().to_string();
-        Ok(())
-    };
-    source_paths(desc).into_iter().try_for_each(rel)
-}
-
-/// `target` as seen from `base` (both absolute), with `..` where needed.
-pub fn relative_path(target: &Path, base: &Path) -> PathBuf {
-    let t: Vec<_> = target.components().collect();
-    let b: Vec<_> = base.components().collect();
-    let common = t.iter().zip(&b).take_while(|(x, y)| x == y).count();
-    if common == 0 {
-        return target.to_path_buf();
+    let dir =
+        std::path::absolute(dir).with_context(|| format!("{}: cannot resolve", dir.display()))?;
+    for p in desc.paths_mut() {
+        let abs = crate::paths::absolute(Path::new(p.as_str()));
+        *p = crate::paths::relative_path(&abs, &dir)
+            .display()
+            .to_string();
     }
-    let mut out = PathBuf::new();
-    for _ in common..b.len() {
-        out.push("..");
-    }
-    for c in &t[common..] {
-        out.push(c);
-    }
-    if out.as_os_str().is_empty() {
-        out.push(".");
-    }
-    out
+    Ok(())
 }
 
 #[cfg(test)]
@@ -786,17 +750,5 @@ mod tests {
         assert_eq!(v, vec![1.0, -1.0, 1.0]);
         assert_eq!("imagenet".parse::<Preset>(), Ok(Preset::Imagenet));
         assert!("vgg".parse::<Preset>().is_err());
-    }
-
-    #[test]
-    fn relative_paths_walk_up_where_needed() {
-        assert_eq!(
-            relative_path(Path::new("/a/b/photos"), Path::new("/a/c")),
-            PathBuf::from("../b/photos")
-        );
-        assert_eq!(
-            relative_path(Path::new("/a/b/x.csv"), Path::new("/a/b")),
-            PathBuf::from("x.csv")
-        );
     }
 }

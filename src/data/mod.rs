@@ -263,6 +263,32 @@ pub struct DatasetDesc {
     pub augment: usize,
 }
 
+impl DatasetDesc {
+    /// Every file path the description holds (the source, a tokenizer).
+    pub fn paths_mut(&mut self) -> Vec<&mut String> {
+        match &mut self.source {
+            Source::Csv { path, .. }
+            | Source::ImageFolder { path, .. }
+            | Source::Npy { path }
+            | Source::Npz { path }
+            | Source::OnnxTestData { path } => vec![path],
+            Source::Text {
+                path, tokenizer, ..
+            } => vec![path, tokenizer],
+            Source::Synthetic { .. } => vec![],
+        }
+    }
+
+    /// The description with every relative path resolved against `base` (absolute).
+    pub fn resolved(&self, base: &Path) -> DatasetDesc {
+        let mut desc = self.clone();
+        for p in desc.paths_mut() {
+            *p = crate::paths::resolve(p, &crate::paths::absolute(base));
+        }
+        desc
+    }
+}
+
 /// One decoded sample: the model inputs (each a batch of one), its label if the dataset has
 /// labels, and the expected outputs if the dataset ships them.
 #[derive(Clone, Debug)]
@@ -318,8 +344,12 @@ pub struct Dataset {
     pub desc: DatasetDesc,
     /// The description file (or the source, when opened without one).
     pub path: PathBuf,
+    /// The folder the description's relative paths are relative to.
+    pub base: PathBuf,
     /// The files the samples come from (resolved), for the content hash; empty for synthetic.
     source_files: Vec<PathBuf>,
+    /// [`Dataset::content_sha256`], computed once.
+    content_hash: std::sync::OnceLock<String>,
     loaded: Loaded,
 }
 
@@ -364,6 +394,7 @@ impl Dataset {
     }
 
     pub fn from_desc(desc: DatasetDesc, base: &Path, path: &Path) -> Result<Dataset> {
+        crate::jobs::checkpoint("open a dataset")?;
         let resolve = |p: &str| -> PathBuf {
             let p = Path::new(p);
             if p.is_absolute() {
@@ -452,7 +483,9 @@ impl Dataset {
         let dataset = Dataset {
             desc,
             path: path.to_path_buf(),
+            base: base.to_path_buf(),
             source_files,
+            content_hash: Default::default(),
             loaded,
         };
         if dataset.is_empty() {
@@ -468,24 +501,22 @@ impl Dataset {
     /// of every file the samples come from, each with its name relative to the first: the
     /// same figure means the same samples, wherever the files were moved.
     pub fn content_sha256(&self) -> Result<String> {
+        if let Some(h) = self.content_hash.get() {
+            return Ok(h.clone());
+        }
+        let h = self.compute_content_sha256()?;
+        Ok(self.content_hash.get_or_init(|| h).clone())
+    }
+
+    fn compute_content_sha256(&self) -> Result<String> {
+        crate::jobs::checkpoint("hash a dataset")?;
         use sha2::Digest;
         use std::io::Read;
         let mut hash = sha2::Sha256::new();
         let mut desc = self.desc.clone();
         // Where the files are is not what they hold: the description without its paths.
-        match &mut desc.source {
-            Source::Csv { path, .. }
-            | Source::ImageFolder { path, .. }
-            | Source::Npy { path }
-            | Source::Npz { path }
-            | Source::OnnxTestData { path } => path.clear(),
-            Source::Text {
-                path, tokenizer, ..
-            } => {
-                path.clear();
-                tokenizer.clear();
-            }
-            Source::Synthetic { .. } => {}
+        for p in desc.paths_mut() {
+            p.clear();
         }
         hash.update(
             ron::to_string(&desc)
@@ -590,8 +621,15 @@ impl Dataset {
         Ok(start..end)
     }
 
+    /// The description with absolute paths: what a session records, so that it opens from
+    /// anywhere (and saves relative to its own file).
+    pub fn resolved_desc(&self) -> DatasetDesc {
+        self.desc.resolved(&self.base)
+    }
+
     /// Decodes sample `index` into model inputs with a batch axis of 1.
     pub fn sample(&self, index: usize) -> Result<Sample> {
+        crate::jobs::checkpoint("decode a sample")?;
         let pre = &self.desc.preprocess;
         let missing = || anyhow!("{}: no sample {index}", self.path.display());
         let one = |shape: Vec<usize>, data: Vec<f32>| vec![Feed::f32("", shape, data)];

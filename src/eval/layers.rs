@@ -81,6 +81,7 @@ pub fn per_layer_sqnr(
     samples: usize,
     progress: &Progress,
 ) -> Result<Vec<LayerError>> {
+    crate::jobs::checkpoint("per-layer error")?;
     let pairs = tapped_pairs(quantized, float);
     if pairs.is_empty() {
         return Ok(vec![]);

@@ -86,6 +86,7 @@ pub fn collect_outputs(
     limit: Option<usize>,
     progress: &Progress,
 ) -> Result<Outputs> {
+    crate::jobs::checkpoint("run a model over a dataset")?;
     let started = Instant::now();
     let indices: Vec<usize> = dataset
         .indices(Purpose::Evaluation)?

@@ -1,9 +1,15 @@
 //! The app: state in one place, commands applied once per frame, job messages read in
 //! `logic()`, everything drawn in `ui()`.
+//!
+//! The UI thread never does engine work. Opening a model, a session or a dataset (previews
+//! included), running experiments, exporting, saving, autosaving and writing screenshots each
+//! run as a job of the engine's job service ([`quantbench::jobs`]); the app keeps what it shows
+//! until the job's result arrives, then applies it. A job that is no longer wanted (a model
+//! opened while experiments ran on the previous one) is cancelled and kept until its thread
+//! ends, so that dropping it never waits on the UI thread.
 
-use std::cell::RefCell;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,11 +18,14 @@ use eframe::egui;
 use serde::{Deserialize, Serialize};
 
 use quantbench::data::Dataset;
-use quantbench::onnx::{self, inspect::ModelSummary, pb};
-use quantbench::session::{DatasetRef, Experiment, ModelRef, Session};
+use quantbench::jobs::{Job, JobEnd, JobEvent};
+use quantbench::onnx::{inspect::ModelSummary, pb};
+use quantbench::session::{DatasetRef, Experiment, Session};
 use quantbench::sweep::SweepSettings;
 
-use super::jobs::{JobEnd, JobEvent, JobInput, RunningJob};
+use super::commands::Commands;
+use super::jobs::{ExperimentEvent, ExperimentsJob, JobInput};
+use super::tasks::{self, EarlierWork, ExportSource, Interrupted, Loaded, OpenedDataset};
 use super::{AppCommand, ScreenshotPlan, Startup};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -77,14 +86,15 @@ pub struct Persisted {
 
 pub struct LoadedModel {
     pub path: PathBuf,
-    pub proto: pb::ModelProto,
+    pub proto: Arc<pb::ModelProto>,
     pub summary: ModelSummary,
     pub bytes: u64,
 }
 
 pub struct LoadedDataset {
     pub path: PathBuf,
-    pub dataset: Dataset,
+    /// Shared with the jobs that read it (experiments, a fit check for another model).
+    pub dataset: Arc<Dataset>,
     /// Why the dataset does not fit the model, if it does not.
     pub mismatch: Option<String>,
     /// What had to be guessed to read it (a folder or file opened without a description).
@@ -98,17 +108,12 @@ pub enum Level {
     Error,
 }
 
-/// Sends commands from panels that only borrow the app's state.
-#[derive(Default)]
-pub struct Commands(RefCell<Vec<AppCommand>>);
-
-impl Commands {
-    pub fn send(&self, c: AppCommand) {
-        self.0.borrow_mut().push(c);
-    }
-    fn take(&self) -> Vec<AppCommand> {
-        std::mem::take(&mut self.0.borrow_mut())
-    }
+/// Work from an earlier run the user can take up.
+pub enum Offer {
+    /// A window that is gone was working on this session.
+    Interrupted(Interrupted),
+    /// The model just opened has results autosaved by an earlier run.
+    Earlier(EarlierWork),
 }
 
 /// What panels see of the app during one frame.
@@ -116,7 +121,14 @@ pub struct AppCtx<'a> {
     pub model: Option<&'a LoadedModel>,
     pub dataset: Option<&'a LoadedDataset>,
     pub session: Option<&'a Session>,
-    pub job: Option<&'a RunningJob>,
+    pub job: Option<&'a ExperimentsJob>,
+    /// A model, session or dataset is being opened.
+    pub loading: bool,
+    /// What runs in the background besides experiments (label, whether it can be stopped).
+    pub activity: Vec<(String, bool)>,
+    pub offer: Option<&'a Offer>,
+    pub messages: &'a [(Level, String)],
+    pub recent: &'a [String],
     pub selected: Option<usize>,
     pub keep_float: &'a [String],
     /// The output accuracy is scored on (`None`: the first).
@@ -130,20 +142,56 @@ pub struct AppCtx<'a> {
     pub is_test: bool,
 }
 
+/// One background job of the window with what it is doing, in words.
+struct Task<T> {
+    label: String,
+    job: Job<(), T>,
+}
+
+/// A cancelled job whose thread has not ended yet: dropped (and so joined) once it has.
+trait Retiring {
+    fn is_finished(&self) -> bool;
+}
+
+impl<M, T> Retiring for Job<M, T> {
+    fn is_finished(&self) -> bool {
+        Job::is_finished(self)
+    }
+}
+
 pub struct WorkbenchApp {
     pub persisted: Persisted,
     pub model: Option<LoadedModel>,
     pub dataset: Option<LoadedDataset>,
     pub session: Option<Session>,
-    /// Where the session is saved after each finished experiment.
+    /// The session's file: where it is saved after each finished experiment (the file the
+    /// user saved or opened, or an autosave in the data folder); `None`: nowhere.
     pub session_path: Option<PathBuf>,
-    pub job: Option<RunningJob>,
+    pub job: Option<ExperimentsJob>,
     pub selected: Option<usize>,
     pub messages: Vec<(Level, String)>,
     pub is_test: bool,
     pub sweep_settings: SweepSettings,
-    pub typed_path: String,
     pub settings: super::settings_panel::SettingsPanel,
+    /// Autosaves, kept models of unsaved sessions and the running-window marker live here;
+    /// `None`: nothing is written outside the files the user names.
+    pub data_dir: Option<PathBuf>,
+    pub offer: Option<Offer>,
+    /// Keeps a test's data folder alive as long as the app.
+    #[cfg(test)]
+    pub temp: Option<tempfile::TempDir>,
+    loading: Option<Task<Loaded>>,
+    /// Dataset commands given while a model was opening: applied once it is open.
+    deferred: Vec<AppCommand>,
+    writes: Vec<Task<String>>,
+    autosave: Option<Task<String>>,
+    autosave_due: bool,
+    interrupted_check: Option<Job<(), Option<Interrupted>>>,
+    retired: Vec<Box<dyn Retiring>>,
+    /// The first model load of a window started on a model: add the standard preset to an
+    /// empty session, and run it in screenshot mode.
+    startup_pending: bool,
+    toolbar: super::toolbar::Toolbar,
     model_panel: super::model_panel::ModelPanel,
     dataset_panel: super::dataset_panel::DatasetPanel,
     experiments_panel: super::experiments_panel::ExperimentsPanel,
@@ -155,11 +203,42 @@ pub struct WorkbenchApp {
     pub first_frame: Option<Duration>,
     started: Instant,
     screenshot_plan: Option<ScreenshotPlan>,
-    screenshot_tx: Sender<(PathBuf, Arc<egui::ColorImage>)>,
+    screenshot_tx: SyncSender<(PathBuf, Arc<egui::ColorImage>)>,
     screenshot_rx: Receiver<(PathBuf, Arc<egui::ColorImage>)>,
     screenshot_pending: bool,
     settled_frames: usize,
     ctx: Option<egui::Context>,
+    frame_bench: Option<super::frame_bench::FrameBench>,
+    /// When this frame's `logic()` began (the UI thread's work in a frame: logic + ui).
+    frame_began: Option<Instant>,
+}
+
+thread_local! {
+    /// Set while this thread runs a frame of the window (or applies a command): engine work
+    /// then would freeze the window (tests check that none happens).
+    static IN_FRAME: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is inside a frame of the window.
+#[cfg(test)]
+pub fn in_frame() -> bool {
+    IN_FRAME.with(|f| f.get())
+}
+
+/// Marks the time a frame (or a command) runs; nests.
+struct FrameMark(bool);
+
+impl FrameMark {
+    fn enter() -> Self {
+        FrameMark(IN_FRAME.with(|f| f.replace(true)))
+    }
+}
+
+impl Drop for FrameMark {
+    fn drop(&mut self) {
+        let was = self.0;
+        IN_FRAME.with(|f| f.set(was));
+    }
 }
 
 fn repaint_fn(ctx: &Option<egui::Context>) -> impl Fn() + Send + Sync + 'static {
@@ -169,6 +248,12 @@ fn repaint_fn(ctx: &Option<egui::Context>) -> impl Fn() + Send + Sync + 'static 
             c.request_repaint();
         }
     }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
 }
 
 impl WorkbenchApp {
@@ -183,39 +268,45 @@ impl WorkbenchApp {
             startup.started.unwrap_or_else(Instant::now),
         );
         app.persisted = persisted;
+        app.data_dir = eframe::storage_dir("quantbench");
+        app.start(startup);
+        app
+    }
+
+    /// Applies what the window opens with; looks for an interrupted session.
+    pub fn start(&mut self, startup: Startup) {
+        let _frame = FrameMark::enter();
         if let Some(plan) = &startup.screenshot {
-            app.persisted.view = plan.view;
-            app.persisted.setup_tab = plan.tab;
+            self.persisted.view = plan.view;
+            self.persisted.setup_tab = plan.tab;
         }
-        app.screenshot_plan = startup.screenshot;
+        self.screenshot_plan = startup.screenshot;
+        self.frame_bench = startup.frame_bench.map(super::frame_bench::FrameBench::new);
+        if let (Some(dir), None, None) = (&self.data_dir, &self.screenshot_plan, &self.frame_bench)
+        {
+            let dir = dir.clone();
+            self.interrupted_check =
+                Job::spawn("recovery-check", repaint_fn(&self.ctx), move |_| {
+                    let found = tasks::find_interrupted(&dir)?;
+                    tasks::write_marker(&dir, None)?;
+                    Ok(found)
+                })
+                .map_err(|e| self.error(&e))
+                .ok();
+        }
         let target = startup
             .open
             .clone()
             .or_else(|| super::sample_dir().map(|d| d.join("model.onnx")));
         if let Some(path) = target {
-            app.apply(AppCommand::OpenPath(path));
+            self.startup_pending = true;
+            self.apply(AppCommand::OpenPath(path));
         }
-        // A model opened without a session comes with the standard preset, ready to run.
-        if app
-            .session
-            .as_ref()
-            .is_some_and(|s| s.experiments.is_empty())
-        {
-            app.apply(AppCommand::AddPreset);
-        }
-        let pending = app
-            .session
-            .as_ref()
-            .is_some_and(|s| s.experiments.iter().any(|e| !e.is_done()));
-        if app.screenshot_plan.is_some() && pending {
-            app.apply(AppCommand::Run);
-        }
-        app
     }
 
     /// An app with nothing open (tests build on it).
     pub fn empty(ctx: Option<egui::Context>, started: Instant) -> Self {
-        let (screenshot_tx, screenshot_rx) = channel();
+        let (screenshot_tx, screenshot_rx) = sync_channel(4);
         let mut sweep_settings = SweepSettings::default();
         sweep_settings.bench.runs = 50;
         sweep_settings.bench.warmup = 5;
@@ -233,8 +324,20 @@ impl WorkbenchApp {
             messages: vec![],
             is_test: false,
             sweep_settings,
-            typed_path: String::new(),
             settings: Default::default(),
+            data_dir: None,
+            offer: None,
+            #[cfg(test)]
+            temp: None,
+            loading: None,
+            deferred: vec![],
+            writes: vec![],
+            autosave: None,
+            autosave_due: false,
+            interrupted_check: None,
+            retired: vec![],
+            startup_pending: false,
+            toolbar: Default::default(),
             model_panel: Default::default(),
             dataset_panel: Default::default(),
             experiments_panel: Default::default(),
@@ -251,6 +354,8 @@ impl WorkbenchApp {
             screenshot_pending: false,
             settled_frames: 0,
             ctx,
+            frame_bench: None,
+            frame_began: None,
         }
     }
 
@@ -262,38 +367,54 @@ impl WorkbenchApp {
         self.messages.push((Level::Error, format!("{e:#}")));
     }
 
-    /// The autosave file: the session's own file, or one in the app's data folder.
-    fn autosave_path(&self) -> Option<PathBuf> {
-        self.session_path.clone().or_else(|| {
-            if self.is_test {
-                return None;
-            }
-            let dir = eframe::storage_dir("quantbench")?;
-            std::fs::create_dir_all(&dir).ok()?;
-            Some(dir.join("autosave.ron"))
-        })
+    /// Where autosaves of sessions without a file of their own go.
+    fn sessions_dir(&self) -> Option<PathBuf> {
+        self.data_dir.as_ref().map(|d| d.join("sessions"))
     }
 
-    /// `SESSION.models/` beside the session file or the autosave, created; `None` when the
-    /// session has no file (tests).
-    fn models_dir(&self) -> Result<Option<PathBuf>> {
-        let Some(session) = self.autosave_path() else {
-            return Ok(None);
-        };
-        let dir = session.with_extension("models");
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("{}: cannot create", dir.display()))?;
-        Ok(Some(dir))
+    /// `SESSION.models/` beside the session's file, where its quantized models are kept.
+    fn models_dir(&self) -> Option<PathBuf> {
+        self.session_path
+            .as_ref()
+            .map(|s| s.with_extension("models"))
     }
 
     fn remember(&mut self, path: &Path) {
-        let p = path.display().to_string();
+        let p = quantbench::paths::absolute(path).display().to_string();
         self.persisted.recent.retain(|r| *r != p);
         self.persisted.recent.insert(0, p);
         self.persisted.recent.truncate(8);
     }
 
+    /// Runs `work` as a write of the window: its message is shown when it is done.
+    fn write(
+        &mut self,
+        label: String,
+        work: impl FnOnce() -> Result<String> + Send + 'static,
+    ) -> Result<()> {
+        let job = Job::spawn("write", repaint_fn(&self.ctx), move |_| work())?;
+        self.writes.push(Task { label, job });
+        Ok(())
+    }
+
+    /// Starts opening something (a model, a session, a dataset); one at a time: a newer
+    /// request stops the one in flight.
+    fn load(
+        &mut self,
+        label: String,
+        work: impl FnOnce() -> Result<Loaded> + Send + 'static,
+    ) -> Result<()> {
+        if let Some(old) = self.loading.take() {
+            old.job.cancel();
+            self.retired.push(Box::new(old.job));
+        }
+        let job = Job::spawn("open", repaint_fn(&self.ctx), move |_| work())?;
+        self.loading = Some(Task { label, job });
+        Ok(())
+    }
+
     pub fn apply(&mut self, command: AppCommand) {
+        let _frame = FrameMark::enter();
         if let Err(e) = self.try_apply(command) {
             self.error(&e);
         }
@@ -302,48 +423,74 @@ impl WorkbenchApp {
     fn try_apply(&mut self, command: AppCommand) -> Result<()> {
         match command {
             AppCommand::OpenPath(path) => {
-                if path.extension().is_some_and(|e| e == "ron") {
-                    self.open_session(&path)?;
-                } else {
-                    self.open_model(&path)?;
-                }
                 self.remember(&path);
+                let sessions = self.sessions_dir();
+                if path.extension().is_some_and(|e| e == "ron") {
+                    let label = format!("Opening the session {}…", file_name(&path));
+                    self.load(label, move || {
+                        tasks::open_session(&path, sessions.as_deref())
+                            .map(|s| Loaded::Session(Box::new(s)))
+                    })?;
+                } else {
+                    let label = format!("Opening {}…", file_name(&path));
+                    let current = self.dataset.as_ref().map(|d| d.dataset.clone());
+                    self.load(label, move || {
+                        tasks::open_model(&path, current, sessions.as_deref())
+                            .map(|m| Loaded::Model(Box::new(m)))
+                    })?;
+                }
             }
             AppCommand::OpenDataset(path) => {
-                let (dataset, notes) = match &self.model {
-                    Some(m) => Dataset::open_for(&path, &m.proto, &Default::default())?,
-                    None if path.extension().is_some_and(|e| e == "ron") => {
-                        (Dataset::open(&path)?, vec![])
-                    }
+                if self.loading.is_some() {
+                    self.deferred.push(AppCommand::OpenDataset(path));
+                    return Ok(());
+                }
+                let model = match &self.model {
+                    Some(m) => m.proto.clone(),
                     None => {
                         return Err(anyhow!(
                             "open a model first: a folder or file is read for the model's inputs"
                         ))
                     }
                 };
-                self.set_dataset(path, dataset);
-                if let Some(d) = self.dataset.as_mut() {
-                    d.notes = notes;
-                }
+                let label = format!("Opening the data {}…", file_name(&path));
+                self.load(label, move || {
+                    tasks::open_dataset(&path, &model).map(|d| Loaded::Dataset(Box::new(d)))
+                })?;
             }
             AppCommand::ApplyDatasetDesc(desc) => {
-                let path = self
-                    .dataset
-                    .as_ref()
-                    .map(|d| d.path.clone())
-                    .ok_or_else(|| anyhow!("no dataset is open"))?;
-                let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-                let dataset = Dataset::from_desc(*desc, &base, &path)?;
-                self.set_dataset(path, dataset);
+                if self.loading.is_some() {
+                    self.deferred.push(AppCommand::ApplyDatasetDesc(desc));
+                    return Ok(());
+                }
+                let (d, m) = match (&self.dataset, &self.model) {
+                    (Some(d), Some(m)) => (d, m),
+                    _ => return Err(anyhow!("no dataset is open")),
+                };
+                let (path, base, model) = (d.path.clone(), d.dataset.base.clone(), m.proto.clone());
+                self.load("Applying the preprocessing…".into(), move || {
+                    tasks::apply_description(*desc, &base, &path, &model)
+                        .map(|d| Loaded::Dataset(Box::new(d)))
+                })?;
             }
             AppCommand::SaveDatasetDesc(path) => {
                 let d = self
                     .dataset
                     .as_ref()
                     .ok_or_else(|| anyhow!("no dataset is open"))?;
-                let base = d.path.parent().unwrap_or(Path::new("."));
-                quantbench::data::infer::save_description(&d.dataset.desc, base, &path)?;
-                self.info(format!("dataset description saved to {}", path.display()));
+                let (desc, base) = (d.dataset.desc.clone(), d.dataset.base.clone());
+                self.write(format!("Saving {}…", file_name(&path)), move || {
+                    quantbench::data::infer::save_description(&desc, &base, &path)?;
+                    Ok(format!("dataset description saved to {}", path.display()))
+                })?;
+            }
+            AppCommand::CancelLoading => {
+                if let Some(task) = self.loading.take() {
+                    task.job.cancel();
+                    self.retired.push(Box::new(task.job));
+                    self.deferred.clear();
+                    self.info(format!("stopped: {}", task.label.trim_end_matches('…')));
+                }
             }
             AppCommand::SetScoredOutput(name) => {
                 self.sweep_settings.output = name;
@@ -400,6 +547,7 @@ impl WorkbenchApp {
                     if i < s.experiments.len() {
                         s.experiments.remove(i);
                         self.selected = None;
+                        self.autosave_due = true;
                     }
                 }
             }
@@ -410,23 +558,27 @@ impl WorkbenchApp {
                     job.cancel();
                 }
             }
-            AppCommand::ExportModel { experiment, path } => self.export_model(experiment, &path)?,
+            AppCommand::ExportModel { experiment, path } => self.export_model(experiment, path)?,
             AppCommand::SaveSession(path) => {
                 let session = self
                     .session
-                    .as_ref()
+                    .clone()
                     .ok_or_else(|| anyhow!("nothing to save"))?;
-                session.save(&path)?;
+                quantbench::onnx::check_output_dir(&path)?;
                 self.session_path = Some(path.clone());
-                self.info(format!("session saved to {}", path.display()));
+                self.update_marker();
+                self.write(format!("Saving {}…", file_name(&path)), move || {
+                    session.save(&path)?;
+                    Ok(format!("session saved to {}", path.display()))
+                })?;
             }
             AppCommand::SaveScreenshot(path) => {
-                onnx::check_output_dir(&path)?;
+                quantbench::onnx::check_output_dir(&path)?;
                 let tx = self.screenshot_tx.clone();
                 let ctx = self.ctx.clone();
                 if let Some(c) = &self.ctx {
                     c.request_screenshot(move |image| {
-                        let _ = tx.send((path, image));
+                        let _ = tx.try_send((path, image));
                         if let Some(c) = ctx {
                             c.request_repaint();
                         }
@@ -436,102 +588,155 @@ impl WorkbenchApp {
             AppCommand::ExportTable(path) => {
                 let session = self
                     .session
-                    .as_ref()
+                    .clone()
                     .ok_or_else(|| anyhow!("nothing to export"))?;
-                let text = if path.extension().is_some_and(|e| e == "md") {
-                    quantbench::report::to_markdown(session)
-                } else {
-                    quantbench::report::to_csv(session)
-                };
-                onnx::write_atomic(&path, text.as_bytes())?;
-                self.info(format!("table written to {}", path.display()));
+                self.write(format!("Writing {}…", file_name(&path)), move || {
+                    tasks::export_table(&session, &path)?;
+                    Ok(format!("table written to {}", path.display()))
+                })?;
             }
             AppCommand::SetView(v) => self.persisted.view = v,
+            AppCommand::DismissMessage(i) => {
+                if i < self.messages.len() {
+                    self.messages.remove(i);
+                }
+            }
+            AppCommand::AcceptOffer => match self.offer.take() {
+                Some(Offer::Interrupted(i)) => {
+                    self.remove_markers(i.markers);
+                    self.apply(AppCommand::OpenPath(i.session));
+                }
+                Some(Offer::Earlier(e)) => self.apply(AppCommand::OpenPath(e.path)),
+                None => {}
+            },
+            AppCommand::DismissOffer => {
+                if let Some(Offer::Interrupted(i)) = self.offer.take() {
+                    self.remove_markers(i.markers);
+                }
+            }
         }
         Ok(())
     }
 
-    fn open_model(&mut self, path: &Path) -> Result<()> {
-        let proto = onnx::read_model(path)?;
-        let summary = onnx::inspect::summarize(&proto, path)?;
-        let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        if let Some(job) = self.job.take() {
-            job.stop();
+    fn remove_markers(&mut self, markers: Vec<PathBuf>) {
+        let result = self.write(String::new(), move || {
+            for m in markers {
+                let _ = std::fs::remove_file(m);
+            }
+            Ok(String::new())
+        });
+        if let Err(e) = result {
+            self.error(&e);
         }
-        self.session = Some(Session::new(ModelRef::of_file(path)?, None));
-        self.session_path = None;
+    }
+
+    /// Tells the data folder which session this window works on (what to recover if it dies).
+    fn update_marker(&mut self) {
+        let (Some(dir), None) = (self.data_dir.clone(), &self.screenshot_plan) else {
+            return;
+        };
+        let session = self.session_path.clone();
+        let result = self.write(String::new(), move || {
+            tasks::write_marker(&dir, session.as_deref())?;
+            Ok(String::new())
+        });
+        if let Err(e) = result {
+            self.error(&e);
+        }
+    }
+
+    /// What an open finished with, applied on the UI thread (no engine work: the job did it).
+    fn apply_loaded(&mut self, loaded: Loaded) {
+        match loaded {
+            Loaded::Model(m) => {
+                let m = *m;
+                self.install_model(m.path, m.proto, m.summary, m.model_ref.bytes, m.dataset);
+                if let (Some(fit), Some(d)) = (m.current_fit, self.dataset.as_mut()) {
+                    d.mismatch = fit;
+                }
+                self.session = Some(m.session);
+                self.session_path = m.autosave;
+                // An interrupted session stays offered until answered.
+                if !matches!(self.offer, Some(Offer::Interrupted(_))) {
+                    self.offer = m.earlier.map(Offer::Earlier);
+                }
+                self.sync_session_dataset();
+                self.update_marker();
+            }
+            Loaded::Session(s) => {
+                let s = *s;
+                let m = s.model;
+                self.install_model(m.path, m.proto, m.summary, m.model_ref.bytes, m.dataset);
+                if let Some(changed) = s.changed {
+                    self.messages.push((Level::Error, changed));
+                }
+                self.session = Some(s.session);
+                self.session_path = Some(s.path);
+                if matches!(self.offer, Some(Offer::Earlier(_))) {
+                    self.offer = None;
+                }
+                self.update_marker();
+            }
+            Loaded::Dataset(d) => self.install_dataset(*d),
+        }
+    }
+
+    fn install_model(
+        &mut self,
+        path: PathBuf,
+        proto: Arc<pb::ModelProto>,
+        summary: ModelSummary,
+        bytes: u64,
+        dataset: Option<std::result::Result<OpenedDataset, String>>,
+    ) {
+        // Experiments of the previous model stop; what they finished was saved.
+        if let Some(job) = self.job.take() {
+            job.cancel();
+            self.retired.push(Box::new(job.into_job()));
+        }
         self.selected = None;
         self.model = Some(LoadedModel {
-            path: path.to_path_buf(),
+            path,
             proto,
             summary,
             bytes,
         });
         self.settings.config.keep_float.clear();
         self.settings.sync_text();
-        // A dataset description beside the model is opened with it.
-        let dir = path.parent().unwrap_or(Path::new("."));
-        if let Some(ds) = ["dataset.ron", "photos.ron"]
-            .iter()
-            .map(|n| dir.join(n))
-            .find(|p| p.is_file())
-        {
-            match Dataset::open(&ds) {
-                Ok(d) => self.set_dataset(ds, d),
-                Err(e) => self.error(&e),
+        match dataset {
+            Some(Ok(d)) => self.install_dataset(d),
+            Some(Err(e)) => {
+                self.messages.push((Level::Error, e.clone()));
+                if let Some(d) = self.dataset.as_mut() {
+                    d.mismatch = Some(e);
+                }
             }
-        } else if let Some(d) = &self.dataset {
-            let check = self.check_fit(&d.dataset);
-            if let Some(d) = self.dataset.as_mut() {
-                d.mismatch = check.err().map(|e| format!("{e:#}"));
-            }
+            None => {}
         }
-        self.sync_session_dataset();
-        Ok(())
     }
 
-    fn open_session(&mut self, path: &Path) -> Result<()> {
-        let session = Session::load(path)?;
-        let model_path = session.model_file(path);
-        self.open_model(&model_path)
-            .with_context(|| format!("{}: the session's model", path.display()))?;
-        if let Some(changed) = session.model_changed(&model_path)? {
-            self.messages.push((Level::Error, changed));
-        }
-        if let Some(d) = &session.dataset {
-            let base = Path::new(&d.path)
-                .parent()
-                .unwrap_or(Path::new("."))
-                .to_path_buf();
-            match Dataset::from_desc(d.desc.clone(), &base, Path::new(&d.path)) {
-                Ok(ds) => self.set_dataset(PathBuf::from(&d.path), ds),
-                Err(e) => self.error(&e),
-            }
-        }
-        self.session = Some(session);
-        self.session_path = Some(path.to_path_buf());
-        Ok(())
-    }
-
-    fn check_fit(&self, dataset: &Dataset) -> Result<()> {
-        if let Some(m) = &self.model {
-            dataset.check_fits(&quantbench::tensor::model_inputs(&m.proto)?)?;
-        }
-        Ok(())
-    }
-
-    fn set_dataset(&mut self, path: PathBuf, dataset: Dataset) {
-        let mismatch = self.check_fit(&dataset).err().map(|e| format!("{e:#}"));
+    fn install_dataset(&mut self, d: OpenedDataset) {
         let previews = match &self.ctx {
-            Some(ctx) => super::dataset_panel::previews(ctx, &dataset, 4),
+            Some(ctx) => d
+                .previews
+                .into_iter()
+                .enumerate()
+                .map(|(i, (image, caption))| {
+                    let name = format!("sample{i}");
+                    (
+                        ctx.load_texture(name, image, egui::TextureOptions::NEAREST),
+                        caption,
+                    )
+                })
+                .collect(),
             None => vec![],
         };
-        self.dataset_panel.edit(&dataset.desc);
+        self.dataset_panel.edit(&d.dataset.desc);
         self.dataset = Some(LoadedDataset {
-            path,
-            dataset,
-            mismatch,
-            notes: vec![],
+            path: d.path,
+            dataset: d.dataset,
+            mismatch: d.mismatch,
+            notes: d.notes,
             previews,
         });
         self.sync_session_dataset();
@@ -539,16 +744,20 @@ impl WorkbenchApp {
 
     fn sync_session_dataset(&mut self) {
         if let (Some(s), Some(d)) = (self.session.as_mut(), self.dataset.as_ref()) {
-            s.dataset = Some(DatasetRef {
-                path: d.path.display().to_string(),
-                desc: d.dataset.desc.clone(),
-            });
+            let now = DatasetRef::of(&d.dataset);
+            if s.dataset.as_ref() != Some(&now) {
+                s.dataset = Some(now);
+                self.autosave_due = true;
+            }
         }
     }
 
     fn start_job(&mut self) -> Result<()> {
         if self.job.is_some() {
             return Err(anyhow!("experiments are already running"));
+        }
+        if let Some(task) = &self.loading {
+            return Err(anyhow!("wait: {}", task.label));
         }
         let model = self
             .model
@@ -577,116 +786,272 @@ impl WorkbenchApp {
         let input = JobInput {
             model: model.proto.clone(),
             model_bytes: model.bytes,
-            dataset_desc: dataset.dataset.desc.clone(),
-            dataset_base: dataset
-                .path
-                .parent()
-                .unwrap_or(Path::new("."))
-                .to_path_buf(),
-            dataset_path: dataset.path.clone(),
+            dataset: dataset.dataset.clone(),
             experiments,
             settings: SweepSettings {
-                // Quantized models are kept beside the session (or its autosave), so export
-                // copies a file instead of calibrating again.
-                models_dir: self.models_dir()?,
+                // Quantized models are kept beside the session, so export copies a file
+                // instead of calibrating again.
+                models_dir: self.models_dir(),
                 ..self.sweep_settings.clone()
             },
         };
         self.job = Some(
-            RunningJob::spawn(input, repaint_fn(&self.ctx)).context("starting the job thread")?,
+            ExperimentsJob::spawn(input, repaint_fn(&self.ctx))
+                .context("starting the experiments")?,
         );
         Ok(())
     }
 
-    fn export_model(&mut self, index: usize, path: &Path) -> Result<()> {
+    fn export_model(&mut self, index: usize, path: PathBuf) -> Result<()> {
         let session = self.session.as_ref().ok_or_else(|| anyhow!("no session"))?;
         let e = session
             .experiments
             .get(index)
             .ok_or_else(|| anyhow!("no experiment {}", index + 1))?;
         let model = self.model.as_ref().ok_or_else(|| anyhow!("no model"))?;
-        let proto = match (&e.config, &e.result.model_path) {
-            (None, _) => model.proto.clone(),
-            (Some(_), Some(p)) if Path::new(p).is_file() => onnx::read_model(Path::new(p))?,
-            (Some(config), _) => {
-                // Not kept on disk: quantize again (deterministic) from the same config.
-                let dataset = self.dataset.as_ref().map(|d| &d.dataset);
-                let (q, _) = quantbench::quant::quantize(
-                    &model.proto,
-                    config,
-                    dataset,
-                    &Default::default(),
-                )?;
-                q
+        if let Some(error) = &e.result.error {
+            return Err(anyhow!(
+                "experiment {} ({}) failed, there is no model to export: {error}",
+                index + 1,
+                e.name
+            ));
+        }
+        let source = match (&e.config, &e.result.model_path) {
+            (None, _) => ExportSource::Float(model.proto.clone()),
+            (Some(_), Some(kept)) => ExportSource::Kept(PathBuf::from(kept)),
+            (Some(_), None) if !e.is_done() => {
+                return Err(anyhow!(
+                    "experiment {} ({}) has not run yet: run it, then export",
+                    index + 1,
+                    e.name
+                ))
+            }
+            (Some(_), None) => {
+                return Err(anyhow!(
+                    "experiment {} ({}) kept no model file (it ran without a session folder): run it again to export it",
+                    index + 1,
+                    e.name
+                ))
             }
         };
-        onnx::write_model(path, &proto, onnx::SINGLE_FILE_LIMIT)?;
-        self.info(format!("{} exported to {}", e.name, path.display()));
+        quantbench::onnx::check_output_dir(&path)?;
+        let name = e.name.clone();
+        self.write(format!("Exporting {name}…"), move || {
+            tasks::export(source, &path)?;
+            Ok(format!("{name} exported to {}", path.display()))
+        })?;
         Ok(())
     }
 
-    /// Reads job messages within a per-frame budget; saves the session after each result.
+    /// Reads job messages within a per-frame budget, applies finished work, saves the session
+    /// after each result.
     pub fn logic(&mut self) {
+        let _frame = FrameMark::enter();
+        self.retired.retain(|j| !j.is_finished());
         for (path, image) in self.screenshot_rx.try_iter().collect::<Vec<_>>() {
-            match save_png(&path, &image) {
-                Ok(()) => self.info(format!("screenshot saved to {}", path.display())),
-                Err(e) => self.error(&e),
+            let closing = self.screenshot_plan.is_some();
+            let ctx = self.ctx.clone();
+            let result = self.write(format!("Saving {}…", file_name(&path)), move || {
+                tasks::save_png(&path, &image)?;
+                if closing {
+                    if let Some(c) = ctx {
+                        c.send_viewport_cmd(egui::ViewportCommand::Close);
+                    }
+                }
+                Ok(format!("screenshot saved to {}", path.display()))
+            });
+            if let Err(e) = result {
+                self.error(&e);
             }
             self.screenshot_pending = false;
-            if self.screenshot_plan.is_some() {
-                if let Some(c) = &self.ctx {
-                    c.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+        self.poll_interrupted_check();
+        self.poll_loading();
+        self.poll_writes();
+        self.poll_experiments();
+        if self.autosave_due && self.autosave.is_none() && self.job.is_none() {
+            self.start_autosave();
+        }
+    }
+
+    fn poll_interrupted_check(&mut self) {
+        let Some(job) = self.interrupted_check.as_mut() else {
+            return;
+        };
+        for event in job.poll(4) {
+            if let JobEvent::End(end) = event {
+                match end {
+                    JobEnd::Done(Some(found)) => self.offer = Some(Offer::Interrupted(found)),
+                    JobEnd::Done(None) | JobEnd::Cancelled => {}
+                    JobEnd::Failed(e) => self.messages.push((
+                        Level::Error,
+                        format!("looking for an interrupted session: {e:#}"),
+                    )),
+                }
+                self.interrupted_check = None;
+                break;
+            }
+        }
+    }
+
+    fn poll_loading(&mut self) {
+        let Some(task) = self.loading.as_mut() else {
+            return;
+        };
+        let mut end = None;
+        for event in task.job.poll(4) {
+            if let JobEvent::End(e) = event {
+                end = Some(e);
+            }
+        }
+        let Some(end) = end else { return };
+        self.loading = None;
+        let opened_model = match end {
+            JobEnd::Done(loaded) => {
+                let model = !matches!(loaded, Loaded::Dataset(_));
+                self.apply_loaded(loaded);
+                model
+            }
+            JobEnd::Cancelled => false,
+            JobEnd::Failed(e) => {
+                self.error(&e);
+                false
+            }
+        };
+        if opened_model && std::mem::take(&mut self.startup_pending) {
+            // A model opened without a session comes with the standard preset, ready to run.
+            if self
+                .session
+                .as_ref()
+                .is_some_and(|s| s.experiments.is_empty())
+            {
+                self.apply(AppCommand::AddPreset);
+            }
+            let pending = self
+                .session
+                .as_ref()
+                .is_some_and(|s| s.experiments.iter().any(|e| !e.is_done()));
+            if self.screenshot_plan.is_some() && pending {
+                self.apply(AppCommand::Run);
+            }
+        }
+        for c in std::mem::take(&mut self.deferred) {
+            self.apply(c);
+        }
+    }
+
+    fn poll_writes(&mut self) {
+        let mut finished = vec![];
+        for (i, task) in self.writes.iter_mut().enumerate() {
+            for event in task.job.poll(4) {
+                if let JobEvent::End(end) = event {
+                    finished.push((i, end));
                 }
             }
         }
-        let Some(job) = self.job.as_mut() else { return };
-        let mut finished = None;
-        let mut changed = false;
-        for event in job.poll(16) {
-            match event {
-                JobEvent::Started(id) => {
-                    job.current = Some(id);
-                    job.queued.retain(|q| *q != id);
-                }
-                JobEvent::Done(id, experiment) => {
-                    // By id: rows removed meanwhile do not move the result onto another one.
-                    if let Some(s) = self.session.as_mut() {
-                        if let Some(slot) = s.position(id).map(|i| &mut s.experiments[i]) {
-                            *slot = *experiment;
-                            changed = true;
-                        }
-                    }
-                    job.current = None;
-                }
-                JobEvent::Finished(result) => finished = Some(result),
+        for (i, end) in finished.into_iter().rev() {
+            self.writes.remove(i);
+            match end {
+                JobEnd::Done(m) if m.is_empty() => {}
+                JobEnd::Done(m) => self.info(m),
+                JobEnd::Cancelled => {}
+                JobEnd::Failed(e) => self.error(&e),
             }
         }
-        if changed {
-            if let (Some(path), Some(s)) = (self.autosave_path(), self.session.as_ref()) {
-                if let Err(e) = s.save(&path) {
+        if let Some(task) = self.autosave.as_mut() {
+            let ended = task.job.poll(4).into_iter().find_map(|e| match e {
+                JobEvent::End(end) => Some(end),
+                JobEvent::Message(()) => None,
+            });
+            if let Some(end) = ended {
+                self.autosave = None;
+                if let JobEnd::Failed(e) = end {
                     self.messages
                         .push((Level::Error, format!("autosave: {e:#}")));
                 }
             }
         }
-        if let Some(result) = finished {
-            if let Some(job) = self.job.take() {
-                job.stop();
+    }
+
+    fn start_autosave(&mut self) {
+        self.autosave_due = false;
+        let (Some(path), Some(session)) = (self.session_path.clone(), self.session.clone()) else {
+            return;
+        };
+        let label = format!("Saving {}…", file_name(&path));
+        match Job::spawn("autosave", repaint_fn(&self.ctx), move |_| {
+            session.save(&path)?;
+            Ok(String::new())
+        }) {
+            Ok(job) => self.autosave = Some(Task { label, job }),
+            Err(e) => self.error(&e),
+        }
+    }
+
+    fn poll_experiments(&mut self) {
+        let Some(job) = self.job.as_mut() else { return };
+        let mut finished = None;
+        for event in job.poll(16) {
+            match event {
+                JobEvent::Message(ExperimentEvent::Started(_)) => {}
+                JobEvent::Message(ExperimentEvent::Done(id, experiment)) => {
+                    // By id: rows removed meanwhile do not move the result onto another one.
+                    if let Some(s) = self.session.as_mut() {
+                        if let Some(slot) = s.position(id).map(|i| &mut s.experiments[i]) {
+                            *slot = *experiment;
+                            self.autosave_due = true;
+                        }
+                    }
+                }
+                JobEvent::End(end) => finished = Some(end),
             }
-            match result {
-                JobEnd::Completed => {}
+        }
+        // Saved after each result, while later experiments run.
+        if self.autosave_due && self.autosave.is_none() {
+            self.start_autosave();
+        }
+        if let Some(end) = finished {
+            if let Some(job) = self.job.take() {
+                self.retired.push(Box::new(job.into_job()));
+            }
+            match end {
+                JobEnd::Done(()) => {}
                 JobEnd::Cancelled => self.info("cancelled; finished experiments are kept"),
                 JobEnd::Failed(e) => self.messages.push((Level::Error, format!("{e:#}"))),
             }
         }
     }
 
+    /// Nothing runs in the background.
     pub fn is_idle(&self) -> bool {
         self.job.is_none()
+            && self.loading.is_none()
+            && self.writes.is_empty()
+            && self.autosave.is_none()
+            && !self.autosave_due
+            && self.interrupted_check.is_none()
+    }
+
+    /// Waits for the next event of background work (tests step the UI in between; a headless
+    /// harness has no frame clock to wait on) and joins cancelled jobs.
+    #[cfg(test)]
+    pub fn wait_for_work(&mut self, timeout: Duration) {
+        self.retired.clear();
+        if let Some(t) = self.loading.as_mut() {
+            t.job.wait_and_keep(timeout);
+        } else if let Some(t) = self.writes.first_mut() {
+            t.job.wait_and_keep(timeout);
+        } else if let Some(t) = self.autosave.as_mut() {
+            t.job.wait_and_keep(timeout);
+        } else if let Some(j) = self.interrupted_check.as_mut() {
+            j.wait_and_keep(timeout);
+        } else if let Some(j) = self.job.as_mut() {
+            j.wait_and_keep(timeout);
+        }
     }
 
     #[cfg(test)]
-    pub fn job_mut(&mut self) -> Option<&mut RunningJob> {
+    pub fn job_mut(&mut self) -> Option<&mut ExperimentsJob> {
         self.job.as_mut()
     }
 
@@ -698,110 +1063,6 @@ impl WorkbenchApp {
         let mut v: Vec<f64> = self.frame_cpu.iter().map(|&s| s as f64 * 1000.0).collect();
         v.sort_by(f64::total_cmp);
         Some(quantbench::bench::quantile(&v, 0.95))
-    }
-
-    fn toolbar(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal_wrapped(|ui| {
-            if ui
-                .button("Open…")
-                .on_hover_text("Open a model (.onnx) or a session (.ron)")
-                .clicked()
-            {
-                if let Some(p) = rfd::FileDialog::new()
-                    .add_filter("model or session", &["onnx", "ron"])
-                    .pick_file()
-                {
-                    self.commands.send(AppCommand::OpenPath(p));
-                }
-            }
-            let edit = ui.add(
-                egui::TextEdit::singleline(&mut self.typed_path)
-                    .hint_text("or type a path: model.onnx, session.ron")
-                    .desired_width(260.0),
-            );
-            let edit = edit.labelled_by(ui.label("Path").id);
-            let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-            if (ui.button("Open path").clicked() || enter) && !self.typed_path.trim().is_empty() {
-                self.commands
-                    .send(AppCommand::OpenPath(PathBuf::from(self.typed_path.trim())));
-            }
-            ui.menu_button("Recent", |ui| {
-                if self.persisted.recent.is_empty() {
-                    ui.label("nothing yet");
-                }
-                for r in self.persisted.recent.clone() {
-                    if ui.button(&r).clicked() {
-                        self.commands.send(AppCommand::OpenPath(PathBuf::from(&r)));
-                        ui.close();
-                    }
-                }
-            });
-            ui.separator();
-            if ui.button("Save session…").clicked() {
-                if let Some(p) = rfd::FileDialog::new()
-                    .add_filter("session", &["ron"])
-                    .set_file_name("session.ron")
-                    .save_file()
-                {
-                    self.commands.send(AppCommand::SaveSession(p));
-                }
-            }
-            if ui.button("Save screenshot…").clicked() {
-                if let Some(p) = rfd::FileDialog::new()
-                    .add_filter("PNG", &["png"])
-                    .set_file_name("quantbench.png")
-                    .save_file()
-                {
-                    self.commands.send(AppCommand::SaveScreenshot(p));
-                }
-            }
-            if ui
-                .button("Export table…")
-                .on_hover_text("CSV, or Markdown with a .md name")
-                .clicked()
-            {
-                if let Some(p) = rfd::FileDialog::new()
-                    .add_filter("CSV or Markdown", &["csv", "md"])
-                    .set_file_name("results.csv")
-                    .save_file()
-                {
-                    self.commands.send(AppCommand::ExportTable(p));
-                }
-            }
-            ui.separator();
-            for (view, name) in [
-                (CentralView::Overview, "Overview"),
-                (CentralView::Tradeoff, "Trade-off"),
-                (CentralView::Heatmap, "Heatmap"),
-                (CentralView::Compare, "Compare"),
-            ] {
-                if ui
-                    .selectable_label(self.persisted.view == view, name)
-                    .clicked()
-                {
-                    self.commands.send(AppCommand::SetView(view));
-                }
-            }
-        });
-    }
-
-    fn message_bar(&mut self, ui: &mut egui::Ui) {
-        let mut dismiss = None;
-        for (i, (level, text)) in self.messages.iter().enumerate().rev().take(3) {
-            ui.horizontal(|ui| {
-                let color = match level {
-                    Level::Error => ui.visuals().error_fg_color,
-                    Level::Info => ui.visuals().weak_text_color(),
-                };
-                if ui.small_button("dismiss").clicked() {
-                    dismiss = Some(i);
-                }
-                ui.colored_label(color, text);
-            });
-        }
-        if let Some(i) = dismiss {
-            self.messages.remove(i);
-        }
     }
 
     /// Screenshot mode: once every experiment has run and a few frames have settled, grab it.
@@ -816,7 +1077,12 @@ impl WorkbenchApp {
         ctx.request_repaint();
         if self.settled_frames == 5 {
             if let (Some(out), Some(s)) = (&plan.session_out, &self.session) {
-                if let Err(e) = s.save(out) {
+                let (out, s) = (out.clone(), s.clone());
+                let result = self.write(format!("Saving {}…", file_name(&out)), move || {
+                    s.save(&out)?;
+                    Ok(String::new())
+                });
+                if let Err(e) = result {
                     self.error(&e);
                 }
             }
@@ -834,7 +1100,21 @@ impl WorkbenchApp {
         }
     }
 
+    fn activity(&self) -> Vec<(String, bool)> {
+        let mut out = vec![];
+        if let Some(t) = &self.loading {
+            out.push((t.label.clone(), true));
+        }
+        for t in self.writes.iter().chain(&self.autosave) {
+            if !t.label.is_empty() {
+                out.push((t.label.clone(), false));
+            }
+        }
+        out
+    }
+
     pub fn draw(&mut self, ui: &mut egui::Ui) {
+        let _frame = FrameMark::enter();
         let ctx = ui.ctx().clone();
         let dropped: Vec<PathBuf> = ctx.input(|i| {
             i.raw
@@ -847,17 +1127,19 @@ impl WorkbenchApp {
         for p in dropped {
             self.commands.send(AppCommand::OpenPath(p));
         }
-        egui::Panel::top("toolbar").show(ui, |ui| {
-            self.toolbar(ui);
-            self.message_bar(ui);
-        });
         let keep_float = self.settings.config.keep_float.clone();
         let settings_error = self.settings.first_error();
+        let activity = self.activity();
         let app_ctx = AppCtx {
             model: self.model.as_ref(),
             dataset: self.dataset.as_ref(),
             session: self.session.as_ref(),
             job: self.job.as_ref(),
+            loading: self.loading.is_some(),
+            activity,
+            offer: self.offer.as_ref(),
+            messages: &self.messages,
+            recent: &self.persisted.recent,
             selected: self.selected,
             keep_float: &keep_float,
             scored_output: self.sweep_settings.output.as_deref(),
@@ -870,6 +1152,8 @@ impl WorkbenchApp {
             commands: &self.commands,
             is_test: self.is_test,
         };
+        let (toolbar, view) = (&mut self.toolbar, self.persisted.view);
+        egui::Panel::top("toolbar").show(ui, |ui| toolbar.ui(ui, &app_ctx, view));
         let (model_panel, dataset_panel, settings, experiments_panel) = (
             &mut self.model_panel,
             &mut self.dataset_panel,
@@ -900,7 +1184,7 @@ impl WorkbenchApp {
             });
         let (tradeoff, heatmap, compare) =
             (&mut self.tradeoff, &mut self.heatmap, &mut self.compare);
-        egui::CentralPanel::default().show(ui, |ui| match self.persisted.view {
+        egui::CentralPanel::default().show(ui, |ui| match view {
             CentralView::Overview => {
                 let full = ui.available_size();
                 let top = (full.y * 0.6).max(220.0);
@@ -932,27 +1216,51 @@ impl WorkbenchApp {
             self.apply(c);
         }
         self.drive_screenshot(&ctx);
-        if self.job.is_some() {
-            // Progress bars and elapsed time move: keep drawing while work is in flight.
+        if !self.is_idle() {
+            // Progress bars, spinners and elapsed time move: keep drawing while work is in
+            // flight.
             ctx.request_repaint_after(Duration::from_millis(100));
+        }
+    }
+
+    /// Closing the window: experiments stop (what finished is kept), writes in flight finish,
+    /// the session is saved a last time, and the running-window marker goes.
+    pub fn shut_down(&mut self) {
+        if let Some(job) = self.job.take() {
+            job.cancel();
+            drop(job.into_job());
+        }
+        self.loading = None;
+        self.retired.clear();
+        for task in std::mem::take(&mut self.writes)
+            .into_iter()
+            .chain(self.autosave.take())
+        {
+            let label = task.label;
+            let end = task
+                .job
+                .run_to_end(Duration::from_secs(600), |_| {}, |_| {});
+            if let JobEnd::Failed(e) = end {
+                eprintln!("{label}: {e:#}");
+            }
+        }
+        if let (Some(path), Some(s)) = (self.session_path.clone(), self.session.clone()) {
+            let saved = Job::<(), ()>::spawn("final-save", || {}, move |_| s.save(&path))
+                .map(|job| job.run_to_end(Duration::from_secs(600), |_| {}, |_| {}));
+            match saved {
+                Ok(JobEnd::Failed(e)) | Err(e) => eprintln!("saving the session: {e:#}"),
+                Ok(_) => {}
+            }
+        }
+        if let Some(dir) = &self.data_dir {
+            let _ = std::fs::remove_file(tasks::marker_path(dir, std::process::id()));
         }
     }
 }
 
-fn save_png(path: &Path, image: &egui::ColorImage) -> Result<()> {
-    let [w, h] = image.size;
-    let rgba: Vec<u8> = image.pixels.iter().flat_map(|c| c.to_array()).collect();
-    let buffer = image::RgbaImage::from_raw(w as u32, h as u32, rgba)
-        .ok_or_else(|| anyhow!("screenshot of {w}x{h} has the wrong size"))?;
-    let mut bytes = std::io::Cursor::new(Vec::new());
-    buffer
-        .write_to(&mut bytes, image::ImageFormat::Png)
-        .map_err(|e| anyhow!("{}: cannot encode PNG: {e}", path.display()))?;
-    onnx::write_atomic(path, bytes.get_ref())
-}
-
 impl eframe::App for WorkbenchApp {
     fn logic(&mut self, _ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.frame_began = Some(Instant::now());
         WorkbenchApp::logic(self);
     }
 
@@ -964,6 +1272,20 @@ impl eframe::App for WorkbenchApp {
             }
         }
         self.draw(ui);
+        if let Some(mut bench) = self.frame_bench.take() {
+            // The script's command is part of the frame's work (applied after drawing, as
+            // panel commands are); the frame counts in the phase the command starts.
+            let done = bench.drive(self);
+            if let Some(began) = self.frame_began {
+                bench.record(began.elapsed().as_secs_f64() * 1000.0);
+            }
+            if done {
+                ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+            } else {
+                ui.ctx().request_repaint();
+            }
+            self.frame_bench = Some(bench);
+        }
         if self.first_frame.is_none() {
             self.first_frame = Some(self.started.elapsed());
         }
@@ -976,12 +1298,6 @@ impl eframe::App for WorkbenchApp {
     }
 
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
-        // Closing the window while experiments run: stop them, keep what finished.
-        if let Some(job) = self.job.take() {
-            job.stop();
-        }
-        if let (Some(path), Some(s)) = (self.autosave_path(), self.session.as_ref()) {
-            let _ = s.save(&path);
-        }
+        self.shut_down();
     }
 }

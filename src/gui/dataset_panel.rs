@@ -358,12 +358,9 @@ impl DatasetPanel {
     }
 }
 
-/// The first `n` samples as images (each stretched to its own min..max), with their labels.
-pub fn previews(
-    ctx: &egui::Context,
-    dataset: &Dataset,
-    n: usize,
-) -> Vec<(egui::TextureHandle, String)> {
+/// The first `n` samples as images (each stretched to its own min..max), with their captions:
+/// decoded on a job's thread; the window only uploads them as textures.
+pub fn previews(dataset: &Dataset, n: usize) -> Vec<(egui::ColorImage, String)> {
     let mut out = vec![];
     for i in 0..n.min(dataset.len()) {
         let Ok(sample) = dataset.sample(i) else {
@@ -412,11 +409,10 @@ pub fn previews(
             }
         }
         let image = egui::ColorImage::new([w, h], pixels);
-        let texture = ctx.load_texture(format!("sample{i}"), image, egui::TextureOptions::NEAREST);
         let caption = label
             .map(|l| format!("#{i}: {l}"))
             .unwrap_or_else(|| format!("#{i}"));
-        out.push((texture, caption));
+        out.push((image, caption));
     }
     out
 }

@@ -49,7 +49,7 @@ impl ExperimentsPanel {
             let running = ctx.job.is_some();
             if ui
                 .add_enabled(
-                    !running && pending > 0,
+                    !running && !ctx.loading && pending > 0,
                     egui::Button::new(format!("Run ({pending} pending)")),
                 )
                 .clicked()
@@ -112,7 +112,7 @@ impl ExperimentsPanel {
             }
         });
         if let Some(job) = ctx.job {
-            let (stage, done, total) = job.progress.snapshot();
+            let (stage, done, total) = job.progress().snapshot();
             ui.horizontal(|ui| {
                 let name = job
                     .current
@@ -132,7 +132,7 @@ impl ExperimentsPanel {
                         .text(format!("{done}/{total}")),
                 );
                 if !ctx.is_test {
-                    ui.weak(format!("{:.0} s", job.started.elapsed().as_secs_f64()));
+                    ui.weak(format!("{:.0} s", job.started().elapsed().as_secs_f64()));
                 }
                 ui.weak(format!("{} queued", job.queued.len()));
             });

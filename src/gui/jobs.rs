@@ -1,172 +1,102 @@
-//! The background job that runs experiments: a named thread that owns its inputs (model,
-//! dataset description, experiment configs), reports over a bounded channel, asks for a repaint
-//! after each message, and stops at the cancel flag, also when dropped.
+//! The job that runs experiments, on the engine's job service ([`quantbench::jobs::Job`]): it
+//! owns its inputs (model, dataset reference, experiment configs), reports each experiment by
+//! id as it starts and finishes, and stops at cancel.
 
-use std::path::PathBuf;
-use std::sync::mpsc::{sync_channel, Receiver};
-use std::thread::JoinHandle;
+use std::sync::Arc;
+#[cfg(test)]
+use std::time::Duration;
 use std::time::Instant;
 
-use quantbench::data::{Dataset, DatasetDesc};
-use quantbench::jobs::{self, Progress};
+use anyhow::Result;
+
+use quantbench::data::Dataset;
+use quantbench::jobs::{self, Job, JobContext, JobEvent, Progress};
 use quantbench::onnx::pb;
 use quantbench::runtime::Backend;
 use quantbench::session::Experiment;
 use quantbench::sweep::{SweepSettings, Workbench};
 
-/// What the job thread reports; experiments are named by id, never by position.
-pub enum JobEvent {
+/// What the experiments job reports; experiments are named by id, never by position.
+pub enum ExperimentEvent {
     Started(u64),
     Done(u64, Box<Experiment>),
-    /// The job ended, after the last experiment or early.
-    Finished(JobEnd),
 }
 
-pub enum JobEnd {
-    Completed,
-    /// Stopped at the user's request; finished experiments were reported.
-    Cancelled,
-    /// Could not go on (the dataset does not open, the thread died...).
-    Failed(anyhow::Error),
-}
+pub type ExperimentsEvent = JobEvent<ExperimentEvent, ()>;
 
 pub struct JobInput {
-    pub model: pb::ModelProto,
+    pub model: Arc<pb::ModelProto>,
     pub model_bytes: u64,
-    pub dataset_desc: DatasetDesc,
-    pub dataset_base: PathBuf,
-    pub dataset_path: PathBuf,
+    pub dataset: Arc<Dataset>,
     /// The experiments to run, in order (each carries its id).
     pub experiments: Vec<Experiment>,
     pub settings: SweepSettings,
 }
 
-pub struct RunningJob {
-    pub progress: Progress,
-    events: Receiver<JobEvent>,
-    thread: Option<JoinHandle<()>>,
-    pub started: Instant,
+pub struct ExperimentsJob {
+    job: Job<ExperimentEvent, ()>,
     /// Ids of the running and the queued experiments.
     pub current: Option<u64>,
     pub queued: Vec<u64>,
-    /// The thread's end was reported (or found: a dead thread).
-    ended: bool,
-    /// Events received while waiting (tests), handed out first by `poll`.
-    waited: std::collections::VecDeque<JobEvent>,
 }
 
-impl RunningJob {
-    pub fn spawn(
-        input: JobInput,
-        repaint: impl Fn() + Send + Sync + 'static,
-    ) -> std::io::Result<RunningJob> {
-        let repaint = std::sync::Arc::new(repaint);
-        let notify = repaint.clone();
-        let progress = Progress::new().with_notify(move || notify());
-        let (tx, events) = sync_channel(64);
+impl ExperimentsJob {
+    pub fn spawn(input: JobInput, notify: impl Fn() + Send + Sync + 'static) -> Result<Self> {
         let queued = input.experiments.iter().map(|e| e.id).collect();
-        let job_progress = progress.clone();
-        let thread = std::thread::Builder::new()
-            .name("quantbench-experiments".into())
-            .spawn(move || {
-                // A full channel means the UI is behind: wait for room (bounded memory); once the
-                // UI is gone, sending fails and the event is dropped.
-                let send = |event: JobEvent| {
-                    if tx.send(event).is_ok() {
-                        repaint();
-                    }
-                };
-                // A panic outside any one experiment (opening the dataset) ends the job as a
-                // failure instead of leaving the window on "running".
-                let end = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    run(input, &job_progress, &send)
-                }))
-                .unwrap_or_else(|panic| {
-                    JobEnd::Failed(anyhow::anyhow!(
-                        "internal error: {} (please report it)",
-                        panic_text(&panic)
-                    ))
-                });
-                send(JobEvent::Finished(end));
-            })?;
-        Ok(RunningJob {
-            progress,
-            events,
-            thread: Some(thread),
-            started: Instant::now(),
+        let job = Job::spawn("experiments", notify, move |cx| run(input, cx))?;
+        Ok(ExperimentsJob {
+            job,
             current: None,
             queued,
-            ended: false,
-            waited: Default::default(),
         })
     }
 
-    /// Messages that arrived since the last call, at most `budget` of them.
-    /// A thread that is gone without saying how it ended is reported as failed.
-    pub fn poll(&mut self, budget: usize) -> Vec<JobEvent> {
-        let mut out: Vec<JobEvent> = self.waited.drain(..).collect();
-        while out.len() < budget {
-            match self.events.try_recv() {
-                Ok(e) => out.push(e),
-                Err(std::sync::mpsc::TryRecvError::Empty) => break,
-                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                    let reported = out.iter().any(|e| matches!(e, JobEvent::Finished(_)));
-                    if !self.ended && !reported {
-                        out.push(JobEvent::Finished(JobEnd::Failed(anyhow::anyhow!(
-                            "the job thread stopped without a result"
-                        ))));
-                    }
-                    break;
-                }
-            }
-        }
-        if out.iter().any(|e| matches!(e, JobEvent::Finished(_))) {
-            self.ended = true;
-        }
-        out
+    pub fn progress(&self) -> &Progress {
+        self.job.progress()
+    }
+
+    pub fn started(&self) -> Instant {
+        self.job.started()
     }
 
     pub fn cancel(&self) {
-        self.progress.cancel();
+        self.job.cancel();
     }
 
-    /// Cancels and waits for the thread to stop (it checks the flag within one sample),
-    /// draining the channel meanwhile so that a send blocked on a full channel can finish.
-    pub fn stop(mut self) {
-        self.progress.cancel();
-        if let Some(t) = self.thread.take() {
-            while !t.is_finished() {
-                let _ = self
-                    .events
-                    .recv_timeout(std::time::Duration::from_millis(10));
+    /// Reads up to `budget` events, keeping `current` and `queued` up to date.
+    pub fn poll(&mut self, budget: usize) -> Vec<ExperimentsEvent> {
+        let events = self.job.poll(budget);
+        for e in &events {
+            match e {
+                JobEvent::Message(ExperimentEvent::Started(id)) => {
+                    self.current = Some(*id);
+                    self.queued.retain(|q| q != id);
+                }
+                JobEvent::Message(ExperimentEvent::Done(..)) => self.current = None,
+                JobEvent::End(_) => {}
             }
-            let _ = t.join();
         }
+        events
     }
 
-    /// Blocks until the next event arrives and keeps it for `poll` (tests only: a headless
-    /// harness has no frame clock to wait on).
+    /// Waits for the next event and keeps it for `poll` (tests: a headless harness has no frame
+    /// clock to wait on).
     #[cfg(test)]
-    pub fn wait_event(&mut self, timeout: std::time::Duration) {
-        if let Ok(e) = self.events.recv_timeout(timeout) {
-            self.waited.push_back(e);
-        }
+    pub fn wait_and_keep(&mut self, timeout: Duration) {
+        self.job.wait_and_keep(timeout);
+    }
+
+    /// The job itself, to be dropped (cancelled and joined) once its thread has finished.
+    pub fn into_job(self) -> Job<ExperimentEvent, ()> {
+        self.job
     }
 }
 
-impl Drop for RunningJob {
-    fn drop(&mut self) {
-        self.progress.cancel();
-    }
-}
-
-fn run(input: JobInput, progress: &Progress, send: &dyn Fn(JobEvent)) -> JobEnd {
+fn run(input: JobInput, cx: &JobContext<ExperimentEvent, ()>) -> Result<()> {
     let JobInput {
         model,
         model_bytes,
-        dataset_desc,
-        dataset_base,
-        dataset_path,
+        dataset,
         experiments,
         mut settings,
     } = input;
@@ -176,52 +106,39 @@ fn run(input: JobInput, progress: &Progress, send: &dyn Fn(JobEvent)) -> JobEnd 
             Err(_) => vec![Backend::Tract],
         };
     }
-    let workbench = Dataset::from_desc(dataset_desc, &dataset_base, &dataset_path)
-        .and_then(|dataset| Workbench::new(model, model_bytes, dataset));
-    let mut workbench = match workbench {
-        Ok(w) => w,
-        Err(e) => return JobEnd::Failed(e),
-    };
-    run_each(experiments, send, |experiment| {
-        workbench.run(experiment, &settings, progress)
+    let mut workbench = Workbench::new(model.as_ref().clone(), model_bytes, dataset)?;
+    run_each(experiments, &|e| cx.send(e), |experiment| {
+        workbench.run(experiment, &settings, &cx.progress)
     })
 }
 
 /// Runs each experiment with `run_one` and reports it by id. A panic inside one experiment is
-/// that experiment's failure (recorded in its result), and the others go on.
+/// that experiment's failure (recorded in its result), and the others go on; cancellation ends
+/// the job (finished experiments were reported).
 fn run_each(
     experiments: Vec<Experiment>,
-    send: &dyn Fn(JobEvent),
-    mut run_one: impl FnMut(&mut Experiment) -> anyhow::Result<()>,
-) -> JobEnd {
+    send: &dyn Fn(ExperimentEvent),
+    mut run_one: impl FnMut(&mut Experiment) -> Result<()>,
+) -> Result<()> {
     for mut experiment in experiments {
         let id = experiment.id;
-        send(JobEvent::Started(id));
+        send(ExperimentEvent::Started(id));
         let outcome =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_one(&mut experiment)));
         match outcome {
             Ok(Ok(())) => {}
-            Ok(Err(e)) if jobs::is_cancelled(&e) => return JobEnd::Cancelled,
-            Ok(Err(e)) => return JobEnd::Failed(e),
+            Ok(Err(e)) => return Err(e),
             Err(panic) => {
                 experiment.result = Default::default();
                 experiment.result.error = Some(format!(
                     "internal error: {} (please report it)",
-                    panic_text(&panic)
+                    jobs::panic_text(panic.as_ref())
                 ));
             }
         }
-        send(JobEvent::Done(id, Box::new(experiment)));
+        send(ExperimentEvent::Done(id, Box::new(experiment)));
     }
-    JobEnd::Completed
-}
-
-fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic".into())
+    Ok(())
 }
 
 #[cfg(test)]
@@ -240,7 +157,7 @@ mod tests {
             })
             .collect();
         let events = Mutex::new(vec![]);
-        let send = |e: JobEvent| events.lock().unwrap().push(e);
+        let send = |e: ExperimentEvent| events.lock().unwrap().push(e);
         let end = run_each(experiments, &send, |e| {
             if e.id == 20 {
                 panic!("index out of bounds in the rewrite");
@@ -248,13 +165,15 @@ mod tests {
             e.result.size_bytes = e.id;
             Ok(())
         });
-        assert!(matches!(end, JobEnd::Completed));
+        assert!(end.is_ok());
         let done: Vec<(u64, Option<String>, u64)> = events
             .into_inner()
             .unwrap()
             .into_iter()
             .filter_map(|e| match e {
-                JobEvent::Done(id, e) => Some((id, e.result.error.clone(), e.result.size_bytes)),
+                ExperimentEvent::Done(id, e) => {
+                    Some((id, e.result.error.clone(), e.result.size_bytes))
+                }
                 _ => None,
             })
             .collect();
@@ -269,13 +188,26 @@ mod tests {
     }
 
     #[test]
-    fn cancellation_is_a_type_not_a_string() {
-        let experiments = vec![Experiment::float()];
-        let end = run_each(experiments, &|_| {}, |_| Err(jobs::Cancelled.into()));
-        assert!(matches!(end, JobEnd::Cancelled));
-        let end = run_each(vec![Experiment::float()], &|_| {}, |_| {
-            Err(anyhow::anyhow!("cancelled"))
+    fn cancellation_ends_the_job_after_the_experiments_that_finished() {
+        let experiments: Vec<Experiment> = (1..=3)
+            .map(|id| Experiment {
+                id,
+                ..Experiment::float()
+            })
+            .collect();
+        let done = Mutex::new(vec![]);
+        let send = |e: ExperimentEvent| {
+            if let ExperimentEvent::Done(id, _) = e {
+                done.lock().unwrap().push(id)
+            }
+        };
+        let end = run_each(experiments, &send, |e| {
+            if e.id == 2 {
+                return Err(jobs::Cancelled.into());
+            }
+            Ok(())
         });
-        assert!(matches!(end, JobEnd::Failed(_)));
+        assert!(end.is_err_and(|e| jobs::is_cancelled(&e)));
+        assert_eq!(done.into_inner().unwrap(), vec![1]);
     }
 }

@@ -1,17 +1,22 @@
 //! The desktop workbench: an eframe app over the engine. Panels draw state and send
-//! `AppCommand`s; the app applies them once per frame; experiments run on a background job
-//! (see `jobs.rs`) so the window never waits on computation.
+//! `AppCommand`s; the app applies them once per frame; everything heavy (opening, running,
+//! exporting, saving) runs as a job of the engine's job service (`jobs.rs` for experiments,
+//! `tasks.rs` for the rest), so the window never waits on computation.
 
 mod app;
+mod commands;
 mod compare;
 mod dataset_panel;
 mod experiments_panel;
+mod frame_bench;
 mod heatmap;
 mod jobs;
 mod model_panel;
 mod settings_panel;
+mod tasks;
 #[cfg(test)]
 mod tests;
+mod toolbar;
 mod tradeoff;
 
 use std::path::PathBuf;
@@ -20,6 +25,8 @@ use std::time::Instant;
 use anyhow::{anyhow, Result};
 
 pub use app::{CentralView, SetupTab, WorkbenchApp};
+pub use commands::AppCommand;
+pub use frame_bench::FrameBenchPlan;
 
 /// What the window opens with.
 #[derive(Clone, Debug, Default)]
@@ -28,6 +35,8 @@ pub struct Startup {
     pub open: Option<PathBuf>,
     /// Headless screenshot mode: run what the session lacks, save this PNG, close.
     pub screenshot: Option<ScreenshotPlan>,
+    /// `bench-gui`: a scripted run that times every frame, then closes.
+    pub frame_bench: Option<FrameBenchPlan>,
     pub started: Option<Instant>,
 }
 
@@ -39,33 +48,6 @@ pub struct ScreenshotPlan {
     pub tab: SetupTab,
     /// Also write the session (with what was run) here.
     pub session_out: Option<PathBuf>,
-}
-
-/// Everything a panel can ask the app to do.
-#[derive(Clone, Debug, PartialEq)]
-pub enum AppCommand {
-    OpenPath(PathBuf),
-    OpenDataset(PathBuf),
-    ApplyDatasetDesc(Box<quantbench::data::DatasetDesc>),
-    /// Write the open dataset's description (as edited and applied) to a RON file.
-    SaveDatasetDesc(PathBuf),
-    /// The output that accuracy scores (`None`: the first).
-    SetScoredOutput(Option<String>),
-    ToggleKeepFloat(String),
-    AddExperiment,
-    AddPreset,
-    RemoveExperiment(usize),
-    Select(Option<usize>),
-    Run,
-    Cancel,
-    ExportModel {
-        experiment: usize,
-        path: PathBuf,
-    },
-    SaveSession(PathBuf),
-    SaveScreenshot(PathBuf),
-    ExportTable(PathBuf),
-    SetView(CentralView),
 }
 
 /// The bundled sample, found next to the executable's project or the working directory.

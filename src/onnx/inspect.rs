@@ -127,6 +127,7 @@ fn readable_name(n: &pb::NodeProto) -> String {
 }
 
 pub fn summarize(model: &pb::ModelProto, path: &Path) -> Result<ModelSummary> {
+    crate::jobs::checkpoint("summarize a model")?;
     let graph = super::graph(model);
     let mut constants = vec![];
     constant_tensors(graph, &mut constants);

@@ -35,10 +35,12 @@ pub fn ir_version_for_opset(opset: i64) -> i64 {
 /// Weights stored in external data files beside the model are read into the model (files
 /// outside the model's folder are refused).
 pub fn read_model(path: &Path) -> Result<pb::ModelProto> {
+    crate::jobs::checkpoint("read a model")?;
     let bytes =
         std::fs::read(path).with_context(|| format!("{}: cannot read file", path.display()))?;
     let mut model = decode_model(&bytes)
         .with_context(|| format!("{}: not a valid ONNX model", path.display()))?;
+    crate::jobs::checkpoint("read a model: external data")?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -288,7 +290,20 @@ pub fn decode_model(bytes: &[u8]) -> Result<pb::ModelProto> {
 /// as its dimensions say (negative or overflowing dimensions refused before any allocation),
 /// and every node input names something (a graph input, an initializer or a node's output).
 fn validate_graph(graph: &pb::GraphProto) -> Result<()> {
+    validate_scope(graph, &std::collections::HashSet::new(), 0)
+}
+
+/// `validate_graph` for a graph whose nodes may also read the names `outer` holds (the scopes
+/// around a subgraph).
+fn validate_scope<'a>(
+    graph: &'a pb::GraphProto,
+    outer: &std::collections::HashSet<&'a str>,
+    depth: usize,
+) -> Result<()> {
     use std::collections::HashSet;
+    if depth > 64 {
+        bail!("subgraphs nested more than 64 deep");
+    }
     for t in &graph.initializer {
         if let Some(d) = t.dims.iter().find(|&&d| d < 0) {
             bail!("initializer '{}' has a negative dimension ({d})", t.name);
@@ -335,7 +350,8 @@ fn validate_graph(graph: &pb::GraphProto) -> Result<()> {
             );
         }
     }
-    let mut known: HashSet<&str> = graph.input.iter().map(|v| v.name.as_str()).collect();
+    let mut known: HashSet<&str> = outer.clone();
+    known.extend(graph.input.iter().map(|v| v.name.as_str()));
     known.extend(graph.initializer.iter().map(|t| t.name.as_str()));
     known.extend(
         graph
@@ -360,6 +376,135 @@ fn validate_graph(graph: &pb::GraphProto) -> Result<()> {
                 n.name,
                 n.op_type
             );
+        }
+        check_arity(n)?;
+        for a in &n.attribute {
+            for g in a.g.iter().chain(&a.graphs) {
+                validate_scope(g, &known, depth + 1).with_context(|| {
+                    format!(
+                        "in the subgraph '{}' of node '{}' ({})",
+                        a.name, n.name, n.op_type
+                    )
+                })?;
+            }
+        }
+    }
+    check_weights(graph)?;
+    Ok(())
+}
+
+/// Inputs (fewest, most) and outputs (fewest, most) of the default-domain ops the rewrite and
+/// the evaluation index into; other ops are left to the runtimes.
+fn arity(op: &str) -> Option<((usize, usize), (usize, usize))> {
+    const ANY: usize = usize::MAX;
+    Some(match op {
+        "Conv" | "ConvTranspose" | "Gemm" => ((2, 3), (1, 1)),
+        "MatMul" | "Add" | "Sub" | "Mul" | "Div" | "Pow" | "PRelu" | "Gather" | "Reshape"
+        | "Expand" | "Tile" => ((2, 2), (1, 1)),
+        "MatMulInteger" | "ConvInteger" => ((2, 4), (1, 1)),
+        "QuantizeLinear" | "DequantizeLinear" => ((2, 3), (1, 1)),
+        "BatchNormalization" => ((5, 5), (1, 3)),
+        "LayerNormalization" => ((2, 3), (1, 3)),
+        "Relu" | "Sigmoid" | "Tanh" | "Softmax" | "HardSwish" | "HardSigmoid" | "Erf" | "Sqrt"
+        | "Exp" | "Log" | "Neg" | "Abs" | "Identity" | "Flatten" | "Transpose"
+        | "GlobalAveragePool" | "GlobalMaxPool" | "AveragePool" | "LeakyRelu" | "Gelu" | "Cast"
+        | "Shape" | "Reciprocal" => ((1, 1), (1, 1)),
+        "MaxPool" => ((1, 1), (1, 2)),
+        "Clip" => ((1, 3), (1, 1)),
+        "Squeeze" | "Unsqueeze" | "ReduceMean" | "ReduceSum" | "ReduceMax" => ((1, 2), (1, 1)),
+        "Split" => ((1, 2), (1, ANY)),
+        "Concat" | "Sum" | "Max" | "Min" | "Mean" => ((1, ANY), (1, 1)),
+        "Resize" => ((1, 4), (1, 1)),
+        "Upsample" => ((1, 2), (1, 1)),
+        "Slice" => ((1, 5), (1, 1)),
+        "Pad" => ((1, 4), (1, 1)),
+        "DynamicQuantizeLinear" => ((1, 1), (3, 3)),
+        _ => return None,
+    })
+}
+
+fn check_arity(n: &pb::NodeProto) -> Result<()> {
+    if n.output.is_empty() || n.output.iter().all(|o| o.is_empty()) {
+        bail!("node '{}' ({}) has no output", n.name, n.op_type);
+    }
+    if !(n.domain.is_empty() || n.domain == "ai.onnx") {
+        return Ok(());
+    }
+    let Some(((imin, imax), (omin, omax))) = arity(&n.op_type) else {
+        return Ok(());
+    };
+    // Trailing empty names are optional inputs left out.
+    let inputs = n.input.len() - n.input.iter().rev().take_while(|i| i.is_empty()).count();
+    let outputs = n.output.len();
+    let first_missing = n.input.iter().take(imin).position(|i| i.is_empty());
+    if inputs < imin || inputs > imax || first_missing.is_some() {
+        bail!(
+            "node '{}' ({}) has {inputs} inputs; {} takes {}",
+            n.name,
+            n.op_type,
+            n.op_type,
+            range_text(imin, imax)
+        );
+    }
+    if outputs < omin || outputs > omax {
+        bail!(
+            "node '{}' ({}) has {outputs} outputs; {} gives {}",
+            n.name,
+            n.op_type,
+            n.op_type,
+            range_text(omin, omax)
+        );
+    }
+    Ok(())
+}
+
+fn range_text(lo: usize, hi: usize) -> String {
+    match (lo, hi) {
+        (l, h) if l == h => format!("{l}"),
+        (l, usize::MAX) => format!("{l} or more"),
+        (l, h) => format!("{l} to {h}"),
+    }
+}
+
+/// Weights the rewrite divides by or indexes along: a Conv/ConvTranspose weight of rank 3 or
+/// more, a Gemm/MatMul constant operand of rank 1 or more, and none of them with a zero-sized
+/// dimension.
+fn check_weights(graph: &pb::GraphProto) -> Result<()> {
+    let inits: HashMap<&str, &pb::TensorProto> = graph
+        .initializer
+        .iter()
+        .map(|t| (t.name.as_str(), t))
+        .collect();
+    for n in &graph.node {
+        let (weights, min_rank): (&[String], usize) = match n.op_type.as_str() {
+            "Conv" | "ConvTranspose" => (&n.input[1..2.min(n.input.len())], 3),
+            "Gemm" | "MatMul" => (&n.input[..2.min(n.input.len())], 1),
+            _ => continue,
+        };
+        for w in weights {
+            let Some(t) = inits.get(w.as_str()) else {
+                continue;
+            };
+            if t.dims.len() < min_rank {
+                bail!(
+                    "node '{}' ({}): weight '{}' has rank {} ({:?}); {} needs at least {min_rank}",
+                    n.name,
+                    n.op_type,
+                    t.name,
+                    t.dims.len(),
+                    t.dims,
+                    n.op_type
+                );
+            }
+            if t.dims.contains(&0) {
+                bail!(
+                    "node '{}' ({}): weight '{}' has a zero-sized dimension {:?}",
+                    n.name,
+                    n.op_type,
+                    t.name,
+                    t.dims
+                );
+            }
         }
     }
     Ok(())
@@ -386,21 +531,54 @@ pub fn check_output_dir(path: &Path) -> Result<&Path> {
     Ok(dir)
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory, then renames it, so
-/// that a failure or a cancelled job never leaves a half-written file at `path`.
+/// Writes `bytes` to `path` through a temporary file in the same directory, flushed to disk,
+/// then renamed over `path` (and the directory flushed), so that a failure, a cancelled job or
+/// a killed process leaves either the old file or the complete new one, never a part.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
+    crate::jobs::checkpoint("write a file")?;
+    replace_atomic(path, |f| {
+        use std::io::Write;
+        f.write_all(bytes)
+    })
+}
+
+/// Copies `from` to `to` the way [`write_atomic`] writes.
+pub fn copy_atomic(from: &Path, to: &Path) -> Result<()> {
+    crate::jobs::checkpoint("copy a file")?;
+    let mut source =
+        std::fs::File::open(from).with_context(|| format!("{}: cannot open", from.display()))?;
+    replace_atomic(to, |f| std::io::copy(&mut source, f).map(|_| ()))
+        .with_context(|| format!("copying {}", from.display()))
+}
+
+fn replace_atomic(
+    path: &Path,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    // Unique per write: two writes to one path at once (an autosave and a save) never share
+    // a temporary file.
+    static WRITES: AtomicU64 = AtomicU64::new(0);
     let dir = check_output_dir(path)?;
     let file_name = path
         .file_name()
         .ok_or_else(|| anyhow!("{}: not a file path", path.display()))?
         .to_string_lossy();
-    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    let tmp = dir.join(format!(
+        ".{file_name}.{}-{}.tmp",
+        std::process::id(),
+        WRITES.fetch_add(1, Ordering::Relaxed)
+    ));
     let result = (|| -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
+        fill(&mut f)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        // The rename itself survives a power loss once the directory is on disk too.
+        #[cfg(unix)]
+        std::fs::File::open(dir)?.sync_all()?;
+        Ok(())
     })();
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);

@@ -285,7 +285,12 @@ impl QuantConfig {
         if self.mode == Mode::Int8 {
             parts.push(self.calibration.to_string());
         }
-        if self.reduce_range && matches!(self.mode, Mode::Int8 | Mode::Int8Weights) {
+        if self.reduce_range
+            && matches!(
+                self.mode,
+                Mode::Int8 | Mode::Int8Weights | Mode::Int8Dynamic
+            )
+        {
             parts.push("reduce-range".into());
         }
         parts.join(" ")

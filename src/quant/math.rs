@@ -109,7 +109,10 @@ pub fn min_max_finite(values: &[f32]) -> (f32, f32, bool) {
     #[cfg(target_arch = "x86_64")]
     {
         // SAFETY: SSE2 is part of the x86-64 baseline; loads are unaligned and in bounds.
-        unsafe { min_max_finite_sse2(values) }
+        #[allow(unsafe_code)]
+        unsafe {
+            min_max_finite_sse2(values)
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -131,6 +134,7 @@ fn min_max_finite_scalar(values: &[f32]) -> (f32, f32, bool) {
 }
 
 #[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
 unsafe fn min_max_finite_sse2(values: &[f32]) -> (f32, f32, bool) {
     use std::arch::x86_64::*;
     let chunks = values.chunks_exact(8);

@@ -62,6 +62,7 @@ pub fn quantize(
     dataset: Option<&Dataset>,
     progress: &Progress,
 ) -> Result<(pb::ModelProto, QuantizeReport)> {
+    crate::jobs::checkpoint("quantize")?;
     config.validate()?;
     let size_before = onnx::encode_model(model).len() as u64;
     let opset_before = onnx::default_opset(model);

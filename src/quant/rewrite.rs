@@ -921,7 +921,16 @@ pub fn quantize_dynamic(graph: &mut pb::GraphProto, config: &QuantConfig) -> Res
         } else {
             Granularity::Tensor
         };
-        let q = quantize_weight(&values, &w.dims, granularity, QType::Int8, true, None);
+        // 7-bit weights where asked: ONNX Runtime's MatMulInteger multiplies u8 activations by
+        // these in 16-bit sums on CPUs without VNNI, which 8-bit weights saturate.
+        let q = quantize_weight(
+            &values,
+            &w.dims,
+            granularity,
+            config.int8_weight_type(),
+            true,
+            None,
+        );
         let base = if node.name.is_empty() {
             node.output[0].clone()
         } else {

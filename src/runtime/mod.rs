@@ -90,6 +90,7 @@ impl TractModel {
                 t.name
             );
         }
+        crate::jobs::checkpoint("tract: load a model")?;
         check_ops_supported(model)?;
         // Declared intermediate shapes may carry a symbolic batch that would not unify with the
         // concrete input: let tract infer every shape from the input instead.
@@ -117,6 +118,7 @@ impl TractModel {
                 .map(|o| o.name.clone())
                 .collect(),
         };
+        crate::jobs::checkpoint("tract: optimize a model")?;
         let typed = inference.into_optimized().map_err(|e| {
             anyhow!(
                 "tract cannot prepare the model for inputs {}: {}",
@@ -124,6 +126,7 @@ impl TractModel {
                 tract_error_text(&e)
             )
         })?;
+        crate::jobs::checkpoint("tract: make a model runnable")?;
         let plan = typed
             .into_runnable()
             .map_err(|e| anyhow!("tract: {}", tract_error_text(&e)))?;

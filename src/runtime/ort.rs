@@ -220,6 +220,7 @@ impl OrtModel {
         options: OrtOptions,
         workers: usize,
     ) -> Result<Self> {
+        crate::jobs::checkpoint("ONNX Runtime: create a session")?;
         let rt = runtime()?;
         let level = match options.optimization {
             OptLevel::Disabled => GraphOptimizationLevel::Disable,
@@ -248,6 +249,7 @@ impl OrtModel {
             .into_par_iter()
             .map(|_| make().map(Mutex::new))
             .collect::<Result<Vec<_>>>()?;
+        crate::jobs::checkpoint("ONNX Runtime: run a first sample")?;
         let mut model = OrtModel {
             sessions,
             output_names: vec![],

@@ -1,0 +1,131 @@
+//! `quantbench bench`: latency (batch 1) and throughput of a model on a runtime.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use quantbench::jobs::Progress;
+use quantbench::onnx;
+
+use super::args::{open_data, BackendArgs, InferArgs};
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    model: PathBuf,
+    #[command(flatten)]
+    backend: BackendArgs,
+    /// Measure throughput with 1..N concurrent streams, each with its own loaded model.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    #[arg(long, default_value_t = 100)]
+    runs: usize,
+    #[arg(long, default_value_t = 10)]
+    warmup: usize,
+    /// Feed the first sample of this data (default: synthetic inputs of the model's types).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Input shape where the model leaves dimensions open, e.g. 1,3,224,224 (single-input
+    /// models; use --data for others).
+    #[arg(long, value_delimiter = ',')]
+    shape: Option<Vec<usize>>,
+    #[command(flatten)]
+    infer: InferArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn bench(args: BenchArgs) -> Result<ExitCode> {
+    let backend = args.backend.backend()?;
+    let model = onnx::read_model(&args.model)?;
+    let inputs = quantbench::tensor::model_inputs(&model)
+        .with_context(|| args.model.display().to_string())?;
+    let mut infer = args.infer.clone();
+    let data = match (&args.data, &args.shape) {
+        (Some(d), _) => d.clone(),
+        (None, Some(shape)) => {
+            let [input] = inputs.as_slice() else {
+                anyhow::bail!(
+                    "{}: --shape describes one input, the model has {}: give --data (an .npz, or 'synthetic')",
+                    args.model.display(),
+                    inputs.len()
+                );
+            };
+            if shape.len() == 4 && input.dims.len() == 4 {
+                infer.read.crop = Some((shape[2] as u32, shape[3] as u32));
+            }
+            PathBuf::from(quantbench::data::infer::SYNTHETIC)
+        }
+        (None, None) => PathBuf::from(quantbench::data::infer::SYNTHETIC),
+    };
+    if data.as_os_str() == quantbench::data::infer::SYNTHETIC {
+        infer.read.synthetic_samples = Some(1);
+    }
+    let dataset = open_data(&data, &model, &infer)?;
+    let input = dataset.bound(0, &inputs)?.inputs;
+    if let (Some(shape), Some(first)) = (&args.shape, input.first()) {
+        if &first.shape != shape {
+            anyhow::bail!(
+                "{}: --shape {shape:?} does not fit input '{}' {}",
+                args.model.display(),
+                first.name,
+                inputs[0].dims_text()
+            );
+        }
+    }
+    let settings = quantbench::bench::BenchSettings {
+        runs: args.runs,
+        warmup: args.warmup,
+        threads: args.threads,
+    };
+    let size = std::fs::metadata(&args.model).map(|m| m.len()).unwrap_or(0);
+    let report =
+        quantbench::bench::benchmark(&model, size, backend, &input, &settings, &Progress::new())
+            .with_context(|| args.model.display().to_string())?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if args.json {
+        let mut value = serde_json::to_value(&report)?;
+        value["throughput_per_s"] = serde_json::json!(report.throughput_per_s());
+        value["threads"] = serde_json::json!(args.threads);
+        value["cpu"] = serde_json::json!(report.machine.cpu);
+        println!("{}", serde_json::to_string(&value)?);
+    } else {
+        let m = &report.machine;
+        println!(
+            "model      {} ({})",
+            args.model.display(),
+            onnx::inspect::human_bytes(report.size_bytes)
+        );
+        println!("runtime    {}", report.runtime);
+        println!(
+            "machine    {}, {} cores, int8: {}",
+            m.cpu,
+            m.cores,
+            if m.int8_features.is_empty() {
+                "-".into()
+            } else {
+                m.int8_features.join(", ")
+            }
+        );
+        println!("input      {}", report.inputs);
+        println!(
+            "latency    min {:.3}  p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3} ms  (spread {:.1}%, {} runs after {} warm-up)",
+            report.min_ms, report.p50_ms, report.p90_ms, report.p99_ms, report.max_ms, report.spread_pct, report.runs, report.warmup
+        );
+        for t in &report.throughput {
+            println!(
+                "throughput {:>2} stream{}: {:.1} /s",
+                t.streams,
+                if t.streams == 1 { " " } else { "s" },
+                t.per_second
+            );
+        }
+        println!(
+            "peak RSS   {}",
+            onnx::inspect::human_bytes(report.peak_rss_bytes)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,175 @@
+//! `quantbench quantize`: one model, one configuration, one standard ONNX file.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+
+use quantbench::jobs::Progress;
+use quantbench::onnx;
+use quantbench::quant::{self, ActivationType, Calibration, Mode, QuantConfig, Symmetry};
+
+use super::args::{open_data, InferArgs};
+
+#[derive(clap::Args)]
+pub struct QuantizeArgs {
+    model: PathBuf,
+    /// Where to write the quantized model (atomically: a temp file, then a rename).
+    #[arg(long)]
+    out: PathBuf,
+    /// A RON QuantConfig; the flags below override what it says.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    mode: Option<Mode>,
+    /// One scale per output channel of each weight.
+    #[arg(long)]
+    per_channel: bool,
+    /// Weights and activations on symmetric grids (zero point at the middle).
+    #[arg(long)]
+    symmetric: bool,
+    /// Weights and activations on asymmetric grids.
+    #[arg(long, conflicts_with = "symmetric")]
+    asymmetric: bool,
+    /// Activation type: int8 or uint8.
+    #[arg(long)]
+    activations: Option<ActivationType>,
+    /// minmax, percentile=99.99, entropy or mse.
+    #[arg(long)]
+    calibration: Option<Calibration>,
+    /// Calibration data: a description (.ron), a folder of images, .csv/.tsv(.gz), .npy,
+    /// .npz, test_data_set_* folders, or 'synthetic'.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[command(flatten)]
+    infer: InferArgs,
+    /// Number of calibration samples.
+    #[arg(long)]
+    samples: Option<usize>,
+    /// Node names or op types to leave in float, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    keep_float: Option<Vec<String>>,
+    /// Op types to quantize, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    ops: Option<Vec<String>>,
+    /// int4-weights: quantize in blocks of this many input elements (needs opset 21).
+    #[arg(long)]
+    block_size: Option<usize>,
+    /// int8 weights on 7 bits (ONNX Runtime's reduce_range): exact on CPUs without VNNI.
+    #[arg(long)]
+    reduce_range: bool,
+    /// Opset to write (raised automatically when a feature needs it).
+    #[arg(long)]
+    opset: Option<i64>,
+    /// One JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+fn config_from_args(args: &QuantizeArgs) -> Result<QuantConfig> {
+    let mut config = match &args.config {
+        Some(p) => QuantConfig::load(p)?,
+        None => QuantConfig::default(),
+    };
+    if let Some(m) = args.mode {
+        config.mode = m;
+    }
+    if args.per_channel {
+        config.per_channel = true;
+    }
+    if args.symmetric {
+        config.symmetry = Symmetry::All;
+    }
+    if args.asymmetric {
+        config.symmetry = Symmetry::None;
+    }
+    if let Some(a) = args.activations {
+        config.activations = a;
+    }
+    if let Some(c) = args.calibration {
+        config.calibration = c;
+    }
+    if let Some(n) = args.samples {
+        config.samples = n;
+    }
+    if let Some(k) = &args.keep_float {
+        config.keep_float = k.clone();
+    }
+    if let Some(o) = &args.ops {
+        config.ops = o.clone();
+    }
+    if let Some(b) = args.block_size {
+        config.int4_block_size = Some(b);
+    }
+    if let Some(o) = args.opset {
+        config.opset = Some(o);
+    }
+    if args.reduce_range {
+        config.reduce_range = true;
+    }
+
+    config.validate()?;
+    Ok(config)
+}
+
+pub fn quantize(args: QuantizeArgs) -> Result<ExitCode> {
+    let config = config_from_args(&args)?;
+    onnx::check_output_dir(&args.out)?;
+    let model = onnx::read_model(&args.model)?;
+    let dataset = match (&args.data, config.mode.needs_calibration()) {
+        (Some(p), true) => Some(open_data(p, &model, &args.infer)?),
+        (None, true) => anyhow::bail!(
+            "int8 needs calibration data: pass --data (a folder of images, .csv, .npy, .npz, a .ron description, or 'synthetic')"
+        ),
+        _ => None,
+    };
+    if let Some(d) = &dataset {
+        let inputs = quantbench::tensor::model_inputs(&model)
+            .with_context(|| args.model.display().to_string())?;
+        d.check_fits(&inputs)?;
+    }
+    let progress = Progress::new();
+    let (quantized, report) = quant::quantize(&model, &config, dataset.as_ref(), &progress)
+        .with_context(|| format!("{}: quantization failed", args.model.display()))?;
+    let write_start = Instant::now();
+    onnx::write_model(&args.out, &quantized, onnx::SINGLE_FILE_LIMIT)?;
+    let write_seconds = write_start.elapsed().as_secs_f64();
+    if args.json {
+        let mut value = serde_json::to_value(&report)?;
+        value["output"] = serde_json::json!(args.out.display().to_string());
+        value["write_seconds"] = serde_json::json!(write_seconds);
+        value["settings"] = value["config"].take();
+        if let Some(obj) = value.as_object_mut() {
+            obj.remove("config");
+        }
+        println!("{}", serde_json::to_string(&value)?);
+    } else {
+        println!("wrote {} ({})", args.out.display(), config.label());
+        println!(
+            "size  {} -> {} ({:.2}x smaller)",
+            onnx::inspect::human_bytes(report.size_before),
+            onnx::inspect::human_bytes(report.size_after),
+            report.size_before as f64 / report.size_after.max(1) as f64
+        );
+        println!("opset {} -> {}", report.opset_before, report.opset);
+        let c = &report.counts;
+        println!(
+            "quantized {} nodes ({} kept float): {} weights, {} biases, {} activations",
+            c.nodes_quantized, c.nodes_kept_float, c.weights, c.biases, c.activations
+        );
+        if report.calibration_samples > 0 {
+            println!(
+                "calibrated on {} samples ({}) in {:.2} s with {}",
+                report.calibration_samples,
+                config.calibration,
+                report.calibration_seconds,
+                report.calibration_runtime.as_deref().unwrap_or("-")
+            );
+        }
+        for n in &report.notes {
+            println!("note: {n}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,54 @@
+//! What panels ask the app to do, and the sender they ask through: commands are collected while
+//! a frame draws and applied once, after it (easy to test, easy to log).
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+
+use super::CentralView;
+
+/// Everything a panel can ask the app to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AppCommand {
+    OpenPath(PathBuf),
+    OpenDataset(PathBuf),
+    ApplyDatasetDesc(Box<quantbench::data::DatasetDesc>),
+    /// Write the open dataset's description (as edited and applied) to a RON file.
+    SaveDatasetDesc(PathBuf),
+    /// The output that accuracy scores (`None`: the first).
+    SetScoredOutput(Option<String>),
+    ToggleKeepFloat(String),
+    AddExperiment,
+    AddPreset,
+    RemoveExperiment(usize),
+    Select(Option<usize>),
+    Run,
+    Cancel,
+    ExportModel {
+        experiment: usize,
+        path: PathBuf,
+    },
+    SaveSession(PathBuf),
+    SaveScreenshot(PathBuf),
+    ExportTable(PathBuf),
+    SetView(CentralView),
+    /// Stop opening the model, session or dataset being opened.
+    CancelLoading,
+    DismissMessage(usize),
+    /// Recover the interrupted session, or restore the model's earlier results.
+    AcceptOffer,
+    DismissOffer,
+}
+
+/// Sends commands from panels that only borrow the app's state.
+#[derive(Default)]
+pub struct Commands(RefCell<Vec<AppCommand>>);
+
+impl Commands {
+    pub fn send(&self, c: AppCommand) {
+        self.0.borrow_mut().push(c);
+    }
+
+    pub fn take(&self) -> Vec<AppCommand> {
+        std::mem::take(&mut self.0.borrow_mut())
+    }
+}

@@ -1,0 +1,169 @@
+//! The top bar: open (dialog, typed path, recent), save, screenshot and export the table, the
+//! central view; below it what runs in the background, an offer to recover or restore earlier
+//! work, and the latest messages.
+
+use std::path::PathBuf;
+
+use eframe::egui;
+
+use super::app::{AppCtx, CentralView, Level, Offer};
+use super::AppCommand;
+
+#[derive(Default)]
+pub struct Toolbar {
+    pub typed_path: String,
+}
+
+impl Toolbar {
+    pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &AppCtx, view: CentralView) {
+        let Self { typed_path } = self;
+        let send = |c| ctx.commands.send(c);
+        ui.horizontal_wrapped(|ui| {
+            if ui
+                .button("Open…")
+                .on_hover_text("Open a model (.onnx) or a session (.ron)")
+                .clicked()
+            {
+                if let Some(p) = rfd::FileDialog::new()
+                    .add_filter("model or session", &["onnx", "ron"])
+                    .pick_file()
+                {
+                    send(AppCommand::OpenPath(p));
+                }
+            }
+            let edit = ui.add(
+                egui::TextEdit::singleline(typed_path)
+                    .hint_text("or type a path: model.onnx, session.ron")
+                    .desired_width(260.0),
+            );
+            let edit = edit.labelled_by(ui.label("Path").id);
+            let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            if (ui.button("Open path").clicked() || enter) && !typed_path.trim().is_empty() {
+                send(AppCommand::OpenPath(PathBuf::from(typed_path.trim())));
+            }
+            ui.menu_button("Recent", |ui| {
+                if ctx.recent.is_empty() {
+                    ui.label("nothing yet");
+                }
+                for r in ctx.recent {
+                    if ui.button(r).clicked() {
+                        send(AppCommand::OpenPath(PathBuf::from(r)));
+                        ui.close();
+                    }
+                }
+            });
+            ui.separator();
+            if ui.button("Save session…").clicked() {
+                if let Some(p) = rfd::FileDialog::new()
+                    .add_filter("session", &["ron"])
+                    .set_file_name("session.ron")
+                    .save_file()
+                {
+                    send(AppCommand::SaveSession(p));
+                }
+            }
+            if ui.button("Save screenshot…").clicked() {
+                if let Some(p) = rfd::FileDialog::new()
+                    .add_filter("PNG", &["png"])
+                    .set_file_name("quantbench.png")
+                    .save_file()
+                {
+                    send(AppCommand::SaveScreenshot(p));
+                }
+            }
+            if ui
+                .button("Export table…")
+                .on_hover_text("CSV, or Markdown with a .md name")
+                .clicked()
+            {
+                if let Some(p) = rfd::FileDialog::new()
+                    .add_filter("CSV or Markdown", &["csv", "md"])
+                    .set_file_name("results.csv")
+                    .save_file()
+                {
+                    send(AppCommand::ExportTable(p));
+                }
+            }
+            ui.separator();
+            for (v, name) in [
+                (CentralView::Overview, "Overview"),
+                (CentralView::Tradeoff, "Trade-off"),
+                (CentralView::Heatmap, "Heatmap"),
+                (CentralView::Compare, "Compare"),
+            ] {
+                if ui.selectable_label(view == v, name).clicked() {
+                    send(AppCommand::SetView(v));
+                }
+            }
+        });
+        for (label, cancellable) in &ctx.activity {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label(label);
+                if *cancellable && ui.small_button("Stop").clicked() {
+                    send(AppCommand::CancelLoading);
+                }
+            });
+        }
+        if let Some(offer) = ctx.offer {
+            ui.horizontal_wrapped(|ui| {
+                let (text, yes, no) = match offer {
+                    Offer::Interrupted(i) => (
+                        format!(
+                            "quantbench stopped while working on {} ({} of {} experiments finished{}).",
+                            i.session.display(),
+                            i.done,
+                            i.experiments,
+                            saved_ago(i.saved, ctx.is_test)
+                        ),
+                        "Recover",
+                        "Dismiss",
+                    ),
+                    Offer::Earlier(e) => (
+                        format!(
+                            "This model has earlier results: {} of {} experiments finished{} ({}).",
+                            e.done,
+                            e.experiments,
+                            saved_ago(e.saved, ctx.is_test),
+                            e.path.display()
+                        ),
+                        "Restore",
+                        "Start afresh",
+                    ),
+                };
+                ui.colored_label(ui.visuals().warn_fg_color, text);
+                if ui.button(yes).clicked() {
+                    send(AppCommand::AcceptOffer);
+                }
+                if ui.button(no).clicked() {
+                    send(AppCommand::DismissOffer);
+                }
+            });
+        }
+        for (i, (level, text)) in ctx.messages.iter().enumerate().rev().take(3) {
+            ui.horizontal(|ui| {
+                let color = match level {
+                    Level::Error => ui.visuals().error_fg_color,
+                    Level::Info => ui.visuals().weak_text_color(),
+                };
+                if ui.small_button("dismiss").clicked() {
+                    send(AppCommand::DismissMessage(i));
+                }
+                ui.colored_label(color, text);
+            });
+        }
+    }
+}
+
+/// ", saved 12 min ago" (nothing in tests, whose snapshots must not move).
+fn saved_ago(saved: Option<std::time::SystemTime>, is_test: bool) -> String {
+    let Some(age) = saved.and_then(|s| s.elapsed().ok()).filter(|_| !is_test) else {
+        return String::new();
+    };
+    let minutes = age.as_secs() / 60;
+    match minutes {
+        0 => ", saved just now".into(),
+        1..=119 => format!(", saved {minutes} min ago"),
+        _ => format!(", saved {} h ago", minutes / 60),
+    }
+}
