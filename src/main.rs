@@ -12,6 +12,7 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    quantbench::jobs::install_panic_hook();
     match cli::run() {
         Ok(code) => code,
         Err(e) => {

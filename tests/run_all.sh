@@ -28,8 +28,18 @@ if ! "$venv/bin/python3" -c "import onnx, onnxruntime, numpy" 2>/dev/null; then
 fi
 export PATH="$PWD/$venv/bin:$PATH"
 
-if [ -z "${DISPLAY:-}" ]; then
-    # -a: the first free display number (a stale lock from an earlier run cannot block it).
-    exec xvfb-run -a -s "-screen 0 1280x800x24 -nolisten tcp" cargo test --release --locked "$@"
-fi
+# The code is formatted and lint-free before anything runs (clippy in the release profile
+# shares the test build's proc macros and build scripts).
+cargo fmt --check
+cargo clippy --release --locked --all-targets -- -D warnings
+
 cargo test --release --locked "$@"
+
+# The one test that opens a real window is ignored without a display; run it here, under a
+# virtual one (-a: the first free display number, so a stale lock cannot block it).
+if [ -z "${DISPLAY:-}" ]; then
+    xvfb-run -a -s "-screen 0 1280x800x24 -nolisten tcp" \
+        cargo test --release --locked --test window -- --ignored
+else
+    cargo test --release --locked --test window -- --ignored
+fi

@@ -62,6 +62,32 @@ impl Machine {
     }
 }
 
+/// Memory the system can give this process now without swapping (MemAvailable), in bytes;
+/// `None` where the system does not say.
+pub fn memory_available_bytes() -> Option<u64> {
+    std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with("MemAvailable:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    })
+}
+
+/// Refuses, before allocating, `bytes` that `what` would need beyond what the machine has.
+pub fn check_fits_in_memory(bytes: u64, what: &dyn std::fmt::Display) -> anyhow::Result<()> {
+    if let Some(available) = memory_available_bytes() {
+        if bytes > available {
+            anyhow::bail!(
+                "{what} would need {} of memory; this machine has {} available",
+                crate::onnx::inspect::human_bytes(bytes),
+                crate::onnx::inspect::human_bytes(available)
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Peak resident memory of this process so far (VmHWM), in bytes.
 pub fn peak_rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -432,7 +432,8 @@ fn describe_folder(
         return Ok(Source::OnnxTestData { path });
     }
     if entries.iter().any(|p| super::is_image(p)) {
-        *preprocess = image_preprocess(image_input(inputs)?, options, notes)?;
+        *preprocess = image_preprocess(image_input(inputs)?, options, notes)
+            .with_context(|| format!("{}: preprocessing", dir.display()))?;
         return Ok(Source::ImageFolder {
             path,
             labels: Labels::None,
@@ -451,7 +452,8 @@ fn describe_folder(
         notes.push(format!(
             "labels from {class_dirs} class sub-folders, numbered in sorted order"
         ));
-        *preprocess = image_preprocess(image_input(inputs)?, options, notes)?;
+        *preprocess = image_preprocess(image_input(inputs)?, options, notes)
+            .with_context(|| format!("{}: preprocessing", dir.display()))?;
         return Ok(Source::ImageFolder {
             path,
             labels: Labels::FromSubfolders,
@@ -567,7 +569,9 @@ fn describe_csv(
     if let Some(s) = &options.std {
         preprocess.std = s.clone();
     }
-    preprocess.check(channels)?;
+    preprocess
+        .check(channels)
+        .with_context(|| format!("{}: preprocessing", path.display()))?;
     Ok(Source::Csv {
         path: path.display().to_string(),
         image: ImageSize {

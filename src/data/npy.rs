@@ -1,7 +1,7 @@
 //! NumPy arrays: `.npy` files (little-endian, C order; float16/32/64, int8/32/64, uint8,
 //! bool) and `.npz` archives of them (NumPy's `savez`, stored or deflated).
 
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -48,7 +48,14 @@ pub fn read(path: &Path) -> Result<Array> {
 pub fn read_npz(path: &Path) -> Result<Vec<(String, Array)>> {
     let file =
         std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
-    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file))
+    read_npz_from(std::io::BufReader::new(file), path)
+}
+
+/// [`read_npz`] from any reader; `path` names it in errors. A member is read only up to the
+/// size its header declares, and only when that fits in memory (a zip bomb is refused before
+/// it inflates).
+pub fn read_npz_from(reader: impl Read + Seek, path: &Path) -> Result<Vec<(String, Array)>> {
+    let mut archive = zip::ZipArchive::new(reader)
         .map_err(|e| anyhow!("{}: not a readable .npz archive ({e})", path.display()))?;
     let mut arrays = vec![];
     for k in 0..archive.len() {
@@ -62,8 +69,14 @@ pub fn read_npz(path: &Path) -> Result<Vec<(String, Array)>> {
         let Some(stem) = name.strip_suffix(".npy") else {
             continue;
         };
-        let mut bytes = Vec::with_capacity(member.size().min(1 << 30) as usize);
-        member
+        let declared = member.size();
+        crate::bench::machine::check_fits_in_memory(
+            declared,
+            &format!("{}: array '{name}'", path.display()),
+        )?;
+        let mut bytes = Vec::with_capacity(declared.min(64 << 20) as usize);
+        (&mut member)
+            .take(declared)
             .read_to_end(&mut bytes)
             .map_err(|e| anyhow!("{}: cannot read '{name}': {e}", path.display()))?;
         let array = parse(&bytes).with_context(|| {

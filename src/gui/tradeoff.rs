@@ -23,11 +23,24 @@ enum YAxis {
     Sqnr,
 }
 
-#[derive(Default)]
 pub struct TradeoffView {
     x: XAxis,
     y: YAxis,
     backend: Option<String>,
+    /// Every runtime at once, each a series of its own (the default: simulation and
+    /// deployment side by side).
+    all_runtimes: bool,
+}
+
+impl Default for TradeoffView {
+    fn default() -> Self {
+        TradeoffView {
+            x: XAxis::default(),
+            y: YAxis::default(),
+            backend: None,
+            all_runtimes: true,
+        }
+    }
 }
 
 struct Point {
@@ -105,17 +118,24 @@ impl TradeoffView {
         if has_results && !labelled && self.y == YAxis::Accuracy {
             self.y = YAxis::Sqnr;
         }
-        let backend = self
-            .backend
-            .clone()
-            .filter(|b| backends.contains(b))
-            .or_else(|| {
-                backends
-                    .iter()
-                    .find(|b| *b == "ort")
-                    .or(backends.first())
-                    .cloned()
-            });
+        // The runtimes drawn: the one chosen, or all of them (each its own series, legend entry
+        // and Pareto front).
+        let shown: Vec<String> = if self.all_runtimes && backends.len() > 1 {
+            backends.clone()
+        } else {
+            self.backend
+                .clone()
+                .filter(|b| backends.contains(b))
+                .or_else(|| {
+                    backends
+                        .iter()
+                        .find(|b| *b == "ort")
+                        .or(backends.first())
+                        .cloned()
+                })
+                .into_iter()
+                .collect()
+        };
         ui.horizontal(|ui| {
             let title = ui.strong("Trade-off");
             egui::ComboBox::from_id_salt("tradeoff_y")
@@ -147,108 +167,170 @@ impl TradeoffView {
                 .response
                 .labelled_by(vs.id);
             let on = ui.label("on");
+            let selected_text = if shown.len() > 1 {
+                "all runtimes".to_string()
+            } else {
+                shown.first().cloned().unwrap_or("–".into())
+            };
             egui::ComboBox::from_id_salt("tradeoff_backend")
-                .selected_text(backend.clone().unwrap_or("–".into()))
+                .selected_text(selected_text)
                 .show_ui(ui, |ui| {
                     for b in &backends {
-                        if ui
-                            .selectable_label(backend.as_deref() == Some(b), b)
-                            .clicked()
-                        {
+                        let is = shown.len() == 1 && shown[0] == *b;
+                        if ui.selectable_label(is, b).clicked() {
                             self.backend = Some(b.clone());
+                            self.all_runtimes = false;
                         }
+                    }
+                    if backends.len() > 1
+                        && ui
+                            .selectable_label(shown.len() > 1, "all runtimes")
+                            .clicked()
+                    {
+                        self.all_runtimes = true;
                     }
                 })
                 .response
                 .labelled_by(on.id);
         });
-        let Some(backend) = backend else {
+        if shown.is_empty() {
             ui.weak("Run experiments to see them here.");
             return;
-        };
-        let points = self.points(session, &backend);
-        let mut front = self.front(session, &backend, &points);
-        if front.get(points.len()) == Some(&true) {
-            ui.weak(
-                "The float model (not drawn: no SQNR against itself) is on the front too; \
-                 nothing slower than it is.",
-            );
         }
-        front.truncate(points.len());
-        let mut front_points: Vec<[f64; 2]> = points
+        struct Series {
+            backend: String,
+            points: Vec<Point>,
+            front: Vec<bool>,
+            color: egui::Color32,
+            shape: MarkerShape,
+        }
+        let series: Vec<Series> = shown
             .iter()
-            .zip(&front)
-            .filter(|(_, f)| **f)
-            .map(|(p, _)| [p.x, p.y])
+            .map(|b| {
+                let points = self.points(session, b);
+                let front = self.front(session, b, &points);
+                let (color, shape) = runtime_style(b);
+                Series {
+                    backend: b.clone(),
+                    points,
+                    front,
+                    color,
+                    shape,
+                }
+            })
             .collect();
-        front_points.sort_by(|a, b| a[0].total_cmp(&b[0]));
-        let names: Vec<String> = points
-            .iter()
-            .map(|p| session.experiments[p.index].name.clone())
-            .collect();
-        let x_label = if self.x == XAxis::Latency {
-            format!("p50 latency on {backend} (ms)")
-        } else {
-            "size (KiB)".into()
+        for s in &series {
+            if s.front.get(s.points.len()) == Some(&true) {
+                ui.weak(format!(
+                    "On {}: the float model (not drawn: no SQNR against itself) is on the \
+                     front too; nothing slower than it is.",
+                    s.backend
+                ));
+            }
+        }
+        let x_label = match (self.x, shown.as_slice()) {
+            (XAxis::Latency, [one]) => format!("p50 latency on {one} (ms)"),
+            (XAxis::Latency, _) => "p50 latency (ms), on the runtime of each series".into(),
+            (XAxis::Size, _) => "size (KiB)".into(),
         };
         let y_label = match self.y {
             YAxis::Accuracy => "top-1 accuracy",
             YAxis::Agreement => "agreement with float",
             YAxis::Sqnr => "output SQNR (dB)",
         };
-        let hover_names = names.clone();
-        let hover_points: Vec<(f64, f64)> = points.iter().map(|p| (p.x, p.y)).collect();
+        let hover: Vec<(f64, f64, String)> = series
+            .iter()
+            .flat_map(|s| {
+                s.points.iter().map(|p| {
+                    (
+                        p.x,
+                        p.y,
+                        format!(
+                            "{}. {} ({})",
+                            p.index + 1,
+                            session.experiments[p.index].name,
+                            s.backend
+                        ),
+                    )
+                })
+            })
+            .collect();
         let response = Plot::new("tradeoff_plot")
             .height(ui.available_height().max(150.0))
             .width(ui.available_width())
             .x_axis_label(x_label)
             .y_axis_label(y_label)
-            .label_formatter(move |hover| {
-                let egui_plot::HoverPosition::NearDataPoint { position, .. } = hover else {
+            .legend(egui_plot::Legend::default().position(egui_plot::Corner::RightBottom))
+            .label_formatter(move |hovered| {
+                let egui_plot::HoverPosition::NearDataPoint { position, .. } = hovered else {
                     return None;
                 };
-                let i = hover_points.iter().position(|&(x, y)| {
+                let (_, _, name) = hover.iter().find(|&&(x, y, _)| {
                     (x - position.x).abs() < 1e-12 && (y - position.y).abs() < 1e-12
                 })?;
-                Some(format!(
-                    "{}\nx {:.3}\ny {:.4}",
-                    hover_names[i], position.x, position.y
-                ))
+                Some(format!("{name}\nx {:.3}\ny {:.4}", position.x, position.y))
             })
             .show(ui, |plot| {
-                if front_points.len() > 1 {
-                    plot.line(
-                        Line::new("Pareto front", PlotPoints::from(front_points.clone()))
-                            .color(egui::Color32::from_rgb(230, 160, 40)),
-                    );
+                for s in &series {
+                    let mut front_points: Vec<[f64; 2]> = s
+                        .points
+                        .iter()
+                        .zip(&s.front)
+                        .filter(|(_, f)| **f)
+                        .map(|(p, _)| [p.x, p.y])
+                        .collect();
+                    front_points.sort_by(|a, b| a[0].total_cmp(&b[0]));
+                    if front_points.len() > 1 {
+                        plot.line(
+                            Line::new(
+                                format!("Pareto front ({})", s.backend),
+                                PlotPoints::from(front_points),
+                            )
+                            .color(s.color),
+                        );
+                    }
+                    // One legend entry per runtime: filled markers are on its front.
+                    for on_front in [true, false] {
+                        let xy: Vec<[f64; 2]> = s
+                            .points
+                            .iter()
+                            .zip(&s.front)
+                            .filter(|(_, f)| **f == on_front)
+                            .map(|(p, _)| [p.x, p.y])
+                            .collect();
+                        plot.points(
+                            Points::new(s.backend.clone(), xy)
+                                .radius(5.0)
+                                .shape(s.shape)
+                                .filled(on_front)
+                                .color(s.color),
+                        );
+                    }
+                    // Each point labelled with its experiment's number (the row in the table).
+                    for p in &s.points {
+                        plot.text(
+                            egui_plot::Text::new(
+                                format!("label {} {}", s.backend, p.index + 1),
+                                egui_plot::PlotPoint::new(p.x, p.y),
+                                egui::RichText::new(format!("  {}", p.index + 1)).size(12.0),
+                            )
+                            .anchor(egui::Align2::LEFT_CENTER),
+                        );
+                    }
                 }
-                // Each point labelled with its experiment's number (the row in the table).
-                for p in &points {
-                    plot.text(
-                        egui_plot::Text::new(
-                            format!("label {}", p.index + 1),
-                            egui_plot::PlotPoint::new(p.x, p.y),
-                            egui::RichText::new(format!("  {}", p.index + 1)).size(12.0),
-                        )
-                        .anchor(egui::Align2::LEFT_CENTER),
-                    );
-                }
-                for ((p, on_front), name) in points.iter().zip(&front).zip(&names) {
-                    let selected = ctx.selected == Some(p.index);
-                    let color = if *on_front {
-                        egui::Color32::from_rgb(230, 160, 40)
-                    } else {
-                        egui::Color32::from_rgb(90, 150, 230)
-                    };
+                let selected: Vec<[f64; 2]> = series
+                    .iter()
+                    .flat_map(|s| &s.points)
+                    .filter(|p| ctx.selected == Some(p.index))
+                    .map(|p| [p.x, p.y])
+                    .collect();
+                if !selected.is_empty() {
                     plot.points(
-                        Points::new(name.clone(), vec![[p.x, p.y]])
-                            .radius(if selected { 8.0 } else { 5.0 })
-                            .shape(if selected {
-                                MarkerShape::Diamond
-                            } else {
-                                MarkerShape::Circle
-                            })
-                            .color(color),
+                        Points::new("selected", selected)
+                            .radius(9.0)
+                            .shape(MarkerShape::Diamond)
+                            .filled(false)
+                            .color(ui_text_color()),
                     );
                 }
                 if plot.response().clicked() {
@@ -256,8 +338,9 @@ impl TradeoffView {
                     let transform = *plot.transform();
                     pointer.and_then(|c| {
                         let at = transform.position_from_point(&c);
-                        points
+                        series
                             .iter()
+                            .flat_map(|s| &s.points)
                             .map(|p| {
                                 (
                                     p.index,
@@ -278,6 +361,19 @@ impl TradeoffView {
             ctx.commands.send(AppCommand::Select(Some(i)));
         }
     }
+}
+
+/// A runtime's colour and marker, the same in every plot.
+fn runtime_style(backend: &str) -> (egui::Color32, MarkerShape) {
+    match backend {
+        "ort" => (egui::Color32::from_rgb(230, 150, 30), MarkerShape::Circle),
+        "tract" => (egui::Color32::from_rgb(70, 140, 230), MarkerShape::Square),
+        _ => (egui::Color32::from_rgb(90, 180, 110), MarkerShape::Up),
+    }
+}
+
+fn ui_text_color() -> egui::Color32 {
+    egui::Color32::from_gray(140)
 }
 
 #[cfg(test)]

@@ -368,6 +368,37 @@ impl<M, T> Drop for Job<M, T> {
     }
 }
 
+thread_local! {
+    /// Inside [`catch_panics`] on this thread: a panic here becomes an error, said once by
+    /// whoever handles it, not printed by the panic hook too.
+    static CATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, which calls into a dependency that can panic on malformed input (tract's shape
+/// inference does on some graphs), and turns a panic into an error saying `what` failed.
+pub fn catch_panics<T>(what: &str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let was = CATCHING.with(|c| c.replace(true));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CATCHING.with(|c| c.set(was));
+    outcome.unwrap_or_else(|panic| {
+        Err(anyhow::anyhow!(
+            "{what} failed inside tract ({})",
+            panic_text(panic.as_ref())
+        ))
+    })
+}
+
+/// Keeps the panic hook quiet about panics [`catch_panics`] turns into errors; every other
+/// panic goes to the hook installed before (the default one prints it). Called once at start.
+pub fn install_panic_hook() {
+    let next = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !CATCHING.with(|c| c.get()) {
+            next(info);
+        }
+    }));
+}
+
 /// The message a panic carried.
 pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     panic

@@ -551,6 +551,31 @@ pub fn copy_atomic(from: &Path, to: &Path) -> Result<()> {
         .with_context(|| format!("copying {}", from.display()))
 }
 
+/// Removes the temporary files that writers of `file_name` killed mid-write left in `dir`
+/// (`.NAME.PID-N.tmp` of a process that no longer runs).
+fn remove_stale_temporaries(dir: &Path, file_name: &str) {
+    let prefix = format!(".{file_name}.");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, n)| n.parse::<u64>().ok().and(pid.parse::<u32>().ok()));
+        let gone = pid.is_some_and(|pid| {
+            pid != std::process::id()
+                && cfg!(target_os = "linux")
+                && !Path::new(&format!("/proc/{pid}")).exists()
+        });
+        if gone {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 fn replace_atomic(
     path: &Path,
     fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
@@ -564,6 +589,7 @@ fn replace_atomic(
         .file_name()
         .ok_or_else(|| anyhow!("{}: not a file path", path.display()))?
         .to_string_lossy();
+    remove_stale_temporaries(dir, &file_name);
     let tmp = dir.join(format!(
         ".{file_name}.{}-{}.tmp",
         std::process::id(),

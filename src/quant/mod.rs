@@ -55,11 +55,30 @@ pub fn required_opset(config: &QuantConfig, model_opset: i64) -> (i64, String) {
     (target, format!("{why} needs opset {need}"))
 }
 
+/// Where `int8`'s activation ranges come from.
+#[derive(Clone, Copy)]
+pub enum Ranges<'a> {
+    /// Calibration: the float model run over the dataset's calibration split.
+    Calibrate(&'a Dataset),
+    /// Given per tensor name (the rewrite exercised without running a model: fuzzing, tests).
+    Given(&'a dyn Fn(&str) -> (f32, f32)),
+}
+
 /// Quantizes `model` (left untouched) by `config`; `dataset` is needed by `int8` only.
 pub fn quantize(
     model: &pb::ModelProto,
     config: &QuantConfig,
     dataset: Option<&Dataset>,
+    progress: &Progress,
+) -> Result<(pb::ModelProto, QuantizeReport)> {
+    quantize_with(model, config, dataset.map(Ranges::Calibrate), progress)
+}
+
+/// [`quantize`], with `int8`'s ranges from `ranges`.
+pub fn quantize_with(
+    model: &pb::ModelProto,
+    config: &QuantConfig,
+    ranges: Option<Ranges>,
     progress: &Progress,
 ) -> Result<(pb::ModelProto, QuantizeReport)> {
     crate::jobs::checkpoint("quantize")?;
@@ -118,7 +137,7 @@ pub fn quantize(
             rewrite::quantize_weights_only(onnx::graph_mut(&mut out), config, as_onnx)?
         }
         Mode::Int8 => {
-            let dataset = dataset
+            let source = ranges
                 .context("int8 needs calibration data: give a dataset (--data DATASET.ron)")?;
             let types = prepare::model_tensor_types(&out);
             let mut plan = rewrite::plan_activations(onnx::graph(&out), config, &types);
@@ -129,53 +148,61 @@ pub fn quantize(
                     config.ops
                 );
             }
-            let calibration_start = Instant::now();
-            let calibrated = calibrate::calibrate(
-                &out,
-                &tensors,
-                dataset,
-                config.samples,
-                config.calibration,
-                progress,
-            )?;
-            calibration_runtime = Some(calibrated.runtime.clone());
-            calibration_seconds = calibration_start.elapsed().as_secs_f64();
-            let available = dataset.indices(crate::data::Purpose::Calibration)?.len();
-            calibration_samples = available.min(config.samples);
-            if available < config.samples {
-                notes.push(format!(
-                    "{} calibration samples asked, the data has {available}: calibrated on {available}",
-                    config.samples
-                ));
-            }
-            let unfit: HashMap<&str, String> = calibrated
-                .stats
-                .iter()
-                .filter_map(|(name, s)| s.unfit_reason().map(|r| (name.as_str(), r)))
-                .collect();
-            let mut unfit_names: Vec<&&str> = unfit.keys().collect();
-            unfit_names.sort();
-            for name in unfit_names {
-                notes.push(format!(
-                    "'{name}' kept float: calibration saw {}",
-                    unfit[*name]
-                ));
-            }
-            plan.drop_tensors(|t| unfit.contains_key(t));
-            let qtype = calibrate::activation_qtype(config.activations);
-            // Entropy and MSE searches cost milliseconds per tensor: spread them over workers.
-            use rayon::prelude::*;
-            let mut ranges: HashMap<String, (f32, f32)> = calibrated
-                .stats
-                .par_iter()
-                .filter(|(name, _)| !unfit.contains_key(name.as_str()))
-                .map(|(name, s)| {
-                    (
-                        name.clone(),
-                        s.range(config.calibration, qtype, config.activations_symmetric()),
-                    )
-                })
-                .collect();
+            let mut ranges: HashMap<String, (f32, f32)> = match source {
+                Ranges::Given(range_of) => {
+                    tensors.iter().map(|t| (t.clone(), range_of(t))).collect()
+                }
+                Ranges::Calibrate(dataset) => {
+                    let calibration_start = Instant::now();
+                    let calibrated = calibrate::calibrate(
+                        &out,
+                        &tensors,
+                        dataset,
+                        config.samples,
+                        config.calibration,
+                        progress,
+                    )?;
+                    calibration_runtime = Some(calibrated.runtime.clone());
+                    calibration_seconds = calibration_start.elapsed().as_secs_f64();
+                    let available = dataset.indices(crate::data::Purpose::Calibration)?.len();
+                    calibration_samples = available.min(config.samples);
+                    if available < config.samples {
+                        notes.push(format!(
+                            "{} calibration samples asked, the data has {available}: calibrated on {available}",
+                            config.samples
+                        ));
+                    }
+                    let unfit: HashMap<&str, String> = calibrated
+                        .stats
+                        .iter()
+                        .filter_map(|(name, s)| s.unfit_reason().map(|r| (name.as_str(), r)))
+                        .collect();
+                    let mut unfit_names: Vec<&&str> = unfit.keys().collect();
+                    unfit_names.sort();
+                    for name in unfit_names {
+                        notes.push(format!(
+                            "'{name}' kept float: calibration saw {}",
+                            unfit[*name]
+                        ));
+                    }
+                    plan.drop_tensors(|t| unfit.contains_key(t));
+                    let qtype = calibrate::activation_qtype(config.activations);
+                    // Entropy and MSE searches cost milliseconds per tensor: spread them over
+                    // workers.
+                    use rayon::prelude::*;
+                    calibrated
+                        .stats
+                        .par_iter()
+                        .filter(|(name, _)| !unfit.contains_key(name.as_str()))
+                        .map(|(name, s)| {
+                            (
+                                name.clone(),
+                                s.range(config.calibration, qtype, config.activations_symmetric()),
+                            )
+                        })
+                        .collect()
+                }
+            };
             rewrite::share_concat_ranges(onnx::graph(&out), config, &plan, &mut ranges);
             progress.stage("rewriting graph", 1);
             rewrite::insert_qdq(onnx::graph_mut(&mut out), config, &plan, &ranges)?

@@ -550,11 +550,16 @@ pub fn model_tensor_types(model: &pb::ModelProto) -> HashMap<String, i32> {
     let mut types = tensor_types(onnx::graph(model));
     use tract_onnx::prelude::{Framework, InferenceModelExt};
     use tract_onnx::tract_hir::infer::Factoid;
-    let Ok(mut inference) = tract_onnx::onnx().model_for_proto_model(model) else {
+    // tract can panic on a malformed graph: then the declared and derived types stand alone.
+    let analysed = crate::jobs::catch_panics("type inference", || {
+        let mut inference = tract_onnx::onnx().model_for_proto_model(model)?;
+        // Partial facts are still facts: a failure further down leaves the rest typed.
+        let _ = inference.analyse(false);
+        Ok(inference)
+    });
+    let Ok(inference) = analysed else {
         return types;
     };
-    // Partial facts are still facts: a failure further down leaves the rest of the graph typed.
-    let _ = inference.analyse(false);
     for node in inference.nodes() {
         for (slot, output) in node.outputs.iter().enumerate() {
             let outlet = tract_onnx::prelude::OutletId::new(node.id, slot);

@@ -76,6 +76,16 @@ impl TractModel {
         example: &[Feed],
         outputs: Option<&[String]>,
     ) -> Result<Self> {
+        crate::jobs::catch_panics("loading the model", || {
+            Self::load_unguarded(model, example, outputs)
+        })
+    }
+
+    fn load_unguarded(
+        model: &pb::ModelProto,
+        example: &[Feed],
+        outputs: Option<&[String]>,
+    ) -> Result<Self> {
         let int4 = [
             pb::tensor_proto::DataType::Int4 as i32,
             pb::tensor_proto::DataType::Uint4 as i32,
@@ -167,9 +177,11 @@ impl TractModel {
                 .spawn()
                 .map_err(|e| anyhow!("tract: {}", tract_error_text(&e)))?,
         };
-        let outputs = state
-            .run(tensors)
-            .map_err(|e| anyhow!("tract run failed: {}", tract_error_text(&e)))?;
+        let outputs = crate::jobs::catch_panics("running the model", || {
+            state
+                .run(tensors)
+                .map_err(|e| anyhow!("tract run failed: {}", tract_error_text(&e)))
+        })?;
         if let Some(Ok(mut s)) = self.states.as_ref().map(|p| p.lock()) {
             s.push(state);
         }

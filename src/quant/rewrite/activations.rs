@@ -1,0 +1,371 @@
+//! Static int8: which activation tensors get a Q/DQ pair (once, where an int8 kernel would
+//! produce them; shared scales through data movement and Concat), and the rewrite that
+//! inserts them with the weights' DequantizeLinear and the int32 biases.
+
+use std::collections::{HashMap, HashSet};
+
+use anyhow::Result;
+
+use super::*;
+use crate::onnx::{self, pb, GraphIndex};
+
+/// Ops whose output holds the same values as (a subset or rearrangement of) their input, so the
+/// output can share the input's scale and zero point.
+pub(super) const SCALE_PRESERVING: [&str; 9] = [
+    "MaxPool",
+    "Reshape",
+    "Flatten",
+    "Transpose",
+    "Squeeze",
+    "Unsqueeze",
+    "Identity",
+    "Slice",
+    "Gather",
+];
+/// Float ops whose input is best left unquantized (see `plan_activations`).
+pub(super) const FLOAT_INPUT_OPS: [&str; 2] = ["Softmax", "LogSoftmax"];
+/// Activations that int8 runtimes fuse into the op before them.
+pub(super) const FUSED_ACTIVATIONS: [&str; 2] = ["Relu", "Clip"];
+pub(super) const FUSING_PRODUCERS: [&str; 5] = ["Conv", "ConvTranspose", "MatMul", "Gemm", "Add"];
+
+/// Which activation tensors get Q/DQ, in graph order.
+#[derive(Clone, Debug, Default)]
+pub struct ActivationPlan {
+    /// Every tensor that gets a Q/DQ pair.
+    pub quantized: Vec<String>,
+    /// Tensors whose parameters come from another tensor (tensor -> source), not calibration.
+    pub shared: HashMap<String, String>,
+}
+
+impl ActivationPlan {
+    /// The tensors calibration must observe.
+    pub fn calibrated(&self) -> Vec<String> {
+        self.quantized
+            .iter()
+            .filter(|t| !self.shared.contains_key(*t))
+            .cloned()
+            .collect()
+    }
+
+    /// Leaves out the tensors `drop` picks, and those whose parameters would come from them.
+    pub fn drop_tensors(&mut self, drop: impl Fn(&str) -> bool) {
+        let dropped: HashSet<String> = self
+            .quantized
+            .iter()
+            .filter(|t| drop(self.root(t)))
+            .cloned()
+            .collect();
+        self.quantized.retain(|t| !dropped.contains(t));
+        self.shared.retain(|t, _| !dropped.contains(t));
+    }
+
+    fn root<'a>(&'a self, mut t: &'a str) -> &'a str {
+        while let Some(s) = self.shared.get(t) {
+            t = s;
+        }
+        t
+    }
+}
+
+/// `types`: every tensor's element type ([`crate::quant::prepare::model_tensor_types`]).
+pub fn plan_activations(
+    graph: &pb::GraphProto,
+    config: &QuantConfig,
+    types: &HashMap<String, i32>,
+) -> ActivationPlan {
+    let index = GraphIndex::new(graph);
+    let is_float_activation = |t: &str| {
+        !t.is_empty()
+            && !index.is_initializer(t)
+            && types.get(t).copied().unwrap_or(1) == pb::tensor_proto::DataType::Float as i32
+    };
+    let mut order: Vec<String> = vec![];
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut add = |t: &str, order: &mut Vec<String>| {
+        if seen.insert(t.to_string()) {
+            order.push(t.to_string());
+        }
+    };
+    // Tensors from which every path reaches a graph output through float ops only (the
+    // network's tail: logits before a Sigmoid/Softmax): no int8 kernel reads them, so a Q/DQ
+    // there would only add error, which a Sigmoid of small probabilities magnifies.
+    let mut tail: HashSet<&str> = HashSet::new();
+    for node in graph.node.iter().rev() {
+        for o in node.output.iter().filter(|o| !o.is_empty()) {
+            let consumers = index.consumers_of(o);
+            let feeds_float_tail = !consumers.is_empty()
+                && consumers.iter().all(|&c| {
+                    let next = &graph.node[c];
+                    !is_quantized_node(next, config)
+                        && next.output.iter().all(|x| {
+                            x.is_empty() || index.is_graph_output(x) || tail.contains(x.as_str())
+                        })
+                });
+            // A Softmax input needs no Q/DQ either (no int8 kernel reads it), and tract
+            // simulates DequantizeLinear → Softmax → QuantizeLinear with a lossy int8
+            // softmax (−17.5 dB on the zoo encoder where ONNX Runtime gives 32 dB).
+            let only_softmax = !consumers.is_empty()
+                && consumers.iter().all(|&c| {
+                    let next = &graph.node[c];
+                    FLOAT_INPUT_OPS.contains(&next.op_type.as_str())
+                        && !is_quantized_node(next, config)
+                });
+            if index.is_graph_output(o) || feeds_float_tail || only_softmax {
+                tail.insert(o);
+            }
+        }
+    }
+    // MatMul outputs inside a MatMul + Add linear layer: accumulated with the bias, not quantized.
+    let linear_inside: HashSet<&str> = graph
+        .node
+        .iter()
+        .filter(|n| linear_bias(n, &index, graph, config).is_some())
+        .map(|n| n.output[0].as_str())
+        .collect();
+    for node in graph.node.iter().filter(|n| is_quantized_node(n, config)) {
+        for i in node
+            .input
+            .iter()
+            .filter(|i| is_float_activation(i) && !linear_inside.contains(i.as_str()))
+        {
+            add(i, &mut order);
+        }
+        for o in node.output.iter().filter(|o| {
+            is_float_activation(o)
+                && !tail.contains(o.as_str())
+                && !linear_inside.contains(o.as_str())
+        }) {
+            // Quantize after a fused activation instead of before it.
+            let fused = FUSING_PRODUCERS
+                .contains(&node.op_type.as_str())
+                .then(|| match index.consumers_of(o) {
+                    [only] => {
+                        let next = &graph.node[*only];
+                        (FUSED_ACTIVATIONS.contains(&next.op_type.as_str())
+                            && next.input[1..]
+                                .iter()
+                                .all(|b| b.is_empty() || index.is_initializer(b))
+                            && !is_kept_float(next, config)
+                            && !index.is_graph_output(&next.output[0]))
+                        .then(|| next.output[0].clone())
+                    }
+                    _ => None,
+                })
+                .flatten();
+            add(fused.as_deref().unwrap_or(o), &mut order);
+        }
+    }
+    // Graph order: sort by the producing node's position (graph inputs first).
+    let position = |t: &str| index.producer.get(t).map(|&p| p + 1).unwrap_or(0);
+    order.sort_by_key(|t| position(t));
+    let in_plan: HashSet<&str> = order.iter().map(|s| s.as_str()).collect();
+    let mut shared = HashMap::new();
+    for t in &order {
+        if let Some(&p) = index.producer.get(t) {
+            let producer = &graph.node[p];
+            if SCALE_PRESERVING.contains(&producer.op_type.as_str())
+                && in_plan.contains(producer.input[0].as_str())
+            {
+                shared.insert(t.clone(), producer.input[0].clone());
+            }
+        }
+    }
+    ActivationPlan {
+        quantized: order,
+        shared,
+    }
+}
+
+/// Gives every input and the output of each quantized Concat one range (their union), so an
+/// int8 Concat copies bytes instead of requantizing each input.
+pub fn share_concat_ranges(
+    graph: &pb::GraphProto,
+    config: &QuantConfig,
+    plan: &ActivationPlan,
+    ranges: &mut HashMap<String, (f32, f32)>,
+) {
+    for node in graph
+        .node
+        .iter()
+        .filter(|n| n.op_type == "Concat" && is_quantized_node(n, config))
+    {
+        let roots: Vec<String> = node
+            .input
+            .iter()
+            .chain(&node.output)
+            .filter(|t| plan.quantized.contains(t))
+            .map(|t| plan.root(t).to_string())
+            .collect();
+        if roots.len() != node.input.len() + 1 {
+            continue;
+        }
+        let union = roots
+            .iter()
+            .filter_map(|r| ranges.get(r))
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &(a, b)| {
+                (lo.min(a), hi.max(b))
+            });
+        for r in roots {
+            ranges.insert(r, union);
+        }
+    }
+}
+
+/// int8 static: weights, biases and the planned activations, with `ranges` from calibration.
+pub fn insert_qdq(
+    graph: &mut pb::GraphProto,
+    config: &QuantConfig,
+    plan: &ActivationPlan,
+    ranges: &HashMap<String, (f32, f32)>,
+) -> Result<RewriteCounts> {
+    let act_qtype = crate::quant::calibrate::activation_qtype(config.activations);
+    let act_sym = config.activations_symmetric();
+    let mut params: HashMap<String, QParams> = HashMap::new();
+    for t in &plan.quantized {
+        let root = plan.root(t);
+        let &(lo, hi) = ranges
+            .get(root)
+            .ok_or_else(|| anyhow::anyhow!("no calibrated range for tensor '{root}'"))?;
+        params.insert(t.clone(), math::qparams(lo, hi, act_qtype, act_sym));
+    }
+    let snapshot = graph.clone();
+    let mut edit = Edit::new(&snapshot, false);
+    let mut counts = RewriteCounts::default();
+    for node in &snapshot.node {
+        if !is_quantized_node(node, config) {
+            if config.ops.contains(&node.op_type) {
+                counts.nodes_kept_float += 1;
+            }
+            continue;
+        }
+        counts.nodes_quantized += 1;
+        let slot = weight_slot(node, &edit.index, &snapshot);
+        if let Some((w, axis)) = slot {
+            let g = if config.per_channel {
+                Granularity::Channel(axis)
+            } else {
+                Granularity::Tensor
+            };
+            let linear = linear_bias(node, &edit.index, &snapshot, config).map(|(_, b)| b);
+            let bias = node
+                .input
+                .get(2)
+                .filter(|b| {
+                    !b.is_empty()
+                        && matches!(node.op_type.as_str(), "Conv" | "ConvTranspose" | "Gemm")
+                })
+                .or(linear.as_ref());
+            let input_scale = params.get(&node.input[0]).map(|p| p.scale);
+            // The int32 bias must not saturate: b / (s_x · s_w) within i32 sets a floor on s_w
+            // (ONNX Runtime raises the weight scale the same way).
+            let floors = match (bias.and_then(|b| edit.initializer(b)), input_scale) {
+                (Some(b), Some(sx)) => {
+                    let values = onnx::tensor_to_f32(b)?;
+                    let per_channel = matches!(g, Granularity::Channel(_));
+                    let limit = sx as f64 * (i32::MAX as f64 - 1.0);
+                    let floor = |v: f32| (v.abs() as f64 / limit) as f32;
+                    let channels = edit
+                        .initializer(&node.input[w])
+                        .and_then(|t| t.dims.get(axis))
+                        .map_or(1, |&d| d.max(1) as usize);
+                    Some(if per_channel {
+                        // A grouped ConvTranspose has `group` bias entries per weight channel.
+                        let mut floors = vec![0.0f32; channels];
+                        for (c, &v) in values.iter().enumerate() {
+                            floors[c % channels] = floors[c % channels].max(floor(v));
+                        }
+                        floors
+                    } else {
+                        vec![values.iter().map(|&v| floor(v)).fold(0.0, f32::max)]
+                    })
+                }
+                _ => None,
+            };
+            edit.dequantize_weight_floored(
+                &node.input[w],
+                g,
+                config.int8_weight_type(),
+                config.weights_symmetric(),
+                floors.as_deref(),
+            )?;
+            counts.weights += 1;
+            if let (Some(b), Some(sx)) = (bias, input_scale) {
+                edit.dequantize_bias(b, sx, &node.input[w])?;
+                counts.biases += 1;
+            }
+        }
+        // Other float constants feeding a quantized op (Add/Mul operands): int8, per channel
+        // when they vary along one axis (per tensor would zero the small channels).
+        for (k, i) in node.input.iter().enumerate() {
+            let is_slot = slot.is_some_and(|(w, _)| w == k) || (slot.is_some() && k == 2);
+            if is_slot || edit.replaced.contains_key(i) {
+                continue;
+            }
+            if let Some(t) = edit.initializer(i) {
+                if t.data_type == pb::tensor_proto::DataType::Float as i32
+                    && onnx::element_count(&t.dims) > 0
+                {
+                    let varying: Vec<usize> =
+                        (0..t.dims.len()).filter(|&a| t.dims[a] > 1).collect();
+                    let g = match varying.as_slice() {
+                        [axis] => Granularity::Channel(*axis),
+                        _ => Granularity::Tensor,
+                    };
+                    edit.dequantize_weight(i, g, QType::Int8, true)?;
+                    counts.weights += 1;
+                }
+            }
+        }
+    }
+    let mut activation_nodes: HashMap<String, Vec<pb::NodeProto>> = HashMap::new();
+    let mut activation_replaced = HashMap::new();
+    let mut graph_input_nodes = vec![];
+    for t in &plan.quantized {
+        let p = params[t];
+        let (sn, zn) = (format!("{t}_scale"), format!("{t}_zero_point"));
+        edit.new_initializers
+            .push(onnx::f32_tensor(&sn, &[], &[p.scale]));
+        edit.new_initializers.push(onnx::byte_tensor(
+            &zn,
+            &[],
+            &[p.zero_point],
+            act_qtype.is_signed(),
+        ));
+        let (qn, dn) = (format!("{t}_quantized"), format!("{t}_dequantized"));
+        let q = onnx::node(
+            "QuantizeLinear",
+            &format!("{t}_QuantizeLinear"),
+            &[t, &sn, &zn],
+            &[&qn],
+        );
+        let d = onnx::node(
+            "DequantizeLinear",
+            &format!("{t}_DequantizeLinear"),
+            &[&qn, &sn, &zn],
+            &[&dn],
+        );
+        if edit.index.producer.contains_key(t) {
+            activation_nodes.insert(t.clone(), vec![q, d]);
+        } else {
+            graph_input_nodes.extend([q, d]);
+        }
+        activation_replaced.insert(t.clone(), dn);
+        counts.activations += 1;
+    }
+    let Edit {
+        replaced,
+        weight_nodes,
+        new_initializers,
+        ..
+    } = edit;
+    finish(
+        graph,
+        &replaced,
+        weight_nodes,
+        new_initializers,
+        activation_nodes,
+        &activation_replaced,
+        graph_input_nodes,
+    );
+    Ok(counts)
+}
