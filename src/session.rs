@@ -353,20 +353,53 @@ impl Session {
         if format >= 2 {
             session.map_paths(&mut |p| *p = crate::paths::resolve(p, &dir));
         } else {
-            // Before format 2 relative paths were relative to the directory quantbench ran in;
-            // the session's own folder is tried first (a moved project), then that.
-            session.map_paths(&mut |p| {
-                let beside = crate::paths::resolve(p, &dir);
-                *p = if p.is_empty() || Path::new(&beside).exists() {
-                    beside
-                } else {
-                    crate::paths::absolute(Path::new(p.as_str()))
-                        .display()
-                        .to_string()
-                };
-            });
+            session.migrate_paths(&dir);
         }
         Ok(session)
+    }
+
+    /// Before format 2 a session held paths as they were given, relative to the directory
+    /// quantbench ran in (the session's own folder is tried first: a moved project), and a
+    /// dataset description's paths relative to the description file, as in the file.
+    fn migrate_paths(&mut self, dir: &Path) {
+        let resolve = |p: &mut String| {
+            let beside = crate::paths::resolve(p, dir);
+            *p = if p.is_empty() || Path::new(&beside).exists() {
+                beside
+            } else {
+                crate::paths::absolute(Path::new(p.as_str()))
+                    .display()
+                    .to_string()
+            };
+        };
+        let dataset = |path: &mut String, desc: &mut DatasetDesc| {
+            resolve(path);
+            let base = Path::new(path.as_str());
+            let base = if base.extension().is_some_and(|e| e == "ron") {
+                base.parent().unwrap_or(Path::new("")).to_path_buf()
+            } else {
+                dir.to_path_buf()
+            };
+            for p in desc.paths_mut() {
+                if Path::new(p.as_str()).is_relative() && base != dir {
+                    *p = crate::paths::resolve(p, &base);
+                } else {
+                    resolve(p);
+                }
+            }
+        };
+        resolve(&mut self.model.path);
+        if let Some(d) = self.dataset.as_mut() {
+            dataset(&mut d.path, &mut d.desc);
+        }
+        for e in &mut self.experiments {
+            if let Some(p) = e.result.model_path.as_mut() {
+                resolve(p);
+            }
+            if let Some(d) = e.result.data.as_mut() {
+                dataset(&mut d.path, &mut d.desc);
+            }
+        }
     }
 }
 
@@ -535,6 +568,54 @@ mod tests {
         );
         let e = Session::from_ron(&future).unwrap_err().to_string();
         assert!(e.contains("reads up to format"), "{e}");
+    }
+
+    /// A format-1 session (paths as given, a description's paths relative to the description)
+    /// comes back with absolute paths to the same files; saved again, they are relative to the
+    /// session file where they lie near it.
+    #[test]
+    fn format_one_paths_resolve_to_the_files_they_meant() {
+        let top = tempfile::tempdir().unwrap();
+        let project = top.path().join("project");
+        std::fs::create_dir_all(project.join("data/photos")).unwrap();
+        std::fs::write(project.join("model.onnx"), b"m").unwrap();
+        std::fs::write(project.join("data/photos.ron"), b"").unwrap();
+        let desc = crate::data::DatasetDesc {
+            source: crate::data::Source::ImageFolder {
+                path: "photos".into(),
+                labels: crate::data::Labels::None,
+            },
+            preprocess: Default::default(),
+            calibration: Default::default(),
+            evaluation: Default::default(),
+            augment: 0,
+        };
+        let mut s = Session::new(
+            ModelRef {
+                path: "model.onnx".into(),
+                sha256: String::new(),
+                bytes: 1,
+            },
+            Some(DatasetRef {
+                path: "data/photos.ron".into(),
+                desc,
+            }),
+        );
+        s.format = 1;
+        let path = project.join("s.ron");
+        let text = s.to_ron().unwrap().replacen("format: 2,", "format: 1,", 1);
+        std::fs::write(&path, text).unwrap();
+        let back = Session::load(&path).unwrap();
+        let p = |rel: &str| project.join(rel).display().to_string();
+        assert_eq!(back.model.path, p("model.onnx"));
+        let d = back.dataset.as_ref().unwrap();
+        assert_eq!(d.path, p("data/photos.ron"));
+        assert_eq!(d.desc.clone().paths_mut()[0].as_str(), p("data/photos"));
+        back.save(&path).unwrap();
+        let written = std::fs::read_to_string(&path).unwrap();
+        assert!(written.contains("path: \"data/photos\""), "{written}");
+        assert!(!written.contains(project.to_str().unwrap()), "{written}");
+        assert_eq!(Session::load(&path).unwrap(), back);
     }
 
     #[test]

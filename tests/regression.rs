@@ -172,3 +172,40 @@ fn description_with_a_zero_sized_letterbox() {
         "{error}"
     );
 }
+
+/// fuzz/npy: a `.npy` header whose type code starts with a two-byte character ('ٕ') was split
+/// at byte 1, inside the character (a panic in the header parser).
+#[test]
+fn npy_header_whose_type_starts_with_a_multibyte_character() {
+    let file = root().join("tests/regression/npy_header_multibyte.npy");
+    let e = quantbench::data::npy::read(&file).expect_err("refused");
+    assert!(
+        format!("{e:#}").contains("only little-endian arrays are supported"),
+        "{e:#}"
+    );
+    let m = mnist_model();
+    let (ok, error) = answer(&[
+        "eval",
+        m.to_str().unwrap(),
+        "--data",
+        file.to_str().unwrap(),
+    ]);
+    assert!(!ok && error.unwrap().contains("npy_header_multibyte.npy"));
+}
+
+/// fuzz/quantize_graph: a BatchNormalization after a ConvTranspose whose bias is empty: the
+/// fold indexed the bias by output channel (index out of bounds).
+#[test]
+fn batchnorm_fold_onto_a_conv_with_an_empty_bias() {
+    let results = rewrite_in_every_mode("batchnorm_fold_short_bias.onnx");
+    let int8 = results
+        .iter()
+        .find(|(m, _)| m == "Int8 per-channel false")
+        .unwrap();
+    assert!(
+        int8.1.as_ref().is_err_and(|e| e
+            .contains("node 'n0' (ConvTranspose): its bias holds 0 values for 1 output channels")),
+        "{results:?}"
+    );
+    every_command("batchnorm_fold_short_bias.onnx");
+}

@@ -8,6 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use crate::tensor::TensorData;
 
+#[derive(Debug)]
 pub struct Array {
     pub shape: Vec<usize>,
     pub data: TensorData,
@@ -116,7 +117,8 @@ pub fn parse(bytes: &[u8]) -> Result<Array> {
     let descr = field("'descr'")?;
     let code: String = descr.chars().take_while(|c| *c != '\'').collect();
     // '|' marks a one-byte type (no byte order); '<' little-endian; '=' native (little here).
-    let (order, kind) = code.split_at(code.len().min(1));
+    // The first character (not byte: the header is any text) is the byte order.
+    let (order, kind) = code.split_at(code.chars().next().map_or(0, char::len_utf8));
     if !matches!(order, "<" | "|" | "=") {
         bail!("only little-endian arrays are supported (descr '{code}')");
     }

@@ -650,12 +650,13 @@ impl WorkbenchApp {
         match loaded {
             Loaded::Model(m) => {
                 let m = *m;
+                // The new session first: what follows (its dataset) belongs to it.
+                self.session = Some(m.session);
+                self.session_path = m.autosave;
                 self.install_model(m.path, m.proto, m.summary, m.model_ref.bytes, m.dataset);
                 if let (Some(fit), Some(d)) = (m.current_fit, self.dataset.as_mut()) {
                     d.mismatch = fit;
                 }
-                self.session = Some(m.session);
-                self.session_path = m.autosave;
                 // An interrupted session stays offered until answered.
                 if !matches!(self.offer, Some(Offer::Interrupted(_))) {
                     self.offer = m.earlier.map(Offer::Earlier);
@@ -666,12 +667,12 @@ impl WorkbenchApp {
             Loaded::Session(s) => {
                 let s = *s;
                 let m = s.model;
+                self.session = Some(s.session);
+                self.session_path = Some(s.path);
                 self.install_model(m.path, m.proto, m.summary, m.model_ref.bytes, m.dataset);
                 if let Some(changed) = s.changed {
                     self.messages.push((Level::Error, changed));
                 }
-                self.session = Some(s.session);
-                self.session_path = Some(s.path);
                 if matches!(self.offer, Some(Offer::Earlier(_))) {
                     self.offer = None;
                 }
@@ -978,6 +979,9 @@ impl WorkbenchApp {
         let (Some(path), Some(session)) = (self.session_path.clone(), self.session.clone()) else {
             return;
         };
+        if !worth_saving(&session, &path) {
+            return;
+        }
         let label = format!("Saving {}…", file_name(&path));
         match Job::spawn("autosave", repaint_fn(&self.ctx), move |_| {
             session.save(&path)?;
@@ -1224,7 +1228,7 @@ impl WorkbenchApp {
     }
 
     /// Closing the window: experiments stop (what finished is kept), writes in flight finish,
-    /// the session is saved a last time, and the running-window marker goes.
+    /// unsaved changes to the session are saved, and the running-window marker goes.
     pub fn shut_down(&mut self) {
         if let Some(job) = self.job.take() {
             job.cancel();
@@ -1244,7 +1248,13 @@ impl WorkbenchApp {
                 eprintln!("{label}: {e:#}");
             }
         }
-        if let (Some(path), Some(s)) = (self.session_path.clone(), self.session.clone()) {
+        let unsaved = match (&self.session_path, &self.session) {
+            (Some(path), Some(s)) if self.autosave_due && worth_saving(s, path) => {
+                Some((path.clone(), s.clone()))
+            }
+            _ => None,
+        };
+        if let Some((path, s)) = unsaved {
             let saved = Job::<(), ()>::spawn("final-save", || {}, move |_| s.save(&path))
                 .map(|job| job.run_to_end(Duration::from_secs(600), |_| {}, |_| {}));
             match saved {
@@ -1256,6 +1266,12 @@ impl WorkbenchApp {
             let _ = std::fs::remove_file(tasks::marker_path(dir, std::process::id()));
         }
     }
+}
+
+/// A session has something to lose once an experiment has a result or its file exists (an
+/// autosave per window start otherwise).
+fn worth_saving(session: &Session, path: &Path) -> bool {
+    session.experiments.iter().any(|e| e.is_done()) || path.exists()
 }
 
 impl eframe::App for WorkbenchApp {
@@ -1288,6 +1304,21 @@ impl eframe::App for WorkbenchApp {
         }
         if self.first_frame.is_none() {
             self.first_frame = Some(self.started.elapsed());
+        }
+    }
+
+    /// A screenshot shows the window as it is, not where the display's pointer happens to rest
+    /// (the centre of Xvfb's screen: plot crosshairs and hover highlights otherwise).
+    fn raw_input_hook(&mut self, _ctx: &egui::Context, raw_input: &mut egui::RawInput) {
+        if self.screenshot_plan.is_some() {
+            raw_input.events.retain(|e| {
+                !matches!(
+                    e,
+                    egui::Event::PointerMoved(_)
+                        | egui::Event::MouseMoved(_)
+                        | egui::Event::PointerButton { .. }
+                )
+            });
         }
     }
 

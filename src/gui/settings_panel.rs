@@ -5,11 +5,9 @@ use eframe::egui;
 use super::app::AppCtx;
 use quantbench::quant::{ActivationType, Calibration, Int4Storage, Mode, QuantConfig, Symmetry};
 
-/// Op types offered as checkboxes (others can be typed): the defaults, and ConvTranspose.
+/// Op types offered as checkboxes (others can be typed): the defaults.
 fn common_ops() -> impl Iterator<Item = &'static str> {
-    quantbench::quant::config::DEFAULT_OPS
-        .into_iter()
-        .chain(["ConvTranspose"])
+    quantbench::quant::config::DEFAULT_OPS.into_iter()
 }
 
 pub struct SettingsPanel {

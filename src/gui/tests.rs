@@ -446,6 +446,16 @@ fn bad_input_shows_a_message_instead_of_failing() {
 }
 
 #[test]
+fn each_quantizable_op_is_offered_once() {
+    let mut h = harness();
+    click(&mut h, "Settings");
+    h.run();
+    for op in quantbench::quant::config::DEFAULT_OPS {
+        assert_eq!(h.query_all_by_label(op).count(), 1, "{op}");
+    }
+}
+
+#[test]
 fn settings_are_validated_as_you_type() {
     let mut h = harness();
     choose_percentile_calibration(&mut h);

@@ -219,14 +219,17 @@ impl TradeoffView {
                 }
             })
             .collect();
-        for s in &series {
-            if s.front.get(s.points.len()) == Some(&true) {
-                ui.weak(format!(
-                    "On {}: the float model (not drawn: no SQNR against itself) is on the \
-                     front too; nothing slower than it is.",
-                    s.backend
-                ));
-            }
+        let float_on_front: Vec<&str> = series
+            .iter()
+            .filter(|s| s.front.get(s.points.len()) == Some(&true))
+            .map(|s| s.backend.as_str())
+            .collect();
+        if !float_on_front.is_empty() {
+            ui.weak(format!(
+                "The float model (not drawn: no SQNR against itself) is on the front on {}; \
+                 nothing slower than it is.",
+                float_on_front.join(" and ")
+            ));
         }
         let x_label = match (self.x, shown.as_slice()) {
             (XAxis::Latency, [one]) => format!("p50 latency on {one} (ms)"),
@@ -308,12 +311,14 @@ impl TradeoffView {
                     }
                     // Each point labelled with its experiment's number (the row in the table).
                     for p in &s.points {
+                        // No name: not a legend entry.
                         plot.text(
                             egui_plot::Text::new(
-                                format!("label {} {}", s.backend, p.index + 1),
+                                "",
                                 egui_plot::PlotPoint::new(p.x, p.y),
                                 egui::RichText::new(format!("  {}", p.index + 1)).size(12.0),
                             )
+                            .id(("label", &s.backend, p.index))
                             .anchor(egui::Align2::LEFT_CENTER),
                         );
                     }
@@ -326,7 +331,8 @@ impl TradeoffView {
                     .collect();
                 if !selected.is_empty() {
                     plot.points(
-                        Points::new("selected", selected)
+                        Points::new("", selected)
+                            .id("selected")
                             .radius(9.0)
                             .shape(MarkerShape::Diamond)
                             .filled(false)

@@ -342,6 +342,14 @@ fn fold_batch_norms(graph: &mut pb::GraphProto) -> Result<(usize, Vec<String>)> 
             "MatMul" => vec![0.0; channels],
             _ => conv_bias(graph, &index, &node, channels)?,
         };
+        if bias.len() != channels {
+            bail!(
+                "node '{}' ({}): its bias holds {} values for {channels} output channels",
+                node.name,
+                node.op_type,
+                bias.len()
+            );
+        }
         let k: Vec<f32> = (0..channels)
             .map(|c| gamma[c] / (var[c] + eps).sqrt())
             .collect();
