@@ -74,6 +74,7 @@ impl Bad {
             errors[0].contains(problem),
             "{stderr} does not say '{problem}'"
         );
+        report(errors[0], self.dir.path());
         assert!(out.stdout.is_empty(), "printed to stdout on failure");
         assert_eq!(before, self.files(), "files were added or removed");
         assert_eq!(
@@ -100,6 +101,22 @@ impl Bad {
         edit(&mut model);
         self.write(name, &model.encode_to_vec())
     }
+}
+
+/// With `BAD_INPUT_REPORT=FILE`, each test appends its name and the error line the user saw
+/// (temporary folder as `DIR`): the table in the closing notes and README comes from it.
+fn report(error: &str, dir: &std::path::Path) {
+    let Some(file) = std::env::var_os("BAD_INPUT_REPORT") else {
+        return;
+    };
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    let line = error.replace(&dir.display().to_string(), "DIR");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .unwrap();
+    std::io::Write::write_all(&mut f, format!("{test}\t{line}\n").as_bytes()).unwrap();
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::ffi::OsString> {
@@ -683,7 +700,9 @@ fn saved_session(dir: &std::path::Path) -> std::path::PathBuf {
 
 fn session_error(path: &std::path::Path) -> String {
     let e = quantbench::session::Session::load(path).expect_err("refused");
-    format!("{e:#}")
+    let e = format!("{e:#}");
+    report(&e, path.parent().unwrap());
+    e
 }
 
 #[test]
