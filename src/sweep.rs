@@ -124,11 +124,33 @@ impl Workbench {
         settings: &SweepSettings,
         progress: &Progress,
     ) -> Result<()> {
+        self.run_given(experiment, None, settings, progress)
+    }
+
+    /// [`Workbench::run`] on a model quantized elsewhere by the experiment's config (variants
+    /// that reuse another quantization's calibration).
+    pub fn run_model(
+        &mut self,
+        experiment: &mut Experiment,
+        quantized: pb::ModelProto,
+        settings: &SweepSettings,
+        progress: &Progress,
+    ) -> Result<()> {
+        self.run_given(experiment, Some(quantized), settings, progress)
+    }
+
+    fn run_given(
+        &mut self,
+        experiment: &mut Experiment,
+        given: Option<pb::ModelProto>,
+        settings: &SweepSettings,
+        progress: &Progress,
+    ) -> Result<()> {
         experiment.result = ExperimentResult {
             data: Some(self.data.clone()),
             ..Default::default()
         };
-        match self.run_inner(experiment, settings, progress) {
+        match self.run_inner(experiment, given, settings, progress) {
             Ok(()) => Ok(()),
             Err(e) if jobs::is_cancelled(&e) => Err(e),
             Err(e) => {
@@ -141,15 +163,20 @@ impl Workbench {
     fn run_inner(
         &mut self,
         experiment: &mut Experiment,
+        given: Option<pb::ModelProto>,
         settings: &SweepSettings,
         progress: &Progress,
     ) -> Result<()> {
-        let model = match &experiment.config {
-            None => {
+        let model = match (&experiment.config, given) {
+            (Some(_), Some(q)) => {
+                experiment.result.size_bytes = prost::Message::encoded_len(&q) as u64;
+                q
+            }
+            (None, _) => {
                 experiment.result.size_bytes = self.float_bytes;
                 self.float.clone()
             }
-            Some(config) => {
+            (Some(config), None) => {
                 progress.stage("quantizing", 1);
                 let (q, report) =
                     quant::quantize(&self.float, config, Some(&self.dataset), progress)?;

@@ -73,6 +73,7 @@ struct Spec {
     symmetry: u8,
     activations_int8: bool,
     reduce_range: bool,
+    cle: bool,
     block: u8,
     int4_onnx: bool,
     opset: u8,
@@ -97,20 +98,7 @@ fn weight(name: &str, w: &Weight) -> pb::TensorProto {
 
 fn graph_of(spec: &Spec) -> pb::ModelProto {
     let dims: Vec<i64> = spec.input_dims.iter().map(|&d| 1 + (d % 4) as i64).collect();
-    let mut input = onnx::float_value("x");
-    if let Some(pb::type_proto::Value::TensorType(t)) =
-        input.r#type.as_mut().and_then(|t| t.value.as_mut())
-    {
-        t.shape = Some(pb::TensorShapeProto {
-            dim: dims
-                .iter()
-                .map(|&d| pb::tensor_shape_proto::Dimension {
-                    value: Some(pb::tensor_shape_proto::dimension::Value::DimValue(d)),
-                    ..Default::default()
-                })
-                .collect(),
-        });
-    }
+    let input = onnx::float_value_shaped("x", &dims);
     let mut tensors = vec!["x".to_string()];
     let mut nodes = vec![];
     let mut initializers = vec![];
@@ -209,6 +197,7 @@ fuzz_target!(|spec: Spec| {
                 ActivationType::Uint8
             },
             reduce_range: spec.reduce_range,
+            cle: spec.cle && mode != Mode::Fp16,
             int4_block_size: (spec.block % 4 == 1).then_some(16 << (spec.block % 3)),
             int4_storage: if spec.int4_onnx {
                 Int4Storage::OnnxInt4

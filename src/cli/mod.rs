@@ -5,6 +5,7 @@ mod args;
 mod bench;
 mod dataset;
 mod eval;
+mod layers;
 mod quantize;
 mod sweep;
 
@@ -76,6 +77,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Quantize, evaluate and benchmark a family of configurations; write a session file.
     Sweep(sweep::SweepArgs),
+    /// Per-layer error of a quantization (isolated and cumulative) and, with --sensitivity,
+    /// the layers ranked by what keeping each in float recovers per millisecond.
+    Layers(layers::LayersArgs),
     /// Write a dataset description from a folder or file, or show what the model will see.
     #[command(subcommand)]
     Dataset(dataset::DatasetCommand),
@@ -149,6 +153,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Eval(args) => eval::eval(args),
         Command::Bench(args) => bench::bench(args),
         Command::Sweep(args) => sweep::sweep(args),
+        Command::Layers(args) => layers::layers(args),
         Command::Dataset(command) => dataset::run(command),
     }
 }

@@ -8,7 +8,9 @@ use anyhow::{Context, Result};
 
 use quantbench::jobs::Progress;
 use quantbench::onnx;
-use quantbench::quant::{self, ActivationType, Calibration, Mode, QuantConfig, Symmetry};
+use quantbench::quant::{
+    self, ActivationType, BiasCorrection, Calibration, Mode, QuantConfig, Symmetry, Target,
+};
 
 use super::args::{open_data, InferArgs};
 
@@ -18,11 +20,28 @@ pub struct QuantizeArgs {
     /// Where to write the quantized model (atomically: a temp file, then a rename).
     #[arg(long)]
     out: PathBuf,
+    /// fp16, int8-weights, int8, int4-weights or int8-dynamic.
+    #[arg(long)]
+    mode: Option<Mode>,
+    #[command(flatten)]
+    pub settings: ConfigArgs,
+    /// Calibration data: a description (.ron), a folder of images, .csv/.tsv(.gz), .npy,
+    /// .npz, test_data_set_* folders, or 'synthetic'.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[command(flatten)]
+    infer: InferArgs,
+    /// One JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Every quantization setting as a flag (`quantize`, `layers`): a RON config, then the flags.
+#[derive(clap::Args)]
+pub struct ConfigArgs {
     /// A RON QuantConfig; the flags below override what it says.
     #[arg(long)]
     config: Option<PathBuf>,
-    #[arg(long)]
-    mode: Option<Mode>,
     /// One scale per output channel of each weight.
     #[arg(long)]
     per_channel: bool,
@@ -38,12 +57,6 @@ pub struct QuantizeArgs {
     /// minmax, percentile=99.99, entropy or mse.
     #[arg(long)]
     calibration: Option<Calibration>,
-    /// Calibration data: a description (.ron), a folder of images, .csv/.tsv(.gz), .npy,
-    /// .npz, test_data_set_* folders, or 'synthetic'.
-    #[arg(long)]
-    data: Option<PathBuf>,
-    #[command(flatten)]
-    infer: InferArgs,
     /// Number of calibration samples.
     #[arg(long)]
     samples: Option<usize>,
@@ -59,22 +72,45 @@ pub struct QuantizeArgs {
     /// int8 weights on 7 bits (ONNX Runtime's reduce_range): exact on CPUs without VNNI.
     #[arg(long)]
     reduce_range: bool,
+    /// Full 8-bit int8 weights, whatever the target would choose.
+    #[arg(long, conflicts_with = "reduce_range")]
+    no_reduce_range: bool,
+    /// The runtime the model is for: ort-cpu, tract, tensorrt or generic. Sets the defaults
+    /// that run exactly there on this machine's CPU (printed); the flags above override them.
+    #[arg(long)]
+    target: Option<Target>,
+    /// Cross-layer equalization: rescale consecutive convolutions so that their per-channel
+    /// weight ranges even out (the float model computes the same).
+    #[arg(long)]
+    cle: bool,
+    /// Shift each quantized layer's bias by its mean output error on the calibration data:
+    /// fast (each layer alone, one pass) or full (inside the quantized model, repeated).
+    #[arg(long)]
+    bias_correction: Option<BiasCorrection>,
     /// Opset to write (raised automatically when a feature needs it).
     #[arg(long)]
     opset: Option<i64>,
-    /// One JSON object on stdout.
-    #[arg(long)]
-    json: bool,
 }
 
-fn config_from_args(args: &QuantizeArgs) -> Result<QuantConfig> {
+impl ConfigArgs {
+    /// The config the file, `mode` and the flags describe, and why the target set what it set.
+    pub fn config(&self, mode: Option<Mode>) -> Result<(QuantConfig, Vec<String>)> {
+        config_from_args(self, mode)
+    }
+}
+
+fn config_from_args(args: &ConfigArgs, mode: Option<Mode>) -> Result<(QuantConfig, Vec<String>)> {
     let mut config = match &args.config {
         Some(p) => QuantConfig::load(p)?,
         None => QuantConfig::default(),
     };
-    if let Some(m) = args.mode {
+    if let Some(m) = mode {
         config.mode = m;
     }
+    let why = match args.target {
+        Some(t) => config.apply_target(t, &quantbench::bench::machine::detect()),
+        None => vec![],
+    };
     if args.per_channel {
         config.per_channel = true;
     }
@@ -108,13 +144,21 @@ fn config_from_args(args: &QuantizeArgs) -> Result<QuantConfig> {
     if args.reduce_range {
         config.reduce_range = true;
     }
-
+    if args.no_reduce_range {
+        config.reduce_range = false;
+    }
+    if args.cle {
+        config.cle = true;
+    }
+    if let Some(b) = args.bias_correction {
+        config.bias_correction = Some(b);
+    }
     config.validate()?;
-    Ok(config)
+    Ok((config, why))
 }
 
 pub fn quantize(args: QuantizeArgs) -> Result<ExitCode> {
-    let config = config_from_args(&args)?;
+    let (config, why) = args.settings.config(args.mode)?;
     onnx::check_output_dir(&args.out)?;
     let model = onnx::read_model(&args.model)?;
     let dataset = match (&args.data, config.mode.needs_calibration()) {
@@ -130,8 +174,9 @@ pub fn quantize(args: QuantizeArgs) -> Result<ExitCode> {
         d.check_fits(&inputs)?;
     }
     let progress = Progress::new();
-    let (quantized, report) = quant::quantize(&model, &config, dataset.as_ref(), &progress)
+    let (quantized, mut report) = quant::quantize(&model, &config, dataset.as_ref(), &progress)
         .with_context(|| format!("{}: quantization failed", args.model.display()))?;
+    report.notes.splice(0..0, why);
     let write_start = Instant::now();
     onnx::write_model(&args.out, &quantized, onnx::SINGLE_FILE_LIMIT)?;
     let write_seconds = write_start.elapsed().as_secs_f64();

@@ -147,3 +147,126 @@ pub fn by_tensor(layers: &[LayerError]) -> HashMap<&str, f64> {
         .map(|l| (l.tensor.as_str(), l.sqnr_db))
         .collect()
 }
+
+/// The error of one quantized tensor against its float value, over the samples compared.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerMetrics {
+    pub sqnr_db: f64,
+    pub cosine: f64,
+    /// RMS error over RMS float value.
+    pub relative_rmse: f64,
+    pub max_abs_error: f64,
+    /// RMS error over the tensor's quantization step (TensorFlow Lite's `rmse/scale`): about
+    /// 1/√12 ≈ 0.289 when the only error is rounding to that step.
+    pub rmse_over_scale: Option<f64>,
+}
+
+impl LayerMetrics {
+    fn of(s: &super::compare::TapStats, scale: Option<f32>) -> Self {
+        let n = s.count.max(1) as f64;
+        LayerMetrics {
+            sqnr_db: metrics::sqnr_db(s.signal, s.noise),
+            cosine: if s.signal > 0.0 && s.candidate > 0.0 {
+                s.dot / (s.signal.sqrt() * s.candidate.sqrt())
+            } else if s.signal == s.candidate {
+                1.0
+            } else {
+                0.0
+            },
+            relative_rmse: if s.signal > 0.0 {
+                (s.noise / s.signal).sqrt()
+            } else {
+                f64::INFINITY
+            },
+            max_abs_error: s.max_abs,
+            rmse_over_scale: scale
+                .filter(|&q| q > 0.0)
+                .map(|q| (s.noise / n).sqrt() / q as f64),
+        }
+    }
+}
+
+/// One quantized tensor, measured both ways.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerReport {
+    pub tensor: String,
+    pub op_type: String,
+    /// The activation's quantization step, where the quantized model quantizes it.
+    pub scale: Option<f32>,
+    /// The whole model quantized.
+    pub cumulative: LayerMetrics,
+    /// Only the layer producing this tensor quantized, its inputs taken from the float model.
+    pub isolated: LayerMetrics,
+}
+
+/// The scale of the QuantizeLinear reading `tensor` in `graph`, when it is one constant.
+fn activation_scale(graph: &pb::GraphProto, index: &GraphIndex, tensor: &str) -> Option<f32> {
+    let q = index
+        .consumers_of(tensor)
+        .iter()
+        .map(|&i| &graph.node[i])
+        .find(|n| n.op_type == "QuantizeLinear")?;
+    let t = &graph.initializer[*index.initializers.get(q.input.get(1)?)?];
+    match onnx::tensor_to_f32(t).ok()?.as_slice() {
+        [s] => Some(*s),
+        _ => None,
+    }
+}
+
+/// Per-layer error of `quantized` against `float` (the float model as the rewrite prepared
+/// it: [`crate::quant::prepare_float`]), cumulative and isolated, over up to `samples`
+/// evaluation samples, in one run per sample of a graph holding the float model and both
+/// copies (float activations computed once).
+pub fn analyse(
+    quantized: &pb::ModelProto,
+    float: &pb::ModelProto,
+    dataset: &Dataset,
+    samples: usize,
+    progress: &Progress,
+) -> Result<Vec<LayerReport>> {
+    use super::compare::{self, Copy, Tap};
+    let pairs = tapped_pairs(quantized, float);
+    let copies = [Copy::Cumulative, Copy::Isolated];
+    let merged = compare::merged(float, quantized, &copies)?;
+    let taps: Vec<Tap> = pairs
+        .iter()
+        .flat_map(|(f, q, _)| {
+            [
+                Tap {
+                    reference: f.clone(),
+                    candidate: format!("{}{q}", Copy::Cumulative.prefix()),
+                    channels: false,
+                },
+                Tap {
+                    reference: f.clone(),
+                    candidate: compare::isolated_candidate(quantized, f, q),
+                    channels: false,
+                },
+            ]
+        })
+        .collect();
+    let stats = compare::compare(
+        &merged,
+        &taps,
+        dataset,
+        Purpose::Evaluation,
+        samples,
+        progress,
+    )?;
+    let q_graph = onnx::graph(quantized);
+    let q_index = GraphIndex::new(q_graph);
+    Ok(pairs
+        .into_iter()
+        .zip(stats.chunks(2))
+        .map(|((tensor, _, op_type), s)| {
+            let scale = activation_scale(q_graph, &q_index, &tensor);
+            LayerReport {
+                cumulative: LayerMetrics::of(&s[0], scale),
+                isolated: LayerMetrics::of(&s[1], scale),
+                tensor,
+                op_type,
+                scale,
+            }
+        })
+        .collect())
+}

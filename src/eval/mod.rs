@@ -4,6 +4,7 @@
 //! Samples run in parallel (rayon); per-sample outputs are collected in sample order and
 //! reduced serially, so the figures are identical to a serial run.
 
+pub mod compare;
 pub mod layers;
 pub mod metrics;
 

@@ -51,6 +51,20 @@ fn rows(e: &Experiment, backends: &[String]) -> Vec<(String, String)> {
                 "reduce range".into(),
                 if c.reduce_range { "yes (7-bit)" } else { "no" }.into(),
             ));
+            out.push(("target".into(), c.target.cli_name().into()));
+            out.push((
+                "cross-layer equalization".into(),
+                if c.cle { "yes" } else { "no" }.into(),
+            ));
+            out.push((
+                "bias correction".into(),
+                match c.bias_correction {
+                    None => "no",
+                    Some(quantbench::quant::BiasCorrection::Fast) => "fast",
+                    Some(quantbench::quant::BiasCorrection::Full) => "full",
+                }
+                .into(),
+            ));
             out.push(("ops".into(), c.ops.join(", ")));
             out.push((
                 "int4 blocks".into(),
@@ -207,6 +221,9 @@ mod tests {
             int4_block_size: Some(32),
             opset: Some(21),
             ops: vec!["Conv".into(), "MatMul".into()],
+            target: quantbench::quant::Target::TensorRt,
+            cle: true,
+            bias_correction: Some(quantbench::quant::BiasCorrection::Full),
             ..Default::default()
         });
         let rows = super::rows(&e, &[]);
@@ -218,6 +235,9 @@ mod tests {
         };
         assert_eq!(get("reduce range"), "yes (7-bit)");
         assert_eq!(get("ops"), "Conv, MatMul");
+        assert_eq!(get("target"), "tensorrt");
+        assert_eq!(get("cross-layer equalization"), "yes");
+        assert_eq!(get("bias correction"), "full");
         assert!(get("int4 blocks").starts_with("32"));
         assert_eq!(get("opset asked"), "21");
         for k in [

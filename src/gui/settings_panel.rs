@@ -3,7 +3,10 @@
 use eframe::egui;
 
 use super::app::AppCtx;
-use quantbench::quant::{ActivationType, Calibration, Int4Storage, Mode, QuantConfig, Symmetry};
+use quantbench::bench::machine::Machine;
+use quantbench::quant::{
+    ActivationType, BiasCorrection, Calibration, Int4Storage, Mode, QuantConfig, Symmetry, Target,
+};
 
 /// Op types offered as checkboxes (others can be typed): the defaults.
 fn common_ops() -> impl Iterator<Item = &'static str> {
@@ -19,6 +22,10 @@ pub struct SettingsPanel {
     extra_ops_text: String,
     /// Per-field parse or validation errors: (field, reason).
     errors: Vec<(&'static str, String)>,
+    /// This CPU (its int8 instruction sets decide what a target's defaults are).
+    machine: Machine,
+    /// Why the chosen target set what it set.
+    target_why: Vec<String>,
 }
 
 impl Default for SettingsPanel {
@@ -34,6 +41,8 @@ impl Default for SettingsPanel {
             keep_text: String::new(),
             extra_ops_text: String::new(),
             errors: vec![],
+            machine: quantbench::bench::machine::detect(),
+            target_why: vec![],
         };
         p.sync_text();
         p
@@ -104,18 +113,80 @@ impl SettingsPanel {
                     .labelled_by(l.id);
                 ui.end_row();
 
+                let l = ui.label("Target");
+                let mut target = c.target;
+                egui::ComboBox::from_id_salt("target")
+                    .selected_text(target.cli_name())
+                    .show_ui(ui, |ui| {
+                        for t in Target::ALL {
+                            ui.selectable_value(&mut target, t, t.cli_name());
+                        }
+                    })
+                    .response
+                    .labelled_by(l.id)
+                    .on_hover_text("The runtime the model is for: sets the defaults that run exactly there on this CPU");
+                if target != c.target {
+                    self.target_why = c.apply_target(target, &self.machine);
+                }
+                ui.end_row();
+                let int8_family = matches!(c.mode, Mode::Int8 | Mode::Int8Weights | Mode::Int8Dynamic);
+                let hint = if c.target == Target::Generic
+                    && int8_family
+                    && !self.machine.has_vnni()
+                    && self.machine.os.ends_with("x86_64")
+                {
+                    vec!["This CPU has no VNNI: ONNX Runtime's int8 kernels saturate on it. For ONNX Runtime, choose target ort-cpu (7-bit weights).".to_string()]
+                } else if c.target == target {
+                    self.target_why.clone()
+                } else {
+                    vec![]
+                };
+                for why in hint {
+                    ui.label("");
+                    ui.add(egui::Label::new(egui::RichText::new(why).weak().small()).wrap());
+                    ui.end_row();
+                }
+
                 ui.label("Weights");
                 ui.horizontal(|ui| {
                     ui.radio_value(&mut c.per_channel, false, "per-tensor");
                     ui.radio_value(&mut c.per_channel, true, "per-channel");
                 });
                 ui.end_row();
-            if matches!(c.mode, Mode::Int8 | Mode::Int8Weights) {
-                ui.label("");
-                ui.checkbox(&mut c.reduce_range, "reduce range (7-bit weights)")
-                    .on_hover_text("Exact on CPUs without VNNI, where ONNX Runtime's int8 kernels saturate");
-                ui.end_row();
-            }
+                if int8_family {
+                    ui.label("");
+                    ui.checkbox(&mut c.reduce_range, "reduce range (7-bit weights)")
+                        .on_hover_text(
+                            "Exact on CPUs without VNNI, where ONNX Runtime's int8 kernels saturate",
+                        );
+                    ui.end_row();
+                }
+                if c.mode != Mode::Fp16 {
+                    ui.label("Recovery");
+                    ui.checkbox(&mut c.cle, "cross-layer equalization")
+                        .on_hover_text("Rescale Conv pairs joined by ReLU/MaxPool so that channel weight ranges even out; the float model computes the same");
+                    ui.end_row();
+                }
+                if c.mode == Mode::Int8 {
+                    let l = ui.label("Bias correction");
+                    let name = |b: Option<BiasCorrection>| match b {
+                        None => "off",
+                        Some(BiasCorrection::Fast) => "fast (each layer alone)",
+                        Some(BiasCorrection::Full) => "full (in the quantized model)",
+                    };
+                    egui::ComboBox::from_id_salt("bias_correction")
+                        .selected_text(name(c.bias_correction))
+                        .show_ui(ui, |ui| {
+                            for b in [None, Some(BiasCorrection::Fast), Some(BiasCorrection::Full)] {
+                                ui.selectable_value(&mut c.bias_correction, b, name(b));
+                            }
+                        })
+                        .response
+                        .labelled_by(l.id);
+                    ui.end_row();
+                } else {
+                    c.bias_correction = None;
+                }
 
                 let l = ui.label("Symmetry");
                 egui::ComboBox::from_id_salt("symmetry")

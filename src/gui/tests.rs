@@ -445,6 +445,44 @@ fn bad_input_shows_a_message_instead_of_failing() {
     );
 }
 
+/// Choosing ONNX Runtime as the target sets what runs exactly on this CPU and says why beside
+/// the field; the experiment added records the target.
+#[test]
+fn the_target_sets_its_defaults_and_says_why() {
+    let mut h = harness();
+    click(&mut h, "Settings");
+    h.run();
+    click(&mut h, "Target");
+    h.run();
+    click(&mut h, "ort-cpu");
+    h.run();
+    let machine = quantbench::bench::machine::detect();
+    let saturates = machine.os.ends_with("x86_64") && !machine.has_vnni();
+    let config = h.state().settings.config.clone();
+    assert_eq!(config.target, quantbench::quant::Target::OrtCpu);
+    assert_eq!(config.reduce_range, saturates);
+    let why = if saturates {
+        "has no VNNI, and ONNX Runtime's u8×s8 int8 kernels saturate"
+    } else {
+        "runs ONNX Runtime's int8 kernels exactly at 8 bits"
+    };
+    h.get_by_label_contains(why);
+    click(&mut h, "Add experiment");
+    h.run();
+    let added = h
+        .state()
+        .session
+        .as_ref()
+        .unwrap()
+        .experiments
+        .last()
+        .cloned();
+    assert_eq!(
+        added.and_then(|e| e.config).map(|c| c.target),
+        Some(config.target)
+    );
+}
+
 #[test]
 fn each_quantizable_op_is_offered_once() {
     let mut h = harness();

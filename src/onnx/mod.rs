@@ -892,6 +892,25 @@ pub fn float_value(name: &str) -> pb::ValueInfoProto {
     }
 }
 
+/// A float tensor value of fixed shape `dims`.
+pub fn float_value_shaped(name: &str, dims: &[i64]) -> pb::ValueInfoProto {
+    let mut v = float_value(name);
+    if let Some(pb::type_proto::Value::TensorType(t)) =
+        v.r#type.as_mut().and_then(|t| t.value.as_mut())
+    {
+        t.shape = Some(pb::TensorShapeProto {
+            dim: dims
+                .iter()
+                .map(|&d| pb::tensor_shape_proto::Dimension {
+                    value: Some(pb::tensor_shape_proto::dimension::Value::DimValue(d)),
+                    ..Default::default()
+                })
+                .collect(),
+        });
+    }
+    v
+}
+
 pub fn node(op_type: &str, name: &str, inputs: &[&str], outputs: &[&str]) -> pb::NodeProto {
     pb::NodeProto {
         op_type: op_type.to_string(),

@@ -151,6 +151,74 @@ pub enum Int4Storage {
     OnnxInt4,
 }
 
+/// The runtime a quantized model is meant for: it decides the defaults that run exactly there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Target {
+    /// No runtime in particular: the settings as given.
+    #[default]
+    Generic,
+    /// ONNX Runtime on a CPU: its u8×s8 kernels saturate 16-bit sums on x86 without VNNI.
+    OrtCpu,
+    /// tract: Q/DQ computed in float, exact at 8 bits.
+    Tract,
+    /// TensorRT: symmetric int8 everywhere, per-channel weights.
+    TensorRt,
+}
+
+impl Target {
+    pub const ALL: [Target; 4] = [
+        Target::Generic,
+        Target::OrtCpu,
+        Target::Tract,
+        Target::TensorRt,
+    ];
+
+    pub fn cli_name(self) -> &'static str {
+        match self {
+            Target::Generic => "generic",
+            Target::OrtCpu => "ort-cpu",
+            Target::Tract => "tract",
+            Target::TensorRt => "tensorrt",
+        }
+    }
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Target::ALL
+            .into_iter()
+            .find(|t| t.cli_name() == s)
+            .ok_or_else(|| {
+                format!("unknown target '{s}' (expected ort-cpu, tract, tensorrt or generic)")
+            })
+    }
+}
+
+/// Bias correction after quantization: each quantized layer's bias shifted by the mean error
+/// of its output on the calibration data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BiasCorrection {
+    /// Every layer's error measured with float inputs (the layer quantized alone): one pass.
+    Fast,
+    /// Every layer's error measured inside the whole quantized model, after the layers feeding
+    /// it were corrected: a pass per depth of the graph.
+    Full,
+}
+
+impl std::str::FromStr for BiasCorrection {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fast" => Ok(BiasCorrection::Fast),
+            "full" => Ok(BiasCorrection::Full),
+            _ => Err(format!(
+                "unknown bias correction '{s}' (expected fast or full)"
+            )),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct QuantConfig {
@@ -174,6 +242,12 @@ pub struct QuantConfig {
     /// int8 weights on 7 bits (ONNX Runtime's `reduce_range`): slightly coarser weights, but
     /// exact on CPUs without VNNI where the default int8 kernels saturate.
     pub reduce_range: bool,
+    /// The runtime the model is for (`apply_target` sets its defaults).
+    pub target: Target,
+    /// Cross-layer equalization before quantizing: consecutive convolutions rescaled so that
+    /// each channel's weight range evens out (the float model's outputs unchanged).
+    pub cle: bool,
+    pub bias_correction: Option<BiasCorrection>,
 }
 
 pub const DEFAULT_OPS: [&str; 10] = [
@@ -204,6 +278,9 @@ impl Default for QuantConfig {
             int4_storage: Int4Storage::Auto,
             opset: None,
             reduce_range: false,
+            target: Target::Generic,
+            cle: false,
+            bias_correction: None,
         }
     }
 }
@@ -218,6 +295,61 @@ impl QuantConfig {
             .validate()
             .with_context(|| format!("{}: invalid config", path.display()))?;
         Ok(config)
+    }
+
+    /// Sets what runs exactly on `target` on `machine` (the CPU that will run the model) and
+    /// says why; flags given after it override it.
+    pub fn apply_target(
+        &mut self,
+        target: Target,
+        machine: &crate::bench::machine::Machine,
+    ) -> Vec<String> {
+        self.target = target;
+        let int8 = matches!(
+            self.mode,
+            Mode::Int8 | Mode::Int8Weights | Mode::Int8Dynamic
+        );
+        let features = if machine.int8_features.is_empty() {
+            "none of AVX2, AVX-512, VNNI, NEON dot product".to_string()
+        } else {
+            machine.int8_features.join(", ")
+        };
+        let mut why = vec![];
+        match target {
+            Target::Generic => {}
+            Target::OrtCpu => {
+                let x86 = machine.os.ends_with("x86_64") || machine.os.ends_with("x86");
+                if x86 && !machine.has_vnni() {
+                    self.reduce_range = true;
+                    if int8 {
+                        why.push(format!(
+                            "target ort-cpu: this CPU ({features}) has no VNNI, and ONNX Runtime's u8×s8 int8 kernels saturate there (255·127·2 > 32767); int8 weights on 7 bits run exactly (--no-reduce-range to override)"
+                        ));
+                    }
+                } else {
+                    self.reduce_range = false;
+                    if int8 {
+                        why.push(format!(
+                            "target ort-cpu: this CPU ({features}) runs ONNX Runtime's int8 kernels exactly at 8 bits"
+                        ));
+                    }
+                }
+            }
+            Target::Tract => {
+                self.reduce_range = false;
+                if int8 {
+                    why.push("target tract: tract computes Q/DQ in float, exact at 8 bits".into());
+                }
+            }
+            Target::TensorRt => {
+                self.reduce_range = false;
+                self.symmetry = Symmetry::All;
+                self.activations = ActivationType::Int8;
+                self.per_channel = true;
+                why.push("target tensorrt: symmetric int8 activations and per-channel symmetric weights, as TensorRT requires".into());
+            }
+        }
+        why
     }
 
     pub fn to_ron(&self) -> String {
@@ -262,6 +394,15 @@ impl QuantConfig {
                 bail!("opset: quantbench writes opsets 7 to 23, got {o}");
             }
         }
+        if self.cle && self.mode == Mode::Fp16 {
+            bail!("cle: cross-layer equalization serves integer weights, not fp16");
+        }
+        if self.bias_correction.is_some() && self.mode != Mode::Int8 {
+            bail!(
+                "bias_correction: needs int8 (calibrated activations), not {}",
+                self.mode.cli_name()
+            );
+        }
         if self.ops.is_empty() && self.mode != Mode::Fp16 {
             bail!("ops: name at least one op type to quantize");
         }
@@ -292,6 +433,14 @@ impl QuantConfig {
             )
         {
             parts.push("reduce-range".into());
+        }
+        if self.cle {
+            parts.push("cle".into());
+        }
+        match self.bias_correction {
+            Some(BiasCorrection::Fast) => parts.push("bias-fast".into()),
+            Some(BiasCorrection::Full) => parts.push("bias-full".into()),
+            None => {}
         }
         parts.join(" ")
     }

