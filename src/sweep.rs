@@ -216,14 +216,8 @@ impl Workbench {
                 experiment.result.notes.join("; ")
             );
         }
-        if experiment.config.is_some() && settings.layer_samples > 0 {
-            match eval::layers::per_layer_sqnr(
-                &model,
-                &self.float,
-                &self.dataset,
-                settings.layer_samples,
-                progress,
-            ) {
+        if let (Some(config), true) = (&experiment.config, settings.layer_samples > 0) {
+            match self.layer_errors(&model, config, settings, progress) {
                 Ok(layers) => experiment.result.layers = layers,
                 Err(e) if jobs::is_cancelled(&e) => return Err(e),
                 Err(e) => experiment
@@ -233,6 +227,37 @@ impl Workbench {
             }
         }
         Ok(())
+    }
+
+    /// Per-layer error both ways against the float model as `config` prepares it; where the
+    /// two cannot share one graph (subgraphs), the cumulative SQNR against the float model.
+    fn layer_errors(
+        &self,
+        quantized: &pb::ModelProto,
+        config: &quant::QuantConfig,
+        settings: &SweepSettings,
+        progress: &Progress,
+    ) -> Result<Vec<eval::layers::LayerError>> {
+        let both = quant::prepare_float(&self.float, config).and_then(|prepared| {
+            eval::layers::analyse(
+                quantized,
+                &prepared.model,
+                &self.dataset,
+                settings.layer_samples,
+                progress,
+            )
+        });
+        match both {
+            Ok(layers) => Ok(layers.into_iter().map(Into::into).collect()),
+            Err(e) if jobs::is_cancelled(&e) => Err(e),
+            Err(_) => eval::layers::per_layer_sqnr(
+                quantized,
+                &self.float,
+                &self.dataset,
+                settings.layer_samples,
+                progress,
+            ),
+        }
     }
 
     fn measure(

@@ -24,7 +24,26 @@ pub struct LayerError {
     pub tensor: String,
     /// Op type of the node producing it (`input` for a graph input).
     pub op_type: String,
+    /// Cumulative SQNR (the whole model quantized).
     pub sqnr_db: f64,
+    /// Every metric, both ways, where [`analyse`] measured them (sessions from before it hold
+    /// the SQNR only).
+    #[serde(default)]
+    pub cumulative: Option<LayerMetrics>,
+    #[serde(default)]
+    pub isolated: Option<LayerMetrics>,
+}
+
+impl From<LayerReport> for LayerError {
+    fn from(r: LayerReport) -> Self {
+        LayerError {
+            sqnr_db: r.cumulative.sqnr_db,
+            tensor: r.tensor,
+            op_type: r.op_type,
+            cumulative: Some(r.cumulative),
+            isolated: Some(r.isolated),
+        }
+    }
 }
 
 /// (float tensor, the quantized model's tensor holding its value, producing op) in graph order:
@@ -136,6 +155,8 @@ pub fn per_layer_sqnr(
             tensor,
             op_type,
             sqnr_db: metrics::sqnr_db(signal, noise),
+            cumulative: None,
+            isolated: None,
         })
         .collect())
 }

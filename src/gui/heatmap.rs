@@ -1,16 +1,100 @@
 //! Per-layer error: rows are the model's tensors in graph order, columns the experiments,
-//! colour the SQNR (dB) between float and quantized activations; exact values on hover.
+//! colour the error between float and quantized activations (a metric, cumulative or
+//! isolated); exact values on hover.
 
 use eframe::egui;
 
 use super::app::AppCtx;
 use super::AppCommand;
+use quantbench::eval::layers::{LayerError, LayerMetrics};
 use quantbench::session::Session;
+
+/// The whole model quantized, or each layer alone with float inputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ErrorMode {
+    #[default]
+    Cumulative,
+    Isolated,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Metric {
+    #[default]
+    Sqnr,
+    Cosine,
+    RelativeRmse,
+    RmseOverScale,
+}
+
+impl Metric {
+    const ALL: [Metric; 4] = [
+        Metric::Sqnr,
+        Metric::Cosine,
+        Metric::RelativeRmse,
+        Metric::RmseOverScale,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Metric::Sqnr => "SQNR dB",
+            Metric::Cosine => "cosine",
+            Metric::RelativeRmse => "relative RMSE",
+            Metric::RmseOverScale => "rmse / scale",
+        }
+    }
+
+    fn of(self, m: &LayerMetrics) -> Option<f64> {
+        match self {
+            Metric::Sqnr => Some(m.sqnr_db),
+            Metric::Cosine => Some(m.cosine),
+            Metric::RelativeRmse => Some(m.relative_rmse),
+            Metric::RmseOverScale => m.rmse_over_scale,
+        }
+    }
+
+    /// The value on the colour scale's dB axis (0 red, 40 green).
+    fn as_db(self, v: f64) -> f64 {
+        match self {
+            Metric::Sqnr => v,
+            Metric::RelativeRmse => -20.0 * v.max(1e-12).log10(),
+            // 1 − cos ≈ noise / (2 · signal) for small errors.
+            Metric::Cosine => -10.0 * (2.0 * (1.0 - v)).max(1e-12).log10(),
+            // 0.289 (rounding only) green, ten times that yellow, a hundred times red.
+            Metric::RmseOverScale => 40.0 - 20.0 * (v / 0.289).max(1.0).log10(),
+        }
+    }
+
+    fn text(self, v: f64) -> String {
+        match self {
+            Metric::Sqnr if v.is_infinite() => "exact".into(),
+            Metric::Sqnr => format!("{v:.2} dB"),
+            Metric::Cosine => format!("{v:.6}"),
+            Metric::RelativeRmse => format!("{v:.5}"),
+            Metric::RmseOverScale => format!("{v:.3}"),
+        }
+    }
+}
+
+/// A layer's value for `metric` in `mode`; `None` where it was not measured (the SQNR of
+/// older sessions is cumulative).
+pub fn value(l: &LayerError, mode: ErrorMode, metric: Metric) -> Option<f64> {
+    let measured = match mode {
+        ErrorMode::Cumulative => l.cumulative.as_ref(),
+        ErrorMode::Isolated => l.isolated.as_ref(),
+    };
+    match (measured, mode, metric) {
+        (Some(m), _, _) => metric.of(m),
+        (None, ErrorMode::Cumulative, Metric::Sqnr) => Some(l.sqnr_db),
+        (None, _, _) => None,
+    }
+}
 
 #[derive(Default)]
 pub struct HeatmapView {
-    /// Only rows where some experiment is under 20 dB.
+    /// Only rows where some experiment is under 20 dB (on the colour scale).
     worst_only: bool,
+    pub mode: ErrorMode,
+    pub metric: Metric,
 }
 
 /// Red (0 dB) through yellow (20 dB) to green (40 dB and above); exact copies dark green.
@@ -38,7 +122,13 @@ pub type Matrix = (Vec<(String, String)>, Vec<usize>, Vec<Vec<Option<f64>>>);
 
 /// (row names with op types, columns as experiment indices, values[row][col]); rows in the
 /// order of `graph_order` (tensor names as the graph produces them), unknown ones last.
-pub fn matrix(session: &Session, graph_order: &[String]) -> Matrix {
+/// `metric` in `mode` for each cell.
+pub fn matrix_of(
+    session: &Session,
+    graph_order: &[String],
+    mode: ErrorMode,
+    metric: Metric,
+) -> Matrix {
     let columns: Vec<usize> = session
         .experiments
         .iter()
@@ -72,7 +162,7 @@ pub fn matrix(session: &Session, graph_order: &[String]) -> Matrix {
                         .layers
                         .iter()
                         .find(|l| l.tensor == *t)
-                        .map(|l| l.sqnr_db)
+                        .and_then(|l| value(l, mode, metric))
                 })
                 .collect()
         })
@@ -82,7 +172,11 @@ pub fn matrix(session: &Session, graph_order: &[String]) -> Matrix {
 
 impl HeatmapView {
     pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &AppCtx) {
-        let Self { worst_only } = self;
+        let Self {
+            worst_only,
+            mode,
+            metric,
+        } = self;
         let Some(session) = ctx.session else { return };
         let order: Vec<String> = ctx
             .model
@@ -95,11 +189,28 @@ impl HeatmapView {
                     .collect()
             })
             .unwrap_or_default();
-        let (rows, columns, values) = matrix(session, &order);
+        let (rows, columns, values) = matrix_of(session, &order, *mode, *metric);
+        let (mode_now, metric_now) = (*mode, *metric);
         ui.horizontal(|ui| {
-            ui.strong("Per-layer SQNR");
-            ui.checkbox(worst_only, "only rows under 20 dB");
+            let label = ui.strong("Per-layer");
+            egui::ComboBox::from_id_salt("heatmap_metric")
+                .selected_text(metric.name())
+                .show_ui(ui, |ui| {
+                    for m in Metric::ALL {
+                        ui.selectable_value(metric, m, m.name());
+                    }
+                })
+                .response
+                .labelled_by(label.id);
+            ui.radio_value(mode, ErrorMode::Cumulative, "cumulative")
+                .on_hover_text("The whole model quantized, compared with float at this tensor");
+            ui.radio_value(mode, ErrorMode::Isolated, "isolated")
+                .on_hover_text(
+                "Only the layer producing this tensor quantized, its inputs from the float model",
+            );
+            ui.checkbox(worst_only, "only the worst rows");
         });
+        let (mode, metric) = (mode_now, metric_now);
         if columns.is_empty() {
             ui.weak("Per-layer error appears here once quantized experiments have run.");
             return;
@@ -112,10 +223,15 @@ impl HeatmapView {
                 ui.painter().rect_filled(rect, 0.0, color_for(db));
                 ui.small(format!("{db:.0}"));
             }
-            ui.small("dB (exact: dark green)");
+            ui.small(match metric {
+                Metric::Sqnr => "dB (exact: dark green)",
+                _ => "on the SQNR scale",
+            });
         });
         let shown: Vec<usize> = (0..rows.len())
-            .filter(|&r| !*worst_only || values[r].iter().flatten().any(|v| *v < 20.0))
+            .filter(|&r| {
+                !*worst_only || values[r].iter().flatten().any(|v| metric.as_db(*v) < 20.0)
+            })
             .collect();
         let label_width = 150.0;
         let gap = 4.0;
@@ -209,17 +325,21 @@ impl HeatmapView {
                                 egui::Sense::hover(),
                             );
                             match values[r][k] {
-                                Some(db) => {
-                                    ui.painter()
-                                        .rect_filled(rect.shrink(0.5), 0.0, color_for(db));
+                                Some(v) => {
+                                    ui.painter().rect_filled(
+                                        rect.shrink(0.5),
+                                        0.0,
+                                        color_for(metric.as_db(v)),
+                                    );
                                     resp.on_hover_text(format!(
-                                        "{name} ({op})\n{}\nSQNR {}",
+                                        "{name} ({op})\n{}\n{} {}: {}",
                                         session.experiments[c].name,
-                                        if db.is_infinite() {
-                                            "exact".to_string()
-                                        } else {
-                                            format!("{db:.2} dB")
-                                        }
+                                        match mode {
+                                            ErrorMode::Cumulative => "cumulative",
+                                            ErrorMode::Isolated => "isolated",
+                                        },
+                                        metric.name(),
+                                        metric.text(v)
                                     ));
                                 }
                                 None => {

@@ -143,7 +143,7 @@ impl SettingsPanel {
                 };
                 for why in hint {
                     ui.label("");
-                    ui.add(egui::Label::new(egui::RichText::new(why).weak().small()).wrap());
+                    ui.add(egui::Label::new(egui::RichText::new(why).weak()).wrap());
                     ui.end_row();
                 }
 
@@ -215,17 +215,20 @@ impl SettingsPanel {
                             Calibration::Percentile(_) => 1,
                             Calibration::Entropy => 2,
                             Calibration::Mse => 3,
+                            Calibration::MeanMinMax => 4,
                         };
+                        const NAMES: [&str; 5] = [
+                            "min-max",
+                            "percentile",
+                            "entropy (KL)",
+                            "MSE",
+                            "mean of per-sample min-max",
+                        ];
                         let mut choice = current;
                         egui::ComboBox::from_id_salt("calibration")
-                            .selected_text(
-                                ["min-max", "percentile", "entropy (KL)", "MSE"][current],
-                            )
+                            .selected_text(NAMES[current])
                             .show_ui(ui, |ui| {
-                                for (i, name) in ["min-max", "percentile", "entropy (KL)", "MSE"]
-                                    .iter()
-                                    .enumerate()
-                                {
+                                for (i, name) in NAMES.iter().enumerate() {
                                     ui.selectable_value(&mut choice, i, *name);
                                 }
                             })
@@ -248,6 +251,7 @@ impl SettingsPanel {
                             ),
                             2 => Calibration::Entropy,
                             3 => Calibration::Mse,
+                            4 => Calibration::MeanMinMax,
                             _ => Calibration::MinMax,
                         };
                         if choice == 1 && percentile.is_err() {

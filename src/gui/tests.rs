@@ -176,10 +176,27 @@ fn open_change_a_setting_add_run_and_see_results() {
         assert!(!e.result.evals.is_empty());
     }
     // A point per experiment on the plot and a heatmap column for the quantized one.
-    let (rows, columns, values) = super::heatmap::matrix(session, &[]);
+    use super::heatmap::{matrix_of, ErrorMode, Metric};
+    let (rows, columns, values) = matrix_of(session, &[], ErrorMode::Cumulative, Metric::Sqnr);
     assert!(rows.iter().any(|(t, _)| t == "Input3"));
     assert_eq!(columns, vec![1]);
     assert!(values.iter().all(|row| row[0].is_some()));
+    // Isolated, the last layers shed the error of those before them.
+    let (iso_rows, _, isolated) = matrix_of(session, &[], ErrorMode::Isolated, Metric::Sqnr);
+    assert_eq!(iso_rows, rows);
+    let gained = isolated
+        .iter()
+        .zip(&values)
+        .filter_map(|(i, c)| Some(i[0]? - c[0]?))
+        .fold(f64::MIN, f64::max);
+    assert!(
+        gained > 3.0,
+        "isolated never beats cumulative by 3 dB: {gained}"
+    );
+    let (_, _, rmse) = matrix_of(session, &[], ErrorMode::Isolated, Metric::RmseOverScale);
+    let rmse: Vec<f64> = rmse.iter().flatten().flatten().copied().collect();
+    assert!(rmse.iter().all(|&v| (0.0..5.0).contains(&v)), "{rmse:?}");
+    assert!(rmse.iter().any(|&v| (0.1..0.6).contains(&v)), "{rmse:?}");
     let points =
         quantbench::report::tradeoff_points(session, quantbench::report::primary_backend(session));
     assert_eq!(points.iter().flatten().count(), 2);

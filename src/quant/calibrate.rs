@@ -23,6 +23,10 @@ pub struct TensorStats {
     pub histogram: Option<Histogram>,
     /// NaN or infinite values seen (not counted in min, max or the histogram).
     pub non_finite: usize,
+    /// Sums of each sample's minimum and maximum, and the samples summed (mean min-max).
+    pub sum_min: f64,
+    pub sum_max: f64,
+    pub samples: usize,
 }
 
 /// Magnitudes at or beyond this are additive attention masks (−1e4, −1e9, −inf), not data: a
@@ -36,6 +40,9 @@ impl TensorStats {
             max: f32::NEG_INFINITY,
             histogram: with_histogram.then(Histogram::default),
             non_finite: 0,
+            sum_min: 0.0,
+            sum_max: 0.0,
+            samples: 0,
         }
     }
 
@@ -57,6 +64,9 @@ impl TensorStats {
     fn observe(&mut self, values: &[f32], lo: f32, hi: f32) {
         self.min = self.min.min(lo);
         self.max = self.max.max(hi);
+        self.sum_min += lo as f64;
+        self.sum_max += hi as f64;
+        self.samples += 1;
         if let Some(h) = &mut self.histogram {
             h.add_with_range(values, lo, hi);
         }
@@ -80,6 +90,9 @@ impl TensorStats {
 
     fn merge(&mut self, other: TensorStats) {
         self.non_finite += other.non_finite;
+        self.sum_min += other.sum_min;
+        self.sum_max += other.sum_max;
+        self.samples += other.samples;
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
         if let (Some(a), Some(b)) = (&mut self.histogram, other.histogram) {
@@ -90,11 +103,21 @@ impl TensorStats {
     /// The range the calibration method keeps for this tensor.
     pub fn range(&self, method: Calibration, qtype: QType, symmetric: bool) -> (f32, f32) {
         let observed = (self.min, self.max);
+        if method == Calibration::MeanMinMax && self.samples > 0 {
+            let n = self.samples as f64;
+            let (lo, hi) = ((self.sum_min / n) as f32, (self.sum_max / n) as f32);
+            return if symmetric {
+                let m = lo.abs().max(hi.abs());
+                (-m, m)
+            } else {
+                (lo, hi)
+            };
+        }
         let Some(h) = &self.histogram else {
             return observed;
         };
         match method {
-            Calibration::MinMax => observed,
+            Calibration::MinMax | Calibration::MeanMinMax => observed,
             Calibration::Percentile(p) => math::percentile_range(h, p, symmetric),
             Calibration::Entropy => {
                 // |x| levels available: the whole unsigned grid for non-negative data on an
@@ -279,4 +302,28 @@ fn observe_sample(
         .visit(&sample.inputs, &mut |k, values| acc[k].add(values))
         .with_context(|| format!("calibration sample {i}"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Mean min-max averages each sample's extremes: one outlier sample moves it by its share.
+    #[test]
+    fn mean_min_max_averages_the_samples_extremes() {
+        let mut s = TensorStats::new(true);
+        s.add(&[-1.0, 0.5, 1.0]);
+        s.add(&[-3.0, 0.0, 7.0]);
+        let mut other = TensorStats::new(true);
+        other.add(&[0.0, f32::NAN, 1.0]);
+        s.merge(other);
+        let q = QType::Uint8;
+        assert_eq!(s.range(Calibration::MinMax, q, false), (-3.0, 7.0));
+        assert_eq!(
+            s.range(Calibration::MeanMinMax, q, false),
+            (-4.0 / 3.0, 3.0)
+        );
+        assert_eq!(s.range(Calibration::MeanMinMax, q, true), (-3.0, 3.0));
+        assert_eq!(s.non_finite, 1);
+    }
 }

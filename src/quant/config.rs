@@ -86,6 +86,9 @@ pub enum Calibration {
     /// The observed minimum and maximum.
     #[default]
     MinMax,
+    /// The mean over calibration samples of each sample's minimum and maximum (NNCF's default
+    /// for activations): a rare outlier sample does not stretch the grid.
+    MeanMinMax,
     /// Keep the given percentage of the values (e.g. 99.99), clipping half of the rest from each
     /// tail (ONNX Runtime's meaning); symmetric: the percentile of `|x|`.
     Percentile(f64),
@@ -99,6 +102,7 @@ impl std::fmt::Display for Calibration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Calibration::MinMax => f.write_str("minmax"),
+            Calibration::MeanMinMax => f.write_str("mean-minmax"),
             Calibration::Percentile(p) => write!(f, "percentile={p}"),
             Calibration::Entropy => f.write_str("entropy"),
             Calibration::Mse => f.write_str("mse"),
@@ -111,6 +115,7 @@ impl std::str::FromStr for Calibration {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "minmax" => Ok(Calibration::MinMax),
+            "mean-minmax" => Ok(Calibration::MeanMinMax),
             "entropy" => Ok(Calibration::Entropy),
             "mse" => Ok(Calibration::Mse),
             "percentile" => Ok(Calibration::Percentile(99.999)),
@@ -120,7 +125,7 @@ impl std::str::FromStr for Calibration {
                     Ok(Calibration::Percentile(p))
                 }
                 None => Err(format!(
-                    "unknown calibration '{s}' (expected minmax, percentile=99.99, entropy or mse)"
+                    "unknown calibration '{s}' (expected minmax, mean-minmax, percentile=99.99, entropy or mse)"
                 )),
             },
         }
