@@ -16,3 +16,4 @@ pub mod runtime;
 pub mod session;
 pub mod sweep;
 pub mod tensor;
+pub mod tune;

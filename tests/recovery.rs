@@ -363,3 +363,117 @@ fn bias_correction_reduces_the_mean_output_error_on_the_calibration_set() {
         );
     }
 }
+
+/// The search on MNIST (tract, 1% top-1 tolerance): the chosen file, written by the command and
+/// evaluated here on its own, is within the tolerance of float on the evaluation set and no
+/// slower than any other candidate that met it; an impossible goal is an error, not a model.
+#[test]
+fn tune_never_returns_a_model_that_misses_the_tolerance() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("best.onnx");
+    let session = dir.path().join("s.ron");
+    let (model, data) = (s(&mnist_model()), s(&mnist_data()));
+    let tuned = run(
+        &[
+            "tune",
+            &model,
+            "--data",
+            &data,
+            "--target",
+            "tract",
+            "--max-drop",
+            "0.01",
+            "--eval-limit",
+            "500",
+            "--runs",
+            "5",
+            "--out",
+            out.to_str().unwrap(),
+            "--session",
+            session.to_str().unwrap(),
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert!(
+        tuned.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tuned.stderr)
+    );
+    let chosen: serde_json::Value = serde_json::from_str(
+        String::from_utf8_lossy(&tuned.stdout)
+            .lines()
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
+    let dataset = Dataset::open(&mnist_data()).unwrap();
+    let float = read(&mnist_model());
+    let best = onnx::read_model(&out).unwrap();
+    let top1 = |m: &pb::ModelProto| {
+        let runner = load(Backend::Tract, m, &dataset);
+        let inputs = quantbench::tensor::model_inputs(m).unwrap();
+        quantbench::eval::evaluate(
+            runner.as_ref(),
+            None,
+            &inputs,
+            &dataset,
+            Some(500),
+            None,
+            &Progress::new(),
+        )
+        .unwrap()
+        .top1
+        .unwrap()
+    };
+    let (f, b) = (top1(&float), top1(&best));
+    assert!(b >= f - 0.01, "chosen top-1 {b} against float {f}");
+    assert!(
+        (chosen["top1"].as_f64().unwrap() - b).abs() < 1e-9,
+        "{chosen}"
+    );
+    // The fastest of those that met the goal.
+    let saved = quantbench::session::Session::load(&session).unwrap();
+    let p50 = chosen["p50_ms"].as_f64().unwrap();
+    for e in saved.experiments.iter().filter(|e| e.config.is_some()) {
+        let (Some(r), Some(bm)) = (e.result.eval("tract"), e.result.bench("tract")) else {
+            continue;
+        };
+        if r.top1.unwrap_or(0.0) >= f - 0.01 {
+            assert!(
+                p50 <= bm.p50_ms,
+                "{} is faster: {} < {p50}",
+                e.name,
+                bm.p50_ms
+            );
+        }
+    }
+    let impossible = run(
+        &[
+            "tune",
+            &model,
+            "--data",
+            &data,
+            "--target",
+            "tract",
+            "--min-sqnr",
+            "200",
+            "--eval-limit",
+            "100",
+            "--runs",
+            "2",
+            "--max-float-layers",
+            "1",
+            "--out",
+            dir.path().join("none.onnx").to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(!impossible.status.success());
+    assert!(String::from_utf8_lossy(&impossible.stderr).contains("no candidate meets the goal"));
+    assert!(!dir.path().join("none.onnx").exists());
+}
+
+fn s(p: &Path) -> String {
+    p.to_str().unwrap().to_string()
+}

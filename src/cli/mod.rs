@@ -8,6 +8,7 @@ mod eval;
 mod layers;
 mod quantize;
 mod sweep;
+mod tune;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -80,6 +81,9 @@ enum Command {
     /// Per-layer error of a quantization (isolated and cumulative) and, with --sensitivity,
     /// the layers ranked by what keeping each in float recovers per millisecond.
     Layers(layers::LayersArgs),
+    /// Search settings, recovery and layers kept float for the fastest model that meets a
+    /// tolerance (--max-drop, --min-agreement or --min-sqnr) on the target's runtime.
+    Tune(tune::TuneArgs),
     /// Write a dataset description from a folder or file, or show what the model will see.
     #[command(subcommand)]
     Dataset(dataset::DatasetCommand),
@@ -154,6 +158,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Bench(args) => bench::bench(args),
         Command::Sweep(args) => sweep::sweep(args),
         Command::Layers(args) => layers::layers(args),
+        Command::Tune(args) => tune::tune(args),
         Command::Dataset(command) => dataset::run(command),
     }
 }

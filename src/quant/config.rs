@@ -442,6 +442,9 @@ impl QuantConfig {
         if self.cle {
             parts.push("cle".into());
         }
+        if !self.keep_float.is_empty() {
+            parts.push(format!("+{} float", self.keep_float.len()));
+        }
         match self.bias_correction {
             Some(BiasCorrection::Fast) => parts.push("bias-fast".into()),
             Some(BiasCorrection::Full) => parts.push("bias-full".into()),

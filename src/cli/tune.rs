@@ -1,0 +1,181 @@
+//! `quantbench tune`: the fastest quantized model that meets a tolerance, found by the engine's
+//! search (`quantbench::tune`), every candidate kept in a session (resumable).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use quantbench::jobs::Progress;
+use quantbench::onnx;
+use quantbench::quant::{self, Target};
+use quantbench::runtime::Backend;
+use quantbench::session::{DatasetRef, ModelRef, Session};
+use quantbench::sweep::{SweepSettings, Workbench};
+use quantbench::tune::{Goal, TuneSettings};
+
+use super::args::{open_data, ort_options, InferArgs};
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("goal").required(true).args(["max_drop", "min_agreement", "min_sqnr"])))]
+pub struct TuneArgs {
+    model: PathBuf,
+    /// Calibration and evaluation data.
+    #[arg(long)]
+    data: PathBuf,
+    #[command(flatten)]
+    infer: InferArgs,
+    /// The runtime the model is for: ort-cpu (measured on ONNX Runtime), tract, tensorrt or
+    /// generic (measured on tract).
+    #[arg(long, default_value = "ort-cpu")]
+    target: Target,
+    /// Top-1 may drop at most this much below float (labelled data), e.g. 0.01.
+    #[arg(long)]
+    max_drop: Option<f64>,
+    /// Agreement with float at least this, e.g. 0.99.
+    #[arg(long)]
+    min_agreement: Option<f64>,
+    /// Output SQNR against float at least this many dB.
+    #[arg(long)]
+    min_sqnr: Option<f64>,
+    /// Where the chosen model is written.
+    #[arg(long)]
+    out: PathBuf,
+    /// Every candidate goes here (and is reused from here: a stopped search resumes).
+    #[arg(long)]
+    session: Option<PathBuf>,
+    /// Calibration samples per candidate.
+    #[arg(long, default_value_t = 200)]
+    samples: usize,
+    /// Evaluate at most this many samples.
+    #[arg(long)]
+    eval_limit: Option<usize>,
+    /// Benchmark runs per candidate.
+    #[arg(long, default_value_t = 50)]
+    runs: usize,
+    /// Layers the search may keep float.
+    #[arg(long, default_value_t = 8)]
+    max_float_layers: usize,
+    /// End with one JSON object: the chosen config and its figures.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn tune(args: TuneArgs) -> Result<ExitCode> {
+    onnx::check_output_dir(&args.out)?;
+    let goal = match (args.max_drop, args.min_agreement, args.min_sqnr) {
+        (Some(d), _, _) => Goal::MaxDrop(d),
+        (_, Some(a), _) => Goal::MinAgreement(a),
+        (_, _, Some(s)) => Goal::MinSqnr(s),
+        _ => anyhow::bail!("give --max-drop, --min-agreement or --min-sqnr"),
+    };
+    let model = onnx::read_model(&args.model)?;
+    let dataset = open_data(&args.data, &model, &args.infer)?;
+    let backend = match args.target {
+        Target::OrtCpu => {
+            quantbench::runtime::ort::version()
+                .context("target ort-cpu is measured on ONNX Runtime")?;
+            Backend::Ort(ort_options(quantbench::runtime::ort::OptLevel::All, false))
+        }
+        _ => Backend::Tract,
+    };
+    let mut session = match &args.session {
+        Some(p) if p.exists() => Session::load(p)?,
+        _ => Session::new(
+            ModelRef::of_file(&args.model)?,
+            Some(DatasetRef::of(&dataset)),
+        ),
+    };
+    let models_dir = args.session.as_ref().map(|p| p.with_extension("models"));
+    if let Some(d) = &models_dir {
+        std::fs::create_dir_all(d).with_context(|| format!("{}: cannot create", d.display()))?;
+    }
+    let settings = TuneSettings {
+        goal,
+        target: args.target,
+        samples: args.samples,
+        max_float_layers: args.max_float_layers,
+        layer_samples: 16,
+        sweep: SweepSettings {
+            backends: vec![backend],
+            bench: quantbench::bench::BenchSettings {
+                runs: args.runs.max(1),
+                warmup: 5,
+                threads: 1,
+            },
+            eval_limit: args.eval_limit,
+            layer_samples: 0,
+            models_dir,
+            output: None,
+        },
+    };
+    let size = std::fs::metadata(&args.model).map(|m| m.len()).unwrap_or(0);
+    let mut bench = Workbench::new(model, size, dataset)?;
+    let started = std::time::Instant::now();
+    let progress = Progress::new();
+    let session_path = args.session.clone();
+    let outcome = quantbench::tune::tune(
+        &mut session,
+        &mut bench,
+        &settings,
+        &progress,
+        |s| match &session_path {
+            Some(p) => s.save(p),
+            None => Ok(()),
+        },
+        |line| eprintln!("{line}"),
+    )?;
+    let chosen = &session.experiments[outcome.chosen];
+    let config = chosen
+        .config
+        .clone()
+        .context("the float model was chosen")?;
+    let quantized = match &chosen.result.model_path {
+        Some(p) if std::path::Path::new(p).is_file() => onnx::read_model(std::path::Path::new(p))?,
+        _ => quant::quantize(&bench.float, &config, Some(&bench.dataset), &progress)?.0,
+    };
+    onnx::write_model(&args.out, &quantized, onnx::SINGLE_FILE_LIMIT)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let b = backend.name();
+    let eval = chosen.result.eval(b);
+    let p50 = chosen.result.bench(b).map(|r| r.p50_ms);
+    eprintln!(
+        "wrote {} ({}) after {} candidates in {seconds:.1} s",
+        args.out.display(),
+        chosen.name,
+        outcome.verdicts.len()
+    );
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "chosen": chosen.name,
+                "config": config,
+                "backend": b,
+                "top1": eval.and_then(|r| r.top1),
+                "agreement": eval.and_then(|r| r.agreement),
+                "sqnr_db": eval.and_then(|r| r.sqnr_db),
+                "p50_ms": p50,
+                "size_bytes": chosen.result.size_bytes,
+                "kept_float": config.keep_float,
+                "candidates": outcome.verdicts.len(),
+                "seconds": seconds,
+                "output": args.out.display().to_string(),
+            })
+        );
+    } else {
+        println!(
+            "chosen: {} on {b}: top-1 {} agreement {} SQNR {} p50 {} size {}",
+            chosen.name,
+            eval.and_then(|r| r.top1)
+                .map_or("-".into(), |v| format!("{v:.4}")),
+            eval.and_then(|r| r.agreement)
+                .map_or("-".into(), |v| format!("{v:.4}")),
+            eval.and_then(|r| r.sqnr_db)
+                .map_or("-".into(), |v| format!("{v:.2} dB")),
+            p50.map_or("-".into(), |v| format!("{v:.3} ms")),
+            onnx::inspect::human_bytes(chosen.result.size_bytes)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,377 @@
+//! The automatic search: the fastest quantized model that meets a tolerance on the evaluation
+//! set, on the runtime it is for. Every candidate is an experiment of the session (a point on
+//! the plot); candidates already measured in the session are reused, so a search that stopped
+//! resumes where it was.
+//!
+//! 1. A grid: granularity × calibration method × bias correction, with the target's defaults.
+//! 2. If none meets the goal: from the candidate closest to it, layers kept float one at a
+//!    time, worst isolated SQNR first, until it does (at most `max_float_layers`).
+//!
+//! The chosen candidate is the fastest (p50) of those that meet the goal, not the first.
+
+use anyhow::{bail, Result};
+
+use crate::bench::machine::Machine;
+use crate::eval::layers;
+use crate::jobs::Progress;
+use crate::quant::{self, BiasCorrection, Calibration, Mode, QuantConfig, Target};
+use crate::session::{Experiment, Session};
+use crate::sweep::{SweepSettings, Workbench};
+
+/// What the chosen model must reach on the evaluation set.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Goal {
+    /// Top-1 at most this far below float's (labelled data).
+    MaxDrop(f64),
+    MinAgreement(f64),
+    MinSqnr(f64),
+}
+
+impl Goal {
+    pub fn describe(self) -> String {
+        match self {
+            Goal::MaxDrop(d) => format!("top-1 at most {d} below float"),
+            Goal::MinAgreement(a) => format!("agreement with float at least {a}"),
+            Goal::MinSqnr(s) => format!("output SQNR at least {s} dB"),
+        }
+    }
+}
+
+pub struct TuneSettings {
+    pub goal: Goal,
+    pub target: Target,
+    /// Calibration samples per candidate.
+    pub samples: usize,
+    /// Layers the second stage may keep float.
+    pub max_float_layers: usize,
+    /// Evaluation samples for the per-layer ranking.
+    pub layer_samples: usize,
+    /// The runtime the candidates are measured on (one), its benchmark settings, eval limit.
+    pub sweep: SweepSettings,
+}
+
+/// A candidate measured: its figure for the goal, p50, and whether it meets the goal.
+#[derive(Clone, Debug)]
+pub struct Verdict {
+    pub index: usize,
+    pub figure: Option<f64>,
+    pub p50_ms: Option<f64>,
+    pub meets: bool,
+}
+
+pub struct Outcome {
+    /// The chosen experiment's index in the session.
+    pub chosen: usize,
+    pub verdicts: Vec<Verdict>,
+    pub log: Vec<String>,
+}
+
+/// The grid of stage 1 for `target` on `machine`.
+pub fn grid(target: Target, samples: usize, machine: &Machine) -> Vec<(QuantConfig, Vec<String>)> {
+    let mut out = vec![];
+    for per_channel in [true, false] {
+        for calibration in [
+            Calibration::MinMax,
+            Calibration::MeanMinMax,
+            Calibration::Percentile(99.99),
+            Calibration::Mse,
+            Calibration::Entropy,
+        ] {
+            for bias_correction in [None, Some(BiasCorrection::Fast)] {
+                let mut c = QuantConfig {
+                    mode: Mode::Int8,
+                    per_channel,
+                    calibration,
+                    samples,
+                    bias_correction,
+                    ..Default::default()
+                };
+                let why = c.apply_target(target, machine);
+                if target == Target::TensorRt {
+                    c.per_channel = per_channel;
+                }
+                out.push((c, why));
+            }
+        }
+    }
+    out
+}
+
+fn backend_name(settings: &TuneSettings) -> &'static str {
+    settings
+        .sweep
+        .backends
+        .first()
+        .map(|b| b.name())
+        .unwrap_or("tract")
+}
+
+/// The experiment's figure for `goal` on `backend`, and its p50.
+fn figures(e: &Experiment, goal: Goal, backend: &str) -> (Option<f64>, Option<f64>) {
+    let r = e.result.eval(backend);
+    let figure = r.and_then(|r| match goal {
+        Goal::MaxDrop(_) => r.top1,
+        Goal::MinAgreement(_) => r.agreement,
+        Goal::MinSqnr(_) => r.sqnr_db,
+    });
+    (figure, e.result.bench(backend).map(|b| b.p50_ms))
+}
+
+fn meets(goal: Goal, figure: Option<f64>, float_top1: Option<f64>) -> bool {
+    match (goal, figure) {
+        (Goal::MaxDrop(d), Some(t)) => float_top1.is_some_and(|f| t >= f - d),
+        (Goal::MinAgreement(a), Some(x)) => x >= a,
+        (Goal::MinSqnr(s), Some(x)) => x >= s,
+        _ => false,
+    }
+}
+
+/// Runs (or reuses from `session`) the experiment for `config`; returns its index.
+fn measure(
+    session: &mut Session,
+    bench: &mut Workbench,
+    config: QuantConfig,
+    settings: &TuneSettings,
+    progress: &Progress,
+    after_each: &mut dyn FnMut(&Session) -> Result<()>,
+) -> Result<(usize, bool)> {
+    if let Some(i) = session
+        .experiments
+        .iter()
+        .position(|e| e.config.as_ref() == Some(&config) && e.is_done())
+    {
+        return Ok((i, true));
+    }
+    let mut e = Experiment::quantized(config);
+    bench.run(&mut e, &settings.sweep, progress)?;
+    session.add(e);
+    after_each(session)?;
+    Ok((session.experiments.len() - 1, false))
+}
+
+pub fn tune(
+    session: &mut Session,
+    bench: &mut Workbench,
+    settings: &TuneSettings,
+    progress: &Progress,
+    mut after_each: impl FnMut(&Session) -> Result<()>,
+    mut say: impl FnMut(&str),
+) -> Result<Outcome> {
+    let backend = backend_name(settings);
+    let mut log = vec![];
+    let mut note = |line: String, say: &mut dyn FnMut(&str)| {
+        say(&line);
+        log.push(line);
+    };
+    note(
+        format!(
+            "goal: {} on {backend}; target {}",
+            settings.goal.describe(),
+            settings.target.cli_name()
+        ),
+        &mut say,
+    );
+    let float_index = match session
+        .experiments
+        .iter()
+        .position(|e| e.config.is_none() && e.is_done())
+    {
+        Some(i) => i,
+        None => {
+            let mut f = Experiment::float();
+            bench.run(&mut f, &settings.sweep, progress)?;
+            session.add(f);
+            after_each(session)?;
+            session.experiments.len() - 1
+        }
+    };
+    let float = &session.experiments[float_index];
+    let float_top1 = float.result.eval(backend).and_then(|r| r.top1);
+    let float_p50 = float.result.bench(backend).map(|b| b.p50_ms);
+    if matches!(settings.goal, Goal::MaxDrop(_)) && float_top1.is_none() {
+        bail!("--max-drop needs labelled data (top-1); use --min-agreement or --min-sqnr");
+    }
+    note(
+        format!(
+            "float: {} p50 {}",
+            float_top1.map_or("-".into(), |t| format!("top-1 {t:.4}")),
+            float_p50.map_or("-".into(), |p| format!("{p:.3} ms"))
+        ),
+        &mut say,
+    );
+    let machine = crate::bench::machine::detect();
+    let mut verdicts: Vec<Verdict> = vec![];
+    let judge = |session: &Session, index: usize| {
+        let (figure, p50) = figures(&session.experiments[index], settings.goal, backend);
+        Verdict {
+            index,
+            figure,
+            p50_ms: p50,
+            meets: meets(settings.goal, figure, float_top1),
+        }
+    };
+    let line = |session: &Session, v: &Verdict, reused: bool| {
+        format!(
+            "candidate {}: {} -> {} p50 {} {}{}",
+            v.index + 1,
+            session.experiments[v.index].name,
+            v.figure.map_or("failed".into(), |f| format!("{f:.4}")),
+            v.p50_ms.map_or("-".into(), |p| format!("{p:.3} ms")),
+            if v.meets { "meets" } else { "misses" },
+            if reused { " (from the session)" } else { "" }
+        )
+    };
+    let grid = grid(settings.target, settings.samples, &machine);
+    if let Some((_, why)) = grid.first() {
+        for w in why {
+            note(w.clone(), &mut say);
+        }
+    }
+    note(
+        format!(
+            "stage 1: {} configurations (per-channel and per-tensor; min-max, mean min-max, percentile, MSE, entropy; with and without bias correction)",
+            grid.len()
+        ),
+        &mut say,
+    );
+    for (config, _) in grid {
+        progress.check()?;
+        let (index, reused) = measure(session, bench, config, settings, progress, &mut after_each)?;
+        let v = judge(session, index);
+        note(line(session, &v, reused), &mut say);
+        verdicts.push(v);
+    }
+    if !verdicts.iter().any(|v| v.meets) {
+        // Stage 2: the closest candidate, its worst layers kept float one by one.
+        let Some(closest) = verdicts
+            .iter()
+            .filter(|v| v.figure.is_some())
+            .max_by(|a, b| {
+                a.figure
+                    .unwrap_or(f64::MIN)
+                    .total_cmp(&b.figure.unwrap_or(f64::MIN))
+            })
+            .cloned()
+        else {
+            bail!("no candidate could be measured on {backend}");
+        };
+        let base = session.experiments[closest.index]
+            .config
+            .clone()
+            .unwrap_or_default();
+        note(
+            format!(
+                "stage 2: none meets the goal; from candidate {} ({}), the layers with the worst isolated SQNR kept float one at a time",
+                closest.index + 1,
+                base.label()
+            ),
+            &mut say,
+        );
+        let (q, _) = quant::quantize(&bench.float, &base, Some(&bench.dataset), progress)?;
+        let prepared = quant::prepare_float(&bench.float, &base)?.model;
+        let mut ranked = layers::analyse(
+            &q,
+            &prepared,
+            &bench.dataset,
+            settings.layer_samples,
+            progress,
+        )?;
+        ranked.sort_by(|a, b| a.isolated.sqnr_db.total_cmp(&b.isolated.sqnr_db));
+        // Only nodes the config quantizes can be kept float.
+        let producers: std::collections::HashMap<&str, &str> = crate::onnx::graph(&prepared)
+            .node
+            .iter()
+            .filter(|n| base.ops.contains(&n.op_type))
+            .flat_map(|n| n.output.iter().map(move |o| (o.as_str(), n.name.as_str())))
+            .collect();
+        let mut config = base.clone();
+        let mut current = closest.figure.unwrap_or(f64::MIN);
+        let mut tried = 0;
+        for layer in ranked.iter().filter(|l| l.op_type != "input") {
+            if tried >= settings.max_float_layers {
+                break;
+            }
+            let Some(node) = producers
+                .get(layer.tensor.as_str())
+                .filter(|n| !n.is_empty())
+            else {
+                continue;
+            };
+            if config.keep_float.iter().any(|k| k == node) {
+                continue;
+            }
+            progress.check()?;
+            config.keep_float.push(node.to_string());
+            note(
+                format!(
+                    "keeping '{node}' float: isolated SQNR {:.1} dB, the worst left",
+                    layer.isolated.sqnr_db
+                ),
+                &mut say,
+            );
+            let (index, reused) = measure(
+                session,
+                bench,
+                config.clone(),
+                settings,
+                progress,
+                &mut after_each,
+            )?;
+            tried += 1;
+            let v = judge(session, index);
+            note(line(session, &v, reused), &mut say);
+            let done = v.meets;
+            let gained = v.figure.is_some_and(|f| f > current);
+            if gained {
+                current = v.figure.unwrap_or(current);
+            } else if !done {
+                config.keep_float.pop();
+                note(
+                    format!("no gain from '{node}' in float: it goes back to int8"),
+                    &mut say,
+                );
+            }
+            verdicts.push(v);
+            if done {
+                break;
+            }
+        }
+    }
+    let Some(best) = verdicts
+        .iter()
+        .filter(|v| v.meets)
+        .min_by(|a, b| {
+            a.p50_ms
+                .unwrap_or(f64::MAX)
+                .total_cmp(&b.p50_ms.unwrap_or(f64::MAX))
+        })
+        .cloned()
+    else {
+        bail!(
+            "no candidate meets the goal ({}); the closest: {}",
+            settings.goal.describe(),
+            verdicts
+                .iter()
+                .filter_map(|v| v.figure.map(|f| (f, v.index)))
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map_or("none measured".into(), |(f, i)| format!(
+                    "{} at {f:.4}",
+                    session.experiments[i].name
+                ))
+        );
+    };
+    let passing = verdicts.iter().filter(|v| v.meets).count();
+    note(
+        format!(
+            "chosen: candidate {} ({}), the fastest of {passing} that meet the goal",
+            best.index + 1,
+            session.experiments[best.index].name
+        ),
+        &mut say,
+    );
+    Ok(Outcome {
+        chosen: best.index,
+        verdicts,
+        log,
+    })
+}
