@@ -477,3 +477,49 @@ fn tune_never_returns_a_model_that_misses_the_tolerance() {
 fn s(p: &Path) -> String {
     p.to_str().unwrap().to_string()
 }
+
+/// x [1, 8] → MatMul (8×8) → MatMul (8×4) → y, int8 on MatMuls: the first is an int8 node unit
+/// (input, weight and output quantized), the second's output is the graph's (not quantized),
+/// so it computes in float: 32 of the 96 multiply-accumulates.
+#[test]
+fn the_speed_explanation_counts_what_still_runs_in_float() {
+    let float = model(
+        vec![
+            onnx::node("MatMul", "first", &["x", "w1"], &["t"]),
+            onnx::node("MatMul", "second", &["t", "w2"], &["y"]),
+        ],
+        vec![
+            onnx::f32_tensor("w1", &[8, 8], &values(64, 11)),
+            onnx::f32_tensor("w2", &[8, 4], &values(32, 12)),
+        ],
+        &[1, 8],
+    );
+    let data = synthetic(&float);
+    let config = QuantConfig {
+        ops: vec!["MatMul".into()],
+        samples: 4,
+        ..Default::default()
+    };
+    let (q, _) = quant::quantize(&float, &config, Some(&data), &Progress::new()).unwrap();
+    let e = quantbench::bench::explain::explain(&q, &first_inputs(&q, &data), &[], false).unwrap();
+    assert_eq!((e.weighted_ops, e.int8_ops), (2, 1));
+    assert_eq!((e.total_macs, e.float_macs), (96, 32));
+    assert_eq!(e.float_ops[0].node, "second");
+    assert!(
+        e.float_ops[0].reason.contains("graph output"),
+        "{:?}",
+        e.float_ops
+    );
+    assert!(
+        e.advice
+            .iter()
+            .any(|a| a.contains("33% of the multiply-accumulates")),
+        "{:?}",
+        e.advice
+    );
+    assert!(
+        e.advice.iter().any(|a| a.contains("no VNNI")),
+        "{:?}",
+        e.advice
+    );
+}

@@ -1,6 +1,7 @@
 //! Speed: latency distribution at batch 1 after warm-up, and throughput with 1..N concurrent
 //! streams, each with its own loaded model, as a serving loop runs them.
 
+pub mod explain;
 pub mod machine;
 
 use std::time::Instant;

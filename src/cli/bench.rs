@@ -31,6 +31,13 @@ pub struct BenchArgs {
     shape: Option<Vec<usize>>,
     #[command(flatten)]
     infer: InferArgs,
+    /// The float model: also benchmarked, and the speed-up printed.
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    /// Why the model is (not) faster: weighted ops still in float and why, their share of the
+    /// multiply-accumulates, Q/DQ around ops without int8 kernels, the CPU, what to change.
+    #[arg(long)]
+    explain: bool,
     #[arg(long)]
     json: bool,
 }
@@ -85,8 +92,48 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
+    let reference = match &args.reference {
+        Some(path) => {
+            let float = onnx::read_model(path)?;
+            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            Some(
+                quantbench::bench::benchmark(
+                    &float,
+                    size,
+                    backend,
+                    &input,
+                    &settings,
+                    &Progress::new(),
+                )
+                .with_context(|| path.display().to_string())?,
+            )
+        }
+        None => None,
+    };
+    let speedup = reference
+        .as_ref()
+        .map(|r| r.p50_ms / report.p50_ms.max(1e-9));
+    let explanation = if args.explain {
+        let m = &report.machine;
+        Some(quantbench::bench::explain::explain(
+            &model,
+            &input,
+            &m.int8_features,
+            m.has_vnni(),
+        )?)
+    } else {
+        None
+    };
     if args.json {
         let mut value = serde_json::to_value(&report)?;
+        if let (Some(r), Some(s)) = (&reference, speedup) {
+            value["reference_p50_ms"] = serde_json::json!(r.p50_ms);
+            value["speedup"] = serde_json::json!(s);
+        }
+        if let Some(e) = &explanation {
+            value["explain"] = serde_json::to_value(e)?;
+            value["explain"]["float_share"] = serde_json::json!(e.float_share());
+        }
         value["throughput_per_s"] = serde_json::json!(report.throughput_per_s());
         value["threads"] = serde_json::json!(args.threads);
         value["cpu"] = serde_json::json!(report.machine.cpu);
@@ -126,6 +173,30 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
             "peak RSS   {}",
             onnx::inspect::human_bytes(report.peak_rss_bytes)
         );
+        if let (Some(r), Some(s)) = (&reference, speedup) {
+            println!("float      p50 {:.3} ms: speed-up {s:.2}x", r.p50_ms);
+        }
+        if let Some(e) = &explanation {
+            println!(
+                "int8       {} of {} weighted ops are int8 node units; {:.1}% of {} multiply-accumulates run in float",
+                e.int8_ops,
+                e.weighted_ops,
+                e.float_share() * 100.0,
+                e.total_macs
+            );
+            for f in e.float_ops.iter().take(10) {
+                println!(
+                    "  float    {} ({}, {} MACs): {}",
+                    f.node, f.op_type, f.macs, f.reason
+                );
+            }
+            for (op, n) in &e.unfused_qdq {
+                println!("  no int8  {n} Q/DQ pairs feed {op}");
+            }
+            for a in &e.advice {
+                println!("try        {a}");
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
