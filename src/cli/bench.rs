@@ -178,7 +178,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         }
         if let Some(e) = &explanation {
             println!(
-                "int8       {} of {} weighted ops are int8 node units; {:.1}% of {} multiply-accumulates run in float",
+                "int8       {} of {} weighted ops are int8 node units; {:.1}% of {} multiply-accumulates run in float (MatMuls of two activations not counted)",
                 e.int8_ops,
                 e.weighted_ops,
                 e.float_share() * 100.0,

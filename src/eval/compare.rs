@@ -40,15 +40,22 @@ impl Copy {
 /// under this prefix (what [`isolated_candidate`] names).
 pub const ISOLATED_OUTPUT: &str = "qb.isolated-output/";
 
-/// The isolated copy's tensor holding the quantized model's `tapped` value for float tensor
-/// `float_tensor` (`tapped`: its DequantizeLinear output, or the tensor itself).
-pub fn isolated_candidate(quantized: &pb::ModelProto, float_tensor: &str, tapped: &str) -> String {
-    let g = onnx::graph(quantized);
-    let computed = g
+/// Every tensor a graph's nodes compute.
+pub fn computed_tensors(graph: &pb::GraphProto) -> HashSet<&str> {
+    graph
         .node
         .iter()
-        .any(|n| n.output.iter().any(|o| o == float_tensor));
-    if tapped != float_tensor && computed {
+        .flat_map(|n| n.output.iter())
+        .map(|s| s.as_str())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// The isolated copy's tensor holding the quantized model's `tapped` value for float tensor
+/// `float_tensor` (`tapped`: its DequantizeLinear output, or the tensor itself); `computed`:
+/// [`computed_tensors`] of the quantized graph.
+pub fn isolated_candidate(computed: &HashSet<&str>, float_tensor: &str, tapped: &str) -> String {
+    if tapped != float_tensor && computed.contains(float_tensor) {
         format!("{ISOLATED_OUTPUT}{tapped}")
     } else {
         format!("{}{tapped}", Copy::Isolated.prefix())
@@ -88,25 +95,14 @@ pub fn merged(
         }
     }
     let f = onnx::graph(float);
-    let float_tensors: HashSet<&str> = f
-        .node
-        .iter()
-        .flat_map(|n| n.output.iter())
-        .chain(f.input.iter().map(|i| &i.name))
-        .map(|s| s.as_str())
-        .filter(|s| !s.is_empty())
-        .collect();
+    let mut float_tensors = computed_tensors(f);
+    float_tensors.extend(f.input.iter().map(|i| i.name.as_str()));
     let q_initializers: HashSet<&str> = q.initializer.iter().map(|t| t.name.as_str()).collect();
     let q_inputs: HashSet<&str> = onnx::real_inputs(q)
         .into_iter()
         .map(|i| i.name.as_str())
         .collect();
-    let q_computed: HashSet<&str> = q
-        .node
-        .iter()
-        .flat_map(|n| n.output.iter())
-        .map(|s| s.as_str())
-        .collect();
+    let q_computed = computed_tensors(q);
     let mut nodes = vec![];
     let mut initializers = vec![];
     for &copy in copies {

@@ -249,6 +249,7 @@ pub fn analyse(
     let pairs = tapped_pairs(quantized, float);
     let copies = [Copy::Cumulative, Copy::Isolated];
     let merged = compare::merged(float, quantized, &copies)?;
+    let computed = compare::computed_tensors(onnx::graph(quantized));
     let taps: Vec<Tap> = pairs
         .iter()
         .flat_map(|(f, q, _)| {
@@ -260,7 +261,7 @@ pub fn analyse(
                 },
                 Tap {
                     reference: f.clone(),
-                    candidate: compare::isolated_candidate(quantized, f, q),
+                    candidate: compare::isolated_candidate(&computed, f, q),
                     channels: false,
                 },
             ]
