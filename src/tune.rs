@@ -3,7 +3,8 @@
 //! the plot); candidates already measured in the session are reused, so a search that stopped
 //! resumes where it was.
 //!
-//! 1. A grid: granularity × calibration method × bias correction, with the target's defaults.
+//! 1. A grid: granularity × calibration method × recovery (none, bias correction, AdaRound
+//!    with bias correction), with the target's defaults.
 //! 2. If none meets the goal: from the candidate closest to it, layers kept float one at a
 //!    time, worst isolated SQNR first, until it does (at most `max_float_layers`).
 //!
@@ -77,13 +78,18 @@ pub fn grid(target: Target, samples: usize, machine: &Machine) -> Vec<(QuantConf
             Calibration::Mse,
             Calibration::Entropy,
         ] {
-            for bias_correction in [None, Some(BiasCorrection::Fast)] {
+            for (adaround, bias_correction) in [
+                (false, None),
+                (false, Some(BiasCorrection::Fast)),
+                (true, Some(BiasCorrection::Fast)),
+            ] {
                 let mut c = QuantConfig {
                     mode: Mode::Int8,
                     per_channel,
                     calibration,
                     samples,
                     bias_correction,
+                    adaround,
                     ..Default::default()
                 };
                 let why = c.apply_target(target, machine);

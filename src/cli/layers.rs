@@ -135,7 +135,7 @@ pub fn layers(args: LayersArgs) -> Result<ExitCode> {
         .with_context(|| args.model.display().to_string())?;
     dataset.check_fits(&inputs)?;
     let progress = Progress::new();
-    let data = config.mode.needs_calibration().then_some(&*dataset);
+    let data = config.needs_data().then_some(&*dataset);
     let (quantized, report, ranges) =
         quant::quantize_keeping_ranges(&model, &config, data.map(Ranges::Calibrate), &progress)
             .with_context(|| format!("{}: quantization failed", args.model.display()))?;
@@ -354,10 +354,11 @@ fn sensitivity(
         let mut variant = config.clone();
         variant.keep_float.push(layer.clone());
         // The float activations do not change when a layer stays float: the ranges do not.
-        let ranges = config
-            .mode
-            .needs_calibration()
-            .then_some(Ranges::Known(base_ranges, Some(&dataset)));
+        let ranges = if config.mode.needs_calibration() {
+            Some(Ranges::Known(base_ranges, Some(&dataset)))
+        } else {
+            config.needs_data().then_some(Ranges::Calibrate(&dataset))
+        };
         let (q, _) = match quant::quantize_with(&bench.float, &variant, ranges, progress) {
             Ok(q) => q,
             Err(e) if quantbench::jobs::is_cancelled(&e) => return Err(e),

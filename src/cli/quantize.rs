@@ -87,6 +87,10 @@ pub struct ConfigArgs {
     /// fast (each layer alone, one pass) or full (inside the quantized model, repeated).
     #[arg(long)]
     bias_correction: Option<BiasCorrection>,
+    /// AdaRound: round each weight up or down as minimizes its layer's output error on the
+    /// calibration data (int8 and int4 weights; needs --data).
+    #[arg(long)]
+    adaround: bool,
     /// Opset to write (raised automatically when a feature needs it).
     #[arg(long)]
     opset: Option<i64>,
@@ -153,6 +157,9 @@ fn config_from_args(args: &ConfigArgs, mode: Option<Mode>) -> Result<(QuantConfi
     if let Some(b) = args.bias_correction {
         config.bias_correction = Some(b);
     }
+    if args.adaround {
+        config.adaround = true;
+    }
     config.validate()?;
     Ok((config, why))
 }
@@ -161,10 +168,11 @@ pub fn quantize(args: QuantizeArgs) -> Result<ExitCode> {
     let (config, why) = args.settings.config(args.mode)?;
     onnx::check_output_dir(&args.out)?;
     let model = onnx::read_model(&args.model)?;
-    let dataset = match (&args.data, config.mode.needs_calibration()) {
+    let dataset = match (&args.data, config.needs_data()) {
         (Some(p), true) => Some(open_data(p, &model, &args.infer)?),
         (None, true) => anyhow::bail!(
-            "int8 needs calibration data: pass --data (a folder of images, .csv, .npy, .npz, a .ron description, or 'synthetic')"
+            "{} needs calibration data: pass --data (a folder of images, .csv, .npy, .npz, a .ron description, or 'synthetic')",
+            if config.mode.needs_calibration() { "int8" } else { "adaround" }
         ),
         _ => None,
     };

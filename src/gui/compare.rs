@@ -57,6 +57,10 @@ fn rows(e: &Experiment, backends: &[String]) -> Vec<(String, String)> {
                 if c.cle { "yes" } else { "no" }.into(),
             ));
             out.push((
+                "AdaRound".into(),
+                if c.adaround { "yes" } else { "no" }.into(),
+            ));
+            out.push((
                 "bias correction".into(),
                 match c.bias_correction {
                     None => "no",

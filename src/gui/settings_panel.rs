@@ -167,6 +167,14 @@ impl SettingsPanel {
                         .on_hover_text("Rescale Conv pairs joined by ReLU/MaxPool so that channel weight ranges even out; the float model computes the same");
                     ui.end_row();
                 }
+                if matches!(c.mode, Mode::Int8 | Mode::Int8Weights | Mode::Int4Weights) {
+                    ui.label("");
+                    ui.checkbox(&mut c.adaround, "AdaRound (learned rounding)")
+                        .on_hover_text("Round each weight up or down as minimizes its layer's output error on the calibration data, instead of to nearest");
+                    ui.end_row();
+                } else {
+                    c.adaround = false;
+                }
                 if c.mode == Mode::Int8 {
                     let l = ui.label("Bias correction");
                     let name = |b: Option<BiasCorrection>| match b {

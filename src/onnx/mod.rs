@@ -877,6 +877,15 @@ pub fn int_attr(name: &str, value: i64) -> pb::AttributeProto {
     }
 }
 
+pub fn ints_attr(name: &str, values: &[i64]) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.to_string(),
+        r#type: pb::attribute_proto::AttributeType::Ints as i32,
+        ints: values.to_vec(),
+        ..Default::default()
+    }
+}
+
 /// A float tensor value of unknown shape (a graph input or output to declare).
 pub fn float_value(name: &str) -> pb::ValueInfoProto {
     pb::ValueInfoProto {

@@ -253,6 +253,9 @@ pub struct QuantConfig {
     /// each channel's weight range evens out (the float model's outputs unchanged).
     pub cle: bool,
     pub bias_correction: Option<BiasCorrection>,
+    /// AdaRound: each weight rounded up or down as minimizes its layer's output error on the
+    /// calibration data, instead of to nearest.
+    pub adaround: bool,
 }
 
 pub const DEFAULT_OPS: [&str; 10] = [
@@ -286,6 +289,7 @@ impl Default for QuantConfig {
             target: Target::Generic,
             cle: false,
             bias_correction: None,
+            adaround: false,
         }
     }
 }
@@ -379,6 +383,12 @@ impl QuantConfig {
         self.symmetry == Symmetry::All
     }
 
+    /// Whether quantizing needs calibration data: int8's activation ranges, or a recovery
+    /// algorithm that measures the layers on it.
+    pub fn needs_data(&self) -> bool {
+        self.mode.needs_calibration() || self.adaround || self.bias_correction.is_some()
+    }
+
     /// Checks every field on its own; the reason names the field, for the GUI to show beside it.
     pub fn validate(&self) -> Result<()> {
         if let Calibration::Percentile(p) = self.calibration {
@@ -407,6 +417,20 @@ impl QuantConfig {
                 "bias_correction: needs int8 (calibrated activations), not {}",
                 self.mode.cli_name()
             );
+        }
+        if self.adaround
+            && !matches!(
+                self.mode,
+                Mode::Int8 | Mode::Int8Weights | Mode::Int4Weights
+            )
+        {
+            bail!(
+                "adaround: learns the rounding of int8 or int4 weights, not {}",
+                self.mode.cli_name()
+            );
+        }
+        if self.adaround && self.samples == 0 {
+            bail!("samples: adaround needs at least one calibration sample");
         }
         if self.ops.is_empty() && self.mode != Mode::Fp16 {
             bail!("ops: name at least one op type to quantize");
@@ -441,6 +465,9 @@ impl QuantConfig {
         }
         if self.cle {
             parts.push("cle".into());
+        }
+        if self.adaround {
+            parts.push("adaround".into());
         }
         if !self.keep_float.is_empty() {
             parts.push(format!("+{} float", self.keep_float.len()));

@@ -1,6 +1,7 @@
 //! Quantization: config, arithmetic, calibration and the graph rewrite, tied together by
 //! [`quantize`], which turns a float ONNX model into a quantized one in memory.
 
+pub mod adaround;
 pub mod bias_correction;
 pub mod calibrate;
 pub mod config;
@@ -180,13 +181,44 @@ pub fn quantize_keeping_ranges(
     progress.check()?;
     let started = Instant::now();
     let mut out = prepared.clone();
-    let (mut counts, calibrated) =
-        rewrite_prepared(&mut out, config, opset, ranges, progress, &mut notes)?;
-    if let Some(method) = config.bias_correction {
-        let (Some(Ranges::Calibrate(dataset)) | Some(Ranges::Known(_, Some(dataset)))) = ranges
-        else {
-            bail!("bias_correction: needs calibration data to measure the layers' errors");
+    let nearest = adaround::Roundings::new();
+    let (mut counts, calibrated) = rewrite_prepared(
+        &mut out, config, opset, ranges, &nearest, progress, &mut notes,
+    )?;
+    let data = || match ranges {
+        Some(Ranges::Calibrate(dataset)) | Some(Ranges::Known(_, Some(dataset))) => Some(dataset),
+        _ => None,
+    };
+    let mut roundings = adaround::Roundings::new();
+    if config.adaround {
+        let dataset = data().context("adaround: needs calibration data to learn the roundings")?;
+        let qtype = match config.mode {
+            Mode::Int4Weights => math::QType::Int4,
+            _ => config.int8_weight_type(),
         };
+        progress.check()?;
+        let learned = adaround::learn(&prepared, &out, qtype, dataset, config.samples, progress)?;
+        notes.push(learned.note);
+        roundings = learned.roundings;
+        let mut q = prepared.clone();
+        let mut ignored = vec![];
+        // The same activation ranges (int8); weight-only modes use none.
+        let known = Ranges::Known(&calibrated.ranges, None);
+        let (c, _) = rewrite_prepared(
+            &mut q,
+            config,
+            opset,
+            Some(known),
+            &roundings,
+            progress,
+            &mut ignored,
+        )?;
+        out = q;
+        counts = c;
+    }
+    if let Some(method) = config.bias_correction {
+        let dataset = data()
+            .context("bias_correction: needs calibration data to measure the layers' errors")?;
         let corrected = bias_correction::correct(
             &mut prepared,
             &mut out,
@@ -202,6 +234,7 @@ pub fn quantize_keeping_ranges(
                     config,
                     opset,
                     Some(Ranges::Known(&calibrated.ranges, None)),
+                    &roundings,
                     progress,
                     &mut ignored,
                 )
@@ -259,6 +292,7 @@ fn rewrite_prepared(
     config: &QuantConfig,
     opset: i64,
     ranges: Option<Ranges>,
+    roundings: &adaround::Roundings,
     progress: &Progress,
     notes: &mut Vec<String>,
 ) -> Result<(rewrite::RewriteCounts, Calibrated)> {
@@ -285,7 +319,7 @@ fn rewrite_prepared(
                     "int4 weights stored in int8 tensors (values -8..7); ONNX INT4 storage needs opset 21 (--opset 21)".into()
                 });
             }
-            rewrite::quantize_weights_only(onnx::graph_mut(out), config, as_onnx)?
+            rewrite::quantize_weights_only(onnx::graph_mut(out), config, as_onnx, roundings)?
         }
         Mode::Int8 => {
             let source = ranges
@@ -360,7 +394,8 @@ fn rewrite_prepared(
             };
             rewrite::share_concat_ranges(onnx::graph(out), config, &plan, &mut ranges);
             progress.stage("rewriting graph", 1);
-            let counts = rewrite::insert_qdq(onnx::graph_mut(out), config, &plan, &ranges)?;
+            let counts =
+                rewrite::insert_qdq(onnx::graph_mut(out), config, &plan, &ranges, roundings)?;
             info.ranges = ranges;
             counts
         }

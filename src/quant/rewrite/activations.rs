@@ -217,6 +217,7 @@ pub fn insert_qdq(
     config: &QuantConfig,
     plan: &ActivationPlan,
     ranges: &HashMap<String, (f32, f32)>,
+    roundings: &Roundings,
 ) -> Result<RewriteCounts> {
     let act_qtype = crate::quant::calibrate::activation_qtype(config.activations);
     let act_sym = config.activations_symmetric();
@@ -229,7 +230,7 @@ pub fn insert_qdq(
         params.insert(t.clone(), math::qparams(lo, hi, act_qtype, act_sym));
     }
     let snapshot = graph.clone();
-    let mut edit = Edit::new(&snapshot, false);
+    let mut edit = Edit::new(&snapshot, false).with_roundings(roundings);
     let mut counts = RewriteCounts::default();
     for node in &snapshot.node {
         if !is_quantized_node(node, config) {

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 
 use anyhow::{bail, Result};
 
+use super::adaround::Roundings;
 use super::config::{Int4Storage, Mode, QuantConfig};
 use super::math::{self, QParams, QType};
 use crate::onnx::{self, pb, GraphIndex};
@@ -57,7 +58,7 @@ pub(super) struct QuantizedWeight {
 }
 
 #[derive(Clone, Copy, Debug)]
-pub(super) enum Granularity {
+pub(crate) enum Granularity {
     Tensor,
     Channel(usize),
     /// Blocks of `size` along `axis`.
@@ -65,6 +66,50 @@ pub(super) enum Granularity {
         axis: usize,
         size: usize,
     },
+}
+
+/// Which scale (group) each element of a weight uses, by flat index.
+pub(crate) struct GroupIndex {
+    dims: Vec<usize>,
+    strides: Vec<usize>,
+    granularity: Granularity,
+}
+
+impl GroupIndex {
+    pub(crate) fn new(dims: &[i64], granularity: Granularity) -> Self {
+        let dims: Vec<usize> = dims.iter().map(|&d| d.max(0) as usize).collect();
+        let strides = (0..dims.len())
+            .map(|a| dims[a + 1..].iter().product::<usize>())
+            .collect();
+        GroupIndex {
+            dims,
+            strides,
+            granularity,
+        }
+    }
+
+    pub(crate) fn of(&self, flat: usize) -> usize {
+        match self.granularity {
+            Granularity::Tensor => 0,
+            Granularity::Channel(a) => (flat / self.strides[a]) % self.dims[a].max(1),
+            Granularity::Block { axis, size } => {
+                // Same coordinates, with the blocked axis divided by the block size.
+                let mut g = 0;
+                let mut rem = flat;
+                for (a, &stride) in self.strides.iter().enumerate() {
+                    let coord = rem / stride.max(1);
+                    rem %= stride.max(1);
+                    let (c, extent) = if a == axis {
+                        (coord / size, self.dims[a].div_ceil(size))
+                    } else {
+                        (coord, self.dims[a])
+                    };
+                    g = g * extent + c;
+                }
+                g
+            }
+        }
+    }
 }
 
 /// `min_scales`: a floor per group (per channel), where a bias would otherwise overflow int32.
@@ -77,10 +122,7 @@ pub(super) fn quantize_weight(
     min_scales: Option<&[f32]>,
 ) -> QuantizedWeight {
     let dims_u: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
-    let strides: Vec<usize> = (0..dims_u.len())
-        .map(|a| dims_u[a + 1..].iter().product::<usize>())
-        .collect();
-    // Group index of each element, and the group layout.
+    // The group layout: how many, the shape of scale and zero point, axis and block size.
     let (groups, param_dims, axis, block_size): (usize, Vec<i64>, Option<i64>, Option<i64>) =
         match granularity {
             Granularity::Tensor => (1, vec![], None, None),
@@ -96,28 +138,8 @@ pub(super) fn quantize_weight(
                 )
             }
         };
-    let group_of = |flat: usize| -> usize {
-        match granularity {
-            Granularity::Tensor => 0,
-            Granularity::Channel(a) => (flat / strides[a]) % dims_u[a],
-            Granularity::Block { axis, size } => {
-                // Same coordinates, with the blocked axis divided by the block size.
-                let mut g = 0;
-                let mut rem = flat;
-                for (a, &stride) in strides.iter().enumerate() {
-                    let coord = rem / stride;
-                    rem %= stride;
-                    let (c, extent) = if a == axis {
-                        (coord / size, dims_u[a].div_ceil(size))
-                    } else {
-                        (coord, dims_u[a])
-                    };
-                    g = g * extent + c;
-                }
-                g
-            }
-        }
-    };
+    let groups_index = GroupIndex::new(dims, granularity);
+    let group_of = |flat: usize| groups_index.of(flat);
     let mut lo = vec![f32::INFINITY; groups];
     let mut hi = vec![f32::NEG_INFINITY; groups];
     for (i, &v) in values.iter().enumerate() {
@@ -181,6 +203,8 @@ pub(super) struct Edit<'a> {
     /// weight name -> per-group scales (for bias scales)
     weight_scales: HashMap<String, Vec<f32>>,
     int4_as_onnx: bool,
+    /// Learned roundings (AdaRound) that replace round-to-nearest where their scales match.
+    roundings: Option<&'a Roundings>,
 }
 
 impl<'a> Edit<'a> {
@@ -193,7 +217,13 @@ impl<'a> Edit<'a> {
             replaced: HashMap::new(),
             weight_scales: HashMap::new(),
             int4_as_onnx,
+            roundings: None,
         }
+    }
+
+    fn with_roundings(mut self, roundings: &'a Roundings) -> Self {
+        self.roundings = Some(roundings);
+        self
     }
 
     fn initializer(&self, name: &str) -> Option<&'a pb::TensorProto> {
@@ -237,7 +267,13 @@ impl<'a> Edit<'a> {
             Granularity::Block { axis, .. } if axis >= t.dims.len() => Granularity::Tensor,
             g => g,
         };
-        let q = quantize_weight(&values, &t.dims, granularity, qtype, symmetric, min_scales);
+        let mut q = quantize_weight(&values, &t.dims, granularity, qtype, symmetric, min_scales);
+        if let Some(r) = self.roundings.and_then(|r| r.get(name)) {
+            // Learned on this grid: a different grid (a bias floor moved a scale) keeps RTN.
+            if r.scales == q.scales && r.values.len() == q.values.len() {
+                q.values.clone_from(&r.values);
+            }
+        }
         let signed = qtype.is_signed();
         let (qn, sn, zn) = (
             format!("{name}_quantized"),
@@ -367,7 +403,7 @@ impl<'a> Edit<'a> {
 }
 
 /// The weight input of a node and the axis of its output channels, for the ops that have one.
-pub(super) fn weight_slot(
+pub(crate) fn weight_slot(
     node: &pb::NodeProto,
     index: &GraphIndex,
     graph: &pb::GraphProto,
@@ -624,7 +660,7 @@ mod tests {
             ("x".to_string(), (-1.0, 1.0)),
             ("h".to_string(), (-4.0, 4.0)),
         ]);
-        let counts = insert_qdq(&mut graph, &config, &plan, &ranges).unwrap();
+        let counts = insert_qdq(&mut graph, &config, &plan, &ranges, &Default::default()).unwrap();
         assert_eq!(counts.biases, 1);
         let get = |n: &str| graph.initializer.iter().find(|t| t.name == n).unwrap();
         let bias = get("b_quantized");

@@ -13,9 +13,10 @@ pub fn quantize_weights_only(
     graph: &mut pb::GraphProto,
     config: &QuantConfig,
     int4_as_onnx: bool,
+    roundings: &Roundings,
 ) -> Result<RewriteCounts> {
     let snapshot = graph.clone();
-    let mut edit = Edit::new(&snapshot, int4_as_onnx);
+    let mut edit = Edit::new(&snapshot, int4_as_onnx).with_roundings(roundings);
     let mut counts = RewriteCounts::default();
     let qtype = if config.mode == Mode::Int4Weights {
         QType::Int4
