@@ -660,3 +660,94 @@ fn adaround_never_increases_a_layers_error_on_mnist() {
         );
     }
 }
+
+/// The inspector's figures for an MNIST activation, estimated from its histogram, agree with
+/// the same figures computed here from the tensor's values; a pinned range is the one the
+/// written model uses.
+#[test]
+fn the_calibration_inspector_measures_each_range_and_the_pin_is_exported() {
+    use quantbench::quant::inspect;
+    use quantbench::quant::math::{self, QType};
+    let float = read(&mnist_model());
+    let data = Dataset::open(&mnist_data()).unwrap();
+    let config = QuantConfig {
+        samples: 32,
+        ..Default::default()
+    };
+    let tensors = inspect::calibrated_tensors(&float, &config).unwrap();
+    let tensor = tensors[1].clone();
+    let found = inspect::inspect(&float, &config, &data, &tensor, &Progress::new()).unwrap();
+
+    // The tensor's values over the same calibration samples, from the prepared float model.
+    let prepared = quant::prepare_float(&float, &config).unwrap().model;
+    let inputs = quantbench::tensor::model_inputs(&prepared).unwrap();
+    let example = first_inputs(&prepared, &data);
+    let run = quantbench::runtime::TractModel::load(&prepared, &example, Some(&[tensor.clone()]))
+        .unwrap();
+    let mut values = vec![];
+    for i in data.indices(Purpose::Calibration).unwrap().take(32) {
+        let sample = data.bound(i, &inputs).unwrap();
+        values.extend(run.run(&sample.inputs).unwrap().remove(0));
+    }
+    assert_eq!(found.values, values.len() as u64);
+    let lo = values.iter().copied().fold(f32::INFINITY, f32::min);
+    let hi = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    assert_eq!((found.min, found.max), (lo, hi));
+    assert_eq!(found.counts.iter().sum::<u64>(), values.len() as u64);
+    for f in &found.methods {
+        let p = math::qparams(f.range.0, f.range.1, QType::Uint8, false);
+        let (grid_lo, grid_hi) = (math::dequantize(0, p), math::dequantize(255, p));
+        let (mut signal, mut noise, mut clipped) = (0.0f64, 0.0f64, 0usize);
+        for &v in &values {
+            let q = math::fake_quantize(v, p, QType::Uint8);
+            signal += (v as f64).powi(2);
+            noise += ((v - q) as f64).powi(2);
+            clipped += usize::from(v < grid_lo || v > grid_hi);
+        }
+        let sqnr = 10.0 * (signal / noise).log10();
+        assert!(
+            (sqnr - f.sqnr_db).abs() < 0.5,
+            "{}: SQNR {sqnr:.2} measured, {:.2} estimated",
+            f.method,
+            f.sqnr_db
+        );
+        let share = clipped as f64 / values.len() as f64;
+        assert!(
+            (share - f.clipped).abs() < 2e-4,
+            "{}: clipped {share} measured, {} estimated",
+            f.method,
+            f.clipped
+        );
+    }
+    let minmax = &found.methods[0];
+    assert_eq!(minmax.clipped, 0.0);
+    let percentile = found
+        .methods
+        .iter()
+        .find(|f| f.method.starts_with("percentile"))
+        .unwrap();
+    assert!(percentile.range.1 < minmax.range.1);
+
+    // Pinned: the inspector shows it, and the quantized model's Q/DQ uses exactly it.
+    let pin = (0.0f32, hi / 2.0);
+    let pinned = QuantConfig {
+        pinned_ranges: [(tensor.clone(), pin)].into_iter().collect(),
+        ..config
+    };
+    let shown = inspect::inspect(&float, &pinned, &data, &tensor, &Progress::new()).unwrap();
+    let p = shown.pinned.unwrap();
+    assert_eq!(p.range, pin);
+    assert!(p.clipped > 0.0);
+    let (q, _) = quant::quantize(&float, &pinned, Some(&data), &Progress::new()).unwrap();
+    let g = onnx::graph(&q);
+    let index = GraphIndex::new(g);
+    let (scale, zero) = activation_qparams(g, &index, &tensor);
+    let want = math::qparams(pin.0, pin.1, QType::Uint8, false);
+    assert_eq!((scale, zero), (want.scale, want.zero_point));
+    let wrong = QuantConfig {
+        pinned_ranges: [("no-such-tensor".to_string(), pin)].into_iter().collect(),
+        ..Default::default()
+    };
+    let e = quant::quantize(&float, &wrong, Some(&data), &Progress::new()).unwrap_err();
+    assert!(format!("{e:#}").contains("'no-such-tensor' is not an activation"));
+}

@@ -3,6 +3,7 @@
 
 mod args;
 mod bench;
+mod calib;
 mod dataset;
 mod eval;
 mod layers;
@@ -84,6 +85,9 @@ enum Command {
     /// Search settings, recovery and layers kept float for the fastest model that meets a
     /// tolerance (--max-drop, --min-agreement or --min-sqnr) on the target's runtime.
     Tune(tune::TuneArgs),
+    /// The calibration inspector: an activation's histogram, the range each calibration
+    /// method keeps, the share it clips and the SQNR it gives (pin one with quantize --pin).
+    Calib(calib::CalibArgs),
     /// Write a dataset description from a folder or file, or show what the model will see.
     #[command(subcommand)]
     Dataset(dataset::DatasetCommand),
@@ -159,6 +163,7 @@ pub fn run() -> Result<ExitCode> {
         Command::Sweep(args) => sweep::sweep(args),
         Command::Layers(args) => layers::layers(args),
         Command::Tune(args) => tune::tune(args),
+        Command::Calib(args) => calib::calib(args),
         Command::Dataset(command) => dataset::run(command),
     }
 }

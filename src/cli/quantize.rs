@@ -91,6 +91,10 @@ pub struct ConfigArgs {
     /// calibration data (int8 and int4 weights; needs --data).
     #[arg(long)]
     adaround: bool,
+    /// int8: an activation's range set by hand, TENSOR=MIN,MAX (repeatable); `quantbench calib`
+    /// shows what each calibration method would choose.
+    #[arg(long, value_name = "TENSOR=MIN,MAX", value_parser = parse_pin)]
+    pin: Vec<(String, (f32, f32))>,
     /// Opset to write (raised automatically when a feature needs it).
     #[arg(long)]
     opset: Option<i64>,
@@ -101,6 +105,21 @@ impl ConfigArgs {
     pub fn config(&self, mode: Option<Mode>) -> Result<(QuantConfig, Vec<String>)> {
         config_from_args(self, mode)
     }
+}
+
+fn parse_pin(s: &str) -> Result<(String, (f32, f32)), String> {
+    let (tensor, range) = s
+        .rsplit_once('=')
+        .ok_or_else(|| format!("'{s}': expected TENSOR=MIN,MAX"))?;
+    let (lo, hi) = range
+        .split_once(',')
+        .ok_or_else(|| format!("'{range}': expected MIN,MAX"))?;
+    let number = |v: &str| {
+        v.trim()
+            .parse::<f32>()
+            .map_err(|e| format!("'{v}' in '{s}': {e}"))
+    };
+    Ok((tensor.to_string(), (number(lo)?, number(hi)?)))
 }
 
 fn config_from_args(args: &ConfigArgs, mode: Option<Mode>) -> Result<(QuantConfig, Vec<String>)> {
@@ -160,6 +179,7 @@ fn config_from_args(args: &ConfigArgs, mode: Option<Mode>) -> Result<(QuantConfi
     if args.adaround {
         config.adaround = true;
     }
+    config.pinned_ranges.extend(args.pin.iter().cloned());
     config.validate()?;
     Ok((config, why))
 }

@@ -256,6 +256,9 @@ pub struct QuantConfig {
     /// AdaRound: each weight rounded up or down as minimizes its layer's output error on the
     /// calibration data, instead of to nearest.
     pub adaround: bool,
+    /// int8: activation ranges set by hand (tensor name -> (min, max)), used instead of what
+    /// calibration finds for those tensors.
+    pub pinned_ranges: std::collections::BTreeMap<String, (f32, f32)>,
 }
 
 pub const DEFAULT_OPS: [&str; 10] = [
@@ -290,6 +293,7 @@ impl Default for QuantConfig {
             cle: false,
             bias_correction: None,
             adaround: false,
+            pinned_ranges: Default::default(),
         }
     }
 }
@@ -432,6 +436,17 @@ impl QuantConfig {
         if self.adaround && self.samples == 0 {
             bail!("samples: adaround needs at least one calibration sample");
         }
+        for (t, &(lo, hi)) in &self.pinned_ranges {
+            if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+                bail!("pinned_ranges: '{t}': ({lo}, {hi}) is not a range (finite, min < max)");
+            }
+        }
+        if !self.pinned_ranges.is_empty() && self.mode != Mode::Int8 {
+            bail!(
+                "pinned_ranges: activation ranges serve int8, not {}",
+                self.mode.cli_name()
+            );
+        }
         if self.ops.is_empty() && self.mode != Mode::Fp16 {
             bail!("ops: name at least one op type to quantize");
         }
@@ -468,6 +483,9 @@ impl QuantConfig {
         }
         if self.adaround {
             parts.push("adaround".into());
+        }
+        if !self.pinned_ranges.is_empty() {
+            parts.push(format!("{} pinned", self.pinned_ranges.len()));
         }
         if !self.keep_float.is_empty() {
             parts.push(format!("+{} float", self.keep_float.len()));

@@ -6,6 +6,7 @@ pub mod bias_correction;
 pub mod calibrate;
 pub mod config;
 pub mod equalize;
+pub mod inspect;
 pub mod math;
 pub mod prepare;
 pub mod rewrite;
@@ -392,6 +393,15 @@ fn rewrite_prepared(
                         .collect()
                 }
             };
+            let calibrated = plan.calibrated();
+            for (t, &range) in &config.pinned_ranges {
+                if !calibrated.contains(t) {
+                    bail!(
+                        "pinned_ranges: '{t}' is not an activation int8 calibrates here (`quantbench calib MODEL --data D` lists them)"
+                    );
+                }
+                ranges.insert(t.clone(), range);
+            }
             rewrite::share_concat_ranges(onnx::graph(out), config, &plan, &mut ranges);
             progress.stage("rewriting graph", 1);
             let counts =
