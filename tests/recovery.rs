@@ -682,8 +682,12 @@ fn the_calibration_inspector_measures_each_range_and_the_pin_is_exported() {
     let prepared = quant::prepare_float(&float, &config).unwrap().model;
     let inputs = quantbench::tensor::model_inputs(&prepared).unwrap();
     let example = first_inputs(&prepared, &data);
-    let run = quantbench::runtime::TractModel::load(&prepared, &example, Some(&[tensor.clone()]))
-        .unwrap();
+    let run = quantbench::runtime::TractModel::load(
+        &prepared,
+        &example,
+        Some(std::slice::from_ref(&tensor)),
+    )
+    .unwrap();
     let mut values = vec![];
     for i in data.indices(Purpose::Calibration).unwrap().take(32) {
         let sample = data.bound(i, &inputs).unwrap();
