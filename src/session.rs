@@ -146,6 +146,9 @@ pub struct Experiment {
     pub config: Option<QuantConfig>,
     #[serde(default)]
     pub result: ExperimentResult,
+    /// The experiment this one varies (a layer toggled between int8 and float), by id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<u64>,
 }
 
 impl Experiment {
@@ -155,6 +158,7 @@ impl Experiment {
             name: "float".into(),
             config: None,
             result: ExperimentResult::default(),
+            parent: None,
         }
     }
 
@@ -164,6 +168,7 @@ impl Experiment {
             name: config.label(),
             config: Some(config),
             result: ExperimentResult::default(),
+            parent: None,
         }
     }
 

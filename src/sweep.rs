@@ -57,6 +57,23 @@ pub struct Workbench {
     /// What every result of this workbench is measured on.
     pub data: crate::session::DataStamp,
     float_outputs: HashMap<String, Outputs>,
+    /// int8 activation ranges by [`calibration_key`]: a config that differs from an earlier
+    /// one only in layers kept float, pins or recovery reuses its calibration.
+    ranges: HashMap<String, quant::ActivationRanges>,
+}
+
+/// What an int8 calibration depends on: the config without the settings that only use its
+/// ranges (layers kept float, pinned ranges, bias correction, AdaRound, the target's name).
+pub fn calibration_key(config: &quant::QuantConfig) -> String {
+    quant::QuantConfig {
+        keep_float: vec![],
+        pinned_ranges: Default::default(),
+        bias_correction: None,
+        adaround: false,
+        target: quant::Target::Generic,
+        ..config.clone()
+    }
+    .to_ron()
 }
 
 impl Workbench {
@@ -79,6 +96,7 @@ impl Workbench {
             example,
             data,
             float_outputs: HashMap::new(),
+            ranges: HashMap::new(),
         })
     }
 
@@ -108,7 +126,7 @@ impl Workbench {
         settings: &SweepSettings,
         progress: &Progress,
     ) -> Result<String> {
-        let key = format!("{backend:?}");
+        let key = format!("{backend:?} {:?}", settings.eval_limit);
         if !self.float_outputs.contains_key(&key) {
             let (_, outputs) = self.outputs_of(&self.float, backend, settings, progress)?;
             self.float_outputs.insert(key.clone(), outputs);
@@ -178,8 +196,7 @@ impl Workbench {
             }
             (Some(config), None) => {
                 progress.stage("quantizing", 1);
-                let (q, report) =
-                    quant::quantize(&self.float, config, Some(&self.dataset), progress)?;
+                let (q, report) = self.quantize(config, progress)?;
                 experiment.result.size_bytes = prost::Message::encoded_len(&q) as u64;
                 if let Some(dir) = &settings.models_dir {
                     let path = keep_model(dir, experiment, &q)?;
@@ -227,6 +244,37 @@ impl Workbench {
             }
         }
         Ok(())
+    }
+
+    /// Quantizes the float model by `config`, reusing the calibration of an earlier config with
+    /// the same [`calibration_key`].
+    fn quantize(
+        &mut self,
+        config: &quant::QuantConfig,
+        progress: &Progress,
+    ) -> Result<(pb::ModelProto, quant::QuantizeReport)> {
+        if config.mode != quant::Mode::Int8 {
+            return quant::quantize(&self.float, config, Some(&self.dataset), progress);
+        }
+        let key = calibration_key(config);
+        if let Some(known) = self.ranges.get(&key) {
+            let ranges = quant::Ranges::Known(known, Some(&self.dataset));
+            let (q, mut report) =
+                quant::quantize_with(&self.float, config, Some(ranges), progress)?;
+            report.notes.push(format!(
+                "calibration reused: {} activation ranges of an earlier experiment with the same calibration settings",
+                known.len()
+            ));
+            return Ok((q, report));
+        }
+        let (q, report, ranges) = quant::quantize_keeping_ranges(
+            &self.float,
+            config,
+            Some(quant::Ranges::Calibrate(&self.dataset)),
+            progress,
+        )?;
+        self.ranges.insert(key, ranges);
+        Ok((q, report))
     }
 
     /// Per-layer error both ways against the float model as `config` prepares it; where the

@@ -65,6 +65,9 @@ pub fn calib(args: CalibArgs) -> Result<ExitCode> {
         "{tensor}: {} values over {} calibration samples, from {} to {}",
         found.values, found.samples, found.min, found.max
     );
+    if let Some(note) = &found.note {
+        println!("note: {note}");
+    }
     // Sixteen rows, bar lengths on a square-root scale so that the tails show.
     let per_row = found.counts.len().div_ceil(16).max(1);
     let rows: Vec<u64> = found

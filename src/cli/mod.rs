@@ -43,7 +43,7 @@ enum Command {
         path: Option<PathBuf>,
         #[arg(long)]
         out: PathBuf,
-        /// tradeoff, heatmap, compare or all.
+        /// tradeoff, heatmap, compare, layers or all.
         #[arg(long, default_value = "all")]
         view: crate::gui::CentralView,
         /// The left panel's tab: model, dataset or settings.
@@ -52,6 +52,9 @@ enum Command {
         /// Also write the session with everything that ran.
         #[arg(long)]
         session_out: Option<PathBuf>,
+        /// Open the calibration inspector on this tensor (last quantized experiment's settings).
+        #[arg(long)]
+        inspect: Option<String>,
     },
     /// Time the workbench's frames in a real window while it opens MODEL, runs an int8-weights
     /// experiment on DATA and exports it (p50/p95/max of the UI thread's work per frame).
@@ -116,6 +119,7 @@ pub fn run() -> Result<ExitCode> {
             view,
             tab,
             session_out,
+            inspect,
         } => {
             onnx::check_output_dir(&out)?;
             let plan = crate::gui::ScreenshotPlan {
@@ -123,6 +127,7 @@ pub fn run() -> Result<ExitCode> {
                 view,
                 tab,
                 session_out,
+                inspect,
             };
             crate::gui::run(crate::gui::Startup {
                 open: path,

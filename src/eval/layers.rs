@@ -24,6 +24,9 @@ pub struct LayerError {
     pub tensor: String,
     /// Op type of the node producing it (`input` for a graph input).
     pub op_type: String,
+    /// The node producing it in the prepared float model (what `keep_float` names).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub node: String,
     /// Cumulative SQNR (the whole model quantized).
     pub sqnr_db: f64,
     /// Every metric, both ways, where [`analyse`] measured them (sessions from before it hold
@@ -40,6 +43,7 @@ impl From<LayerReport> for LayerError {
             sqnr_db: r.cumulative.sqnr_db,
             tensor: r.tensor,
             op_type: r.op_type,
+            node: r.node,
             cumulative: Some(r.cumulative),
             isolated: Some(r.isolated),
         }
@@ -154,6 +158,7 @@ pub fn per_layer_sqnr(
         .map(|((tensor, _, op_type), (signal, noise))| LayerError {
             tensor,
             op_type,
+            node: String::new(),
             sqnr_db: metrics::sqnr_db(signal, noise),
             cumulative: None,
             isolated: None,
@@ -212,6 +217,10 @@ impl LayerMetrics {
 pub struct LayerReport {
     pub tensor: String,
     pub op_type: String,
+    /// The node producing the tensor in the prepared float model (what `keep_float` names;
+    /// empty for a graph input).
+    #[serde(default)]
+    pub node: String,
     /// The activation's quantization step, where the quantized model quantizes it.
     pub scale: Option<f32>,
     /// The whole model quantized.
@@ -277,6 +286,15 @@ pub fn analyse(
     )?;
     let q_graph = onnx::graph(quantized);
     let q_index = GraphIndex::new(q_graph);
+    let f_graph = onnx::graph(float);
+    let f_index = GraphIndex::new(f_graph);
+    let node_of = |t: &str| {
+        f_index
+            .producer
+            .get(t)
+            .map(|&p| f_graph.node[p].name.clone())
+            .unwrap_or_default()
+    };
     Ok(pairs
         .into_iter()
         .zip(stats.chunks(2))
@@ -285,6 +303,7 @@ pub fn analyse(
             LayerReport {
                 cumulative: LayerMetrics::of(&s[0], scale),
                 isolated: LayerMetrics::of(&s[1], scale),
+                node: node_of(&tensor),
                 tensor,
                 op_type,
                 scale,

@@ -20,10 +20,11 @@ use serde::{Deserialize, Serialize};
 use quantbench::data::Dataset;
 use quantbench::jobs::{Job, JobEnd, JobEvent};
 use quantbench::onnx::{inspect::ModelSummary, pb};
+use quantbench::quant::inspect::Inspection;
 use quantbench::session::{DatasetRef, Experiment, Session};
 use quantbench::sweep::SweepSettings;
 
-use super::commands::Commands;
+use super::commands::{Commands, Variation};
 use super::jobs::{ExperimentEvent, ExperimentsJob, JobInput};
 use super::tasks::{self, EarlierWork, ExportSource, Interrupted, Loaded, OpenedDataset};
 use super::{AppCommand, ScreenshotPlan, Startup};
@@ -36,6 +37,8 @@ pub enum CentralView {
     Tradeoff,
     Heatmap,
     Compare,
+    /// One experiment's per-layer table.
+    Layers,
 }
 
 impl std::str::FromStr for SetupTab {
@@ -60,8 +63,9 @@ impl std::str::FromStr for CentralView {
             "tradeoff" => Ok(CentralView::Tradeoff),
             "heatmap" => Ok(CentralView::Heatmap),
             "compare" => Ok(CentralView::Compare),
+            "layers" => Ok(CentralView::Layers),
             _ => Err(format!(
-                "unknown view '{s}' (expected tradeoff, heatmap, compare or all)"
+                "unknown view '{s}' (expected tradeoff, heatmap, compare, layers or all)"
             )),
         }
     }
@@ -168,6 +172,8 @@ pub struct WorkbenchApp {
     /// user saved or opened, or an autosave in the data folder); `None`: nowhere.
     pub session_path: Option<PathBuf>,
     pub job: Option<ExperimentsJob>,
+    /// Float outputs and calibrations of the open model and dataset, kept between runs.
+    workbench: super::jobs::SharedWorkbench,
     pub selected: Option<usize>,
     pub messages: Vec<(Level, String)>,
     pub is_test: bool,
@@ -198,6 +204,10 @@ pub struct WorkbenchApp {
     tradeoff: super::tradeoff::TradeoffView,
     heatmap: super::heatmap::HeatmapView,
     compare: super::compare::CompareView,
+    layers_view: super::layers_view::LayersView,
+    /// The calibration inspector: being computed (for an experiment), or shown.
+    inspecting: Option<(usize, Task<Inspection>)>,
+    pub inspection: Option<(usize, Inspection)>,
     commands: Commands,
     frame_cpu: Vec<f32>,
     pub first_frame: Option<Duration>,
@@ -330,6 +340,7 @@ impl WorkbenchApp {
             #[cfg(test)]
             temp: None,
             loading: None,
+            workbench: Default::default(),
             deferred: vec![],
             writes: vec![],
             autosave: None,
@@ -344,6 +355,9 @@ impl WorkbenchApp {
             tradeoff: Default::default(),
             heatmap: Default::default(),
             compare: Default::default(),
+            layers_view: Default::default(),
+            inspecting: None,
+            inspection: None,
             commands: Commands::default(),
             frame_cpu: vec![],
             first_frame: None,
@@ -614,8 +628,116 @@ impl WorkbenchApp {
                     self.remove_markers(i.markers);
                 }
             }
+            AppCommand::Vary { experiment, change } => self.vary(experiment, change)?,
+            AppCommand::InspectCalibration { experiment, tensor } => {
+                self.inspect_calibration(experiment, tensor)?
+            }
+            AppCommand::CloseInspector => {
+                self.inspection = None;
+                if let Some((_, task)) = self.inspecting.take() {
+                    task.job.cancel();
+                    self.retired.push(Box::new(task.job));
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Adds a variant of experiment `index` (a layer toggled between int8 and float, a range
+    /// pinned) and runs it: the workbench reuses the parent's calibration and float outputs.
+    fn vary(&mut self, index: usize, change: Variation) -> Result<()> {
+        let session = self
+            .session
+            .as_mut()
+            .ok_or_else(|| anyhow!("open a model first"))?;
+        let parent = session
+            .experiments
+            .get(index)
+            .ok_or_else(|| anyhow!("no experiment {}", index + 1))?;
+        let mut config = parent.config.clone().ok_or_else(|| {
+            anyhow!("the float model has nothing to vary: choose a quantized experiment")
+        })?;
+        let what = match &change {
+            Variation::ToggleFloat(node) => {
+                if let Some(i) = config.keep_float.iter().position(|k| k == node) {
+                    config.keep_float.remove(i);
+                    format!("{node} int8")
+                } else {
+                    config.keep_float.push(node.clone());
+                    format!("{node} float")
+                }
+            }
+            Variation::Pin(tensor, range) => {
+                config.pinned_ranges.insert(tensor.clone(), *range);
+                format!("{tensor} pinned [{:.4}, {:.4}]", range.0, range.1)
+            }
+            Variation::Unpin(tensor) => {
+                config.pinned_ranges.remove(tensor);
+                format!("{tensor} unpinned")
+            }
+        };
+        config.validate()?;
+        if let Some(i) = session
+            .experiments
+            .iter()
+            .position(|e| e.config.as_ref() == Some(&config))
+        {
+            self.selected = Some(i);
+            self.info(format!("experiment {} already has these settings", i + 1));
+            return Ok(());
+        }
+        let mut child = Experiment::quantized(config);
+        child.parent = Some(parent.id);
+        child.name = format!("{} · {what}", index + 1);
+        session.add(child);
+        self.selected = Some(session.experiments.len() - 1);
+        self.autosave_due = true;
+        if self.job.is_some() {
+            self.info("variant added: it runs with the next Run, once these experiments end");
+            return Ok(());
+        }
+        self.start_job()
+    }
+
+    fn inspect_calibration(&mut self, index: usize, tensor: String) -> Result<()> {
+        let config = self
+            .session
+            .as_ref()
+            .and_then(|s| s.experiments.get(index))
+            .and_then(|e| e.config.clone())
+            .unwrap_or_else(|| self.settings.config.clone());
+        let (Some(model), Some(dataset)) = (&self.model, &self.dataset) else {
+            return Err(anyhow!("open a model and a dataset first"));
+        };
+        let (proto, data) = (model.proto.clone(), dataset.dataset.clone());
+        let label = format!("Calibrating {tensor}…");
+        let job = Job::spawn("inspect", repaint_fn(&self.ctx), move |cx| {
+            quantbench::quant::inspect::inspect(&proto, &config, &data, &tensor, &cx.progress)
+        })?;
+        if let Some((_, old)) = self.inspecting.replace((index, Task { label, job })) {
+            old.job.cancel();
+            self.retired.push(Box::new(old.job));
+        }
+        Ok(())
+    }
+
+    fn poll_inspecting(&mut self) {
+        let Some((_, task)) = self.inspecting.as_mut() else {
+            return;
+        };
+        let ended = task.job.poll(4).into_iter().find_map(|e| match e {
+            JobEvent::End(end) => Some(end),
+            JobEvent::Message(()) => None,
+        });
+        let Some(end) = ended else { return };
+        let Some((index, _)) = self.inspecting.take() else {
+            return;
+        };
+        match end {
+            JobEnd::Done(found) => self.inspection = Some((index, found)),
+            JobEnd::Cancelled => {}
+            JobEnd::Failed(e) => self.error(&e.context("calibration inspector")),
+        }
     }
 
     fn remove_markers(&mut self, markers: Vec<PathBuf>) {
@@ -696,6 +818,7 @@ impl WorkbenchApp {
             self.retired.push(Box::new(job.into_job()));
         }
         self.selected = None;
+        self.workbench = Default::default();
         self.model = Some(LoadedModel {
             path,
             proto,
@@ -733,6 +856,7 @@ impl WorkbenchApp {
             None => vec![],
         };
         self.dataset_panel.edit(&d.dataset.desc);
+        self.workbench = Default::default();
         self.dataset = Some(LoadedDataset {
             path: d.path,
             dataset: d.dataset,
@@ -795,6 +919,7 @@ impl WorkbenchApp {
                 models_dir: self.models_dir(),
                 ..self.sweep_settings.clone()
             },
+            workbench: self.workbench.clone(),
         };
         self.job = Some(
             ExperimentsJob::spawn(input, repaint_fn(&self.ctx))
@@ -869,6 +994,7 @@ impl WorkbenchApp {
         self.poll_interrupted_check();
         self.poll_loading();
         self.poll_writes();
+        self.poll_inspecting();
         self.poll_experiments();
         if self.autosave_due && self.autosave.is_none() && self.job.is_none() {
             self.start_autosave();
@@ -1034,6 +1160,7 @@ impl WorkbenchApp {
             && self.autosave.is_none()
             && !self.autosave_due
             && self.interrupted_check.is_none()
+            && self.inspecting.is_none()
     }
 
     /// Waits for the next event of background work (tests step the UI in between; a headless
@@ -1049,6 +1176,8 @@ impl WorkbenchApp {
             t.job.wait_and_keep(timeout);
         } else if let Some(j) = self.interrupted_check.as_mut() {
             j.wait_and_keep(timeout);
+        } else if let Some((_, t)) = self.inspecting.as_mut() {
+            t.job.wait_and_keep(timeout);
         } else if let Some(j) = self.job.as_mut() {
             j.wait_and_keep(timeout);
         }
@@ -1075,6 +1204,18 @@ impl WorkbenchApp {
             return;
         };
         if !self.is_idle() || self.screenshot_pending {
+            return;
+        }
+        let inspect = self.screenshot_plan.as_mut().and_then(|p| p.inspect.take());
+        if let Some(tensor) = inspect {
+            let last = self.session.as_ref().and_then(|s| {
+                s.experiments
+                    .iter()
+                    .rposition(|e| e.config.is_some() && e.is_done())
+            });
+            self.selected = self.selected.or(last);
+            let experiment = self.selected.unwrap_or(0);
+            self.apply(AppCommand::InspectCalibration { experiment, tensor });
             return;
         }
         self.settled_frames += 1;
@@ -1108,6 +1249,9 @@ impl WorkbenchApp {
         let mut out = vec![];
         if let Some(t) = &self.loading {
             out.push((t.label.clone(), true));
+        }
+        if let Some((_, t)) = &self.inspecting {
+            out.push((t.label.clone(), false));
         }
         for t in self.writes.iter().chain(&self.autosave) {
             if !t.label.is_empty() {
@@ -1186,8 +1330,12 @@ impl WorkbenchApp {
             .show(ui, |ui| {
                 experiments_panel.ui(ui, &app_ctx);
             });
-        let (tradeoff, heatmap, compare) =
-            (&mut self.tradeoff, &mut self.heatmap, &mut self.compare);
+        let (tradeoff, heatmap, compare, layers_view) = (
+            &mut self.tradeoff,
+            &mut self.heatmap,
+            &mut self.compare,
+            &mut self.layers_view,
+        );
         egui::CentralPanel::default().show(ui, |ui| match view {
             CentralView::Overview => {
                 let full = ui.available_size();
@@ -1215,7 +1363,11 @@ impl WorkbenchApp {
             CentralView::Tradeoff => tradeoff.ui(ui, &app_ctx),
             CentralView::Heatmap => heatmap.ui(ui, &app_ctx),
             CentralView::Compare => compare.ui(ui, &app_ctx),
+            CentralView::Layers => layers_view.ui(ui, &app_ctx),
         });
+        if let Some((experiment, found)) = &self.inspection {
+            super::layers_view::inspector_window(&ctx, &app_ctx, *experiment, found);
+        }
         for c in self.commands.take() {
             self.apply(c);
         }

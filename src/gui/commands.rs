@@ -37,6 +37,27 @@ pub enum AppCommand {
     /// Recover the interrupted session, or restore the model's earlier results.
     AcceptOffer,
     DismissOffer,
+    /// A variant of an experiment, added and run at once (its calibration reused).
+    Vary {
+        experiment: usize,
+        change: Variation,
+    },
+    /// The calibration inspector for an activation, with an experiment's settings.
+    InspectCalibration {
+        experiment: usize,
+        tensor: String,
+    },
+    CloseInspector,
+}
+
+/// How a variant differs from its parent experiment.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Variation {
+    /// This node between int8 and float.
+    ToggleFloat(String),
+    /// This activation's range set by hand.
+    Pin(String, (f32, f32)),
+    Unpin(String),
 }
 
 /// Sends commands from panels that only borrow the app's state.

@@ -322,7 +322,7 @@ impl HeatmapView {
                         for (k, &c) in columns.iter().enumerate() {
                             let (rect, resp) = ui.allocate_exact_size(
                                 egui::vec2(cell_w, cell_h),
-                                egui::Sense::hover(),
+                                egui::Sense::click(),
                             );
                             match values[r][k] {
                                 Some(v) => {
@@ -331,16 +331,34 @@ impl HeatmapView {
                                         0.0,
                                         color_for(metric.as_db(v)),
                                     );
-                                    resp.on_hover_text(format!(
-                                        "{name} ({op})\n{}\n{} {}: {}",
+                                    let node = session.experiments[c]
+                                        .result
+                                        .layers
+                                        .iter()
+                                        .find(|l| l.tensor == *name)
+                                        .map(|l| l.node.clone())
+                                        .filter(|n| !n.is_empty());
+                                    let resp = resp.on_hover_text(format!(
+                                        "{name} ({op})\n{}\n{} {}: {}{}",
                                         session.experiments[c].name,
                                         match mode {
                                             ErrorMode::Cumulative => "cumulative",
                                             ErrorMode::Isolated => "isolated",
                                         },
                                         metric.name(),
-                                        metric.text(v)
+                                        metric.text(v),
+                                        match &node {
+                                            Some(n) =>
+                                                format!("\nclick: a variant with {n} kept float"),
+                                            None => String::new(),
+                                        }
                                     ));
+                                    if let (true, Some(node)) = (resp.clicked(), node) {
+                                        ctx.commands.send(AppCommand::Vary {
+                                            experiment: c,
+                                            change: super::commands::Variation::ToggleFloat(node),
+                                        });
+                                    }
                                 }
                                 None => {
                                     ui.painter().rect_stroke(

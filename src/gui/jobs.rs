@@ -31,7 +31,13 @@ pub struct JobInput {
     /// The experiments to run, in order (each carries its id).
     pub experiments: Vec<Experiment>,
     pub settings: SweepSettings,
+    /// The window's workbench for this model and dataset, kept between jobs: float outputs
+    /// and calibrations computed once serve every later run (a layer toggled to float
+    /// re-quantizes without calibrating again). Built by the first job that needs it.
+    pub workbench: SharedWorkbench,
 }
+
+pub type SharedWorkbench = Arc<std::sync::Mutex<Option<Workbench>>>;
 
 pub struct ExperimentsJob {
     job: Job<ExperimentEvent, ()>,
@@ -99,6 +105,7 @@ fn run(input: JobInput, cx: &JobContext<ExperimentEvent, ()>) -> Result<()> {
         dataset,
         experiments,
         mut settings,
+        workbench: shared,
     } = input;
     if settings.backends.is_empty() {
         settings.backends = match quantbench::runtime::ort::version() {
@@ -106,7 +113,18 @@ fn run(input: JobInput, cx: &JobContext<ExperimentEvent, ()>) -> Result<()> {
             Err(_) => vec![Backend::Tract],
         };
     }
-    let mut workbench = Workbench::new(model.as_ref().clone(), model_bytes, dataset)?;
+    // The window never locks it: only jobs, one after another.
+    let mut slot = shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let workbench = match slot.as_mut() {
+        Some(w) => w,
+        None => slot.insert(Workbench::new(
+            model.as_ref().clone(),
+            model_bytes,
+            dataset,
+        )?),
+    };
     run_each(experiments, &|e| cx.send(e), |experiment| {
         workbench.run(experiment, &settings, &cx.progress)
     })

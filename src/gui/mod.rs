@@ -11,6 +11,7 @@ mod experiments_panel;
 mod frame_bench;
 mod heatmap;
 mod jobs;
+mod layers_view;
 mod model_panel;
 mod settings_panel;
 mod tasks;
@@ -48,6 +49,8 @@ pub struct ScreenshotPlan {
     pub tab: SetupTab,
     /// Also write the session (with what was run) here.
     pub session_out: Option<PathBuf>,
+    /// Open the calibration inspector on this tensor first.
+    pub inspect: Option<String>,
 }
 
 /// The bundled sample, found next to the executable's project or the working directory.

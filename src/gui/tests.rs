@@ -1012,3 +1012,99 @@ fn a_corrupt_session_says_where_and_is_kept_as_a_backup() {
     assert_eq!(std::fs::read_to_string(&backup).unwrap(), cut);
     assert_eq!(h.state().session, before, "what was open stays open");
 }
+
+/// Clicks the first enabled widget labelled `label` (a table has one per row).
+fn click_first_enabled(h: &mut Harness<'static, WorkbenchApp>, label: &str) {
+    let first = |h: &Harness<'static, WorkbenchApp>| {
+        h.get_all_by_label(label)
+            .position(|n| !n.accesskit_node().is_disabled())
+            .unwrap_or_else(|| panic!("no enabled '{label}'"))
+    };
+    let k = first(h);
+    h.get_all_by_label(label).nth(k).unwrap().hover();
+    h.run_steps(1);
+    h.get_all_by_label(label).nth(k).unwrap().click();
+    h.run_steps(1);
+}
+
+/// Mixed precision by clicking: in the Layers view, Float on a layer adds a variant of the
+/// experiment with that layer kept float and runs it at once, on the parent's calibration; the
+/// variant names its parent. The calibration inspector opens on a tensor, and Pin adds a
+/// variant whose quantized model uses the pinned range.
+#[test]
+fn a_layer_switched_to_float_runs_as_a_variant_on_the_same_calibration() {
+    let mut h = harness();
+    add_and_run(&mut h);
+    h.state_mut().apply(AppCommand::Select(Some(1)));
+    h.state_mut()
+        .apply(AppCommand::SetView(super::CentralView::Layers));
+    h.run();
+    h.get_by_label_contains("Layers of 2");
+    click_first_enabled(&mut h, "Float");
+    run_until_idle(&mut h);
+    let session = h.state().session.clone().unwrap();
+    assert_eq!(session.experiments.len(), 3);
+    let (parent, child) = (&session.experiments[1], &session.experiments[2]);
+    assert_eq!(child.parent, Some(parent.id));
+    let kept = &child.config.as_ref().unwrap().keep_float;
+    assert_eq!(kept.len(), 1);
+    assert!(child.result.error.is_none(), "{:?}", child.result.error);
+    assert!(!child.result.evals.is_empty());
+    let report = child.result.quantize.as_ref().unwrap();
+    assert_eq!(report.calibration_samples, 0, "{:?}", report.notes);
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("calibration reused")),
+        "{:?}",
+        report.notes
+    );
+    assert!(report.counts.nodes_kept_float >= 1);
+    // The layer kept float errs less alone (its weights and inputs are float now).
+    let isolated = |e: &Experiment| {
+        e.result
+            .layers
+            .iter()
+            .find(|l| l.node == kept[0])
+            .and_then(|l| l.isolated.as_ref())
+            .map(|m| m.sqnr_db)
+    };
+    let (before, after) = (isolated(parent).unwrap(), isolated(child));
+    assert!(
+        after.is_none_or(|a| a > before),
+        "{}: isolated {before} dB -> {after:?}",
+        kept[0]
+    );
+
+    // The inspector, on the parent's settings, for the first tensor in graph order (the
+    // model's input, which int8 calibrates).
+    h.state_mut().apply(AppCommand::Select(Some(1)));
+    h.run();
+    click(&mut h, "order");
+    h.run();
+    click_first_enabled(&mut h, "Calibration");
+    run_until_idle(&mut h);
+    let (experiment, found) = h
+        .state()
+        .inspection
+        .clone()
+        .unwrap_or_else(|| panic!("no inspection: {:?}", h.state().messages));
+    assert_eq!(experiment, 1);
+    assert_eq!(found.methods.len(), 5);
+    assert_eq!(found.tensor, "Input3");
+    assert!(found.pinnable);
+    h.get_by_label_contains("Calibration of");
+    click_first_enabled(&mut h, "Pin");
+    run_until_idle(&mut h);
+    let session = h.state().session.clone().unwrap();
+    assert_eq!(session.experiments.len(), 4);
+    let pinned = &session.experiments[3];
+    assert_eq!(pinned.parent, Some(session.experiments[1].id));
+    let config = pinned.config.as_ref().unwrap();
+    assert_eq!(
+        config.pinned_ranges.get(&found.tensor),
+        Some(&found.methods[0].range)
+    );
+    assert!(pinned.result.error.is_none(), "{:?}", pinned.result.error);
+}

@@ -90,6 +90,7 @@ impl Toolbar {
                 (CentralView::Tradeoff, "Trade-off"),
                 (CentralView::Heatmap, "Heatmap"),
                 (CentralView::Compare, "Compare"),
+                (CentralView::Layers, "Layers"),
             ] {
                 if ui.selectable_label(view == v, name).clicked() {
                     send(AppCommand::SetView(v));

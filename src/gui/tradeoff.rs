@@ -309,6 +309,26 @@ impl TradeoffView {
                                 .color(s.color),
                         );
                     }
+                    // A variant (a layer toggled, a range pinned) joined to its parent by a
+                    // dotted line: what the change moved.
+                    for p in &s.points {
+                        let Some(parent) = session.experiments[p.index].parent else {
+                            continue;
+                        };
+                        let Some(q) = s
+                            .points
+                            .iter()
+                            .find(|q| session.experiments[q.index].id == parent)
+                        else {
+                            continue;
+                        };
+                        plot.line(
+                            Line::new("", PlotPoints::from(vec![[q.x, q.y], [p.x, p.y]]))
+                                .id(("variant", &s.backend, p.index))
+                                .color(s.color.gamma_multiply(0.6))
+                                .style(egui_plot::LineStyle::dotted_dense()),
+                        );
+                    }
                     // Each point labelled with its experiment's number (the row in the table).
                     for p in &s.points {
                         // No name: not a legend entry.

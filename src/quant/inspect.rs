@@ -52,6 +52,10 @@ pub struct Inspection {
     pub pinned: Option<RangeFigures>,
     /// The method the config calibrates with.
     pub configured: String,
+    /// Whether int8 calibrates this tensor itself (so a range can be pinned for it); when
+    /// not, why.
+    pub pinnable: bool,
+    pub note: Option<String>,
 }
 
 /// The activation tensors int8 quantization would calibrate for `config`, in graph order (the
@@ -110,13 +114,27 @@ pub fn inspect(
         ..config.clone()
     };
     let prepared = prepare_float(model, &config)?.model;
-    let candidates = plan(&prepared, &config).calibrated();
-    if !candidates.iter().any(|t| t == tensor) {
-        bail!(
-            "'{tensor}' is not an activation int8 calibrates in this model ({} are; `quantbench calib MODEL --data D` lists them)",
-            candidates.len()
-        );
+    let plan = plan(&prepared, &config);
+    let graph = onnx::graph(&prepared);
+    let exists = graph.input.iter().any(|i| i.name == tensor)
+        || graph
+            .node
+            .iter()
+            .any(|n| n.output.iter().any(|o| o == tensor));
+    if !exists {
+        bail!("'{tensor}' is not a tensor of this model (as quantbench prepares it)");
     }
+    let pinnable = plan.calibrated().iter().any(|t| t == tensor);
+    let note = match plan.shared.get(tensor) {
+        _ if pinnable => None,
+        Some(source) => Some(format!(
+            "int8 gives '{tensor}' the range of '{source}' (exact data movement): pin that one"
+        )),
+        None if plan.quantized.iter().any(|t| t == tensor) => None,
+        None => Some(format!(
+            "int8 leaves '{tensor}' float (no Q/DQ here): its values are shown, nothing to pin"
+        )),
+    };
     let calibrated = calibrate::calibrate(
         &prepared,
         &[tensor.to_string()],
@@ -179,5 +197,7 @@ pub fn inspect(
         methods,
         pinned,
         configured: config.calibration.to_string(),
+        pinnable,
+        note,
     })
 }

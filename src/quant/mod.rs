@@ -393,6 +393,9 @@ fn rewrite_prepared(
                         .collect()
                 }
             };
+            // What calibration found, before pins and sharing (a variant of this config
+            // reuses it and applies its own).
+            info.ranges = ranges.clone();
             let calibrated = plan.calibrated();
             for (t, &range) in &config.pinned_ranges {
                 if !calibrated.contains(t) {
@@ -404,10 +407,7 @@ fn rewrite_prepared(
             }
             rewrite::share_concat_ranges(onnx::graph(out), config, &plan, &mut ranges);
             progress.stage("rewriting graph", 1);
-            let counts =
-                rewrite::insert_qdq(onnx::graph_mut(out), config, &plan, &ranges, roundings)?;
-            info.ranges = ranges;
-            counts
+            rewrite::insert_qdq(onnx::graph_mut(out), config, &plan, &ranges, roundings)?
         }
     };
     Ok((counts, info))

@@ -1,0 +1,380 @@
+//! The per-layer table of one experiment (every metric, both ways, sortable by any column),
+//! where a layer is switched between int8 and float in a new variant of the experiment, and the
+//! calibration inspector of an activation (histogram, each method's range, pinning one).
+
+use eframe::egui;
+use egui_plot::{Bar, BarChart, Legend, Plot, VLine};
+
+use super::app::AppCtx;
+use super::commands::Variation;
+use super::AppCommand;
+use quantbench::eval::layers::{LayerError, LayerMetrics};
+use quantbench::quant::inspect::Inspection;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Column {
+    Graph,
+    Tensor,
+    Op,
+    IsolatedSqnr,
+    CumulativeSqnr,
+    Cosine,
+    RelativeRmse,
+    MaxAbs,
+    RmseOverScale,
+}
+
+impl Column {
+    const ALL: [Column; 9] = [
+        Column::Graph,
+        Column::Tensor,
+        Column::Op,
+        Column::IsolatedSqnr,
+        Column::CumulativeSqnr,
+        Column::Cosine,
+        Column::RelativeRmse,
+        Column::MaxAbs,
+        Column::RmseOverScale,
+    ];
+
+    fn title(self) -> &'static str {
+        match self {
+            Column::Graph => "order",
+            Column::Tensor => "tensor",
+            Column::Op => "op",
+            Column::IsolatedSqnr => "isolated SQNR",
+            Column::CumulativeSqnr => "cumulative SQNR",
+            Column::Cosine => "cosine",
+            Column::RelativeRmse => "rel. RMSE",
+            Column::MaxAbs => "max |err|",
+            Column::RmseOverScale => "rmse/scale",
+        }
+    }
+
+    /// The cumulative metrics (the ones the user watches), isolated for its own column.
+    fn number(self, l: &LayerError) -> Option<f64> {
+        let c = l.cumulative.as_ref();
+        let m = |f: fn(&LayerMetrics) -> f64| c.map(f);
+        match self {
+            Column::IsolatedSqnr => l.isolated.as_ref().map(|i| i.sqnr_db),
+            Column::CumulativeSqnr => Some(c.map_or(l.sqnr_db, |c| c.sqnr_db)),
+            Column::Cosine => m(|c| c.cosine),
+            Column::RelativeRmse => m(|c| c.relative_rmse),
+            Column::MaxAbs => m(|c| c.max_abs_error),
+            Column::RmseOverScale => c.and_then(|c| c.rmse_over_scale),
+            Column::Graph | Column::Tensor | Column::Op => None,
+        }
+    }
+}
+
+pub struct LayersView {
+    sort: Column,
+    descending: bool,
+}
+
+impl Default for LayersView {
+    fn default() -> Self {
+        LayersView {
+            sort: Column::IsolatedSqnr,
+            descending: false,
+        }
+    }
+}
+
+/// The rows of `layers` in the order `sort` asks (graph order breaks ties).
+fn order(layers: &[LayerError], sort: Column, descending: bool) -> Vec<usize> {
+    let mut rows: Vec<usize> = (0..layers.len()).collect();
+    rows.sort_by(|&a, &b| {
+        let (x, y) = (&layers[a], &layers[b]);
+        let o = match sort {
+            Column::Graph => a.cmp(&b),
+            Column::Tensor => x.tensor.cmp(&y.tensor),
+            Column::Op => x.op_type.cmp(&y.op_type),
+            _ => {
+                let key = |l: &LayerError| sort.number(l).unwrap_or(f64::NAN);
+                key(x).total_cmp(&key(y))
+            }
+        };
+        let o = if descending { o.reverse() } else { o };
+        o.then(a.cmp(&b))
+    });
+    rows
+}
+
+fn short(name: &str, chars: usize) -> String {
+    let n = name.chars().count();
+    if n <= chars {
+        return name.to_string();
+    }
+    let tail: String = name.chars().skip(n - (chars - 1)).collect();
+    format!("…{tail}")
+}
+
+impl LayersView {
+    pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &AppCtx) {
+        let Some(session) = ctx.session else {
+            ui.weak("Open a model to see its layers.");
+            return;
+        };
+        // The selected experiment, or the last one with per-layer figures.
+        let chosen = ctx
+            .selected
+            .filter(|&i| {
+                session
+                    .experiments
+                    .get(i)
+                    .is_some_and(|e| !e.result.layers.is_empty())
+            })
+            .or_else(|| {
+                session
+                    .experiments
+                    .iter()
+                    .rposition(|e| !e.result.layers.is_empty())
+            });
+        let Some(index) = chosen else {
+            ui.weak("The per-layer table appears here once a quantized experiment has run.");
+            return;
+        };
+        let e = &session.experiments[index];
+        ui.horizontal(|ui| {
+            ui.strong(format!("Layers of {} {}", index + 1, e.name));
+            ui.weak("click a header to sort; Float: a variant with that layer kept float");
+        });
+        let layers = &e.result.layers;
+        let rows = order(layers, self.sort, self.descending);
+        let kept = e
+            .config
+            .as_ref()
+            .map(|c| c.keep_float.clone())
+            .unwrap_or_default();
+        egui::ScrollArea::both()
+            .id_salt("layer_table")
+            .auto_shrink([false, true])
+            .show(ui, |ui| {
+                egui::Grid::new("layer_table_grid")
+                    .striped(true)
+                    .num_columns(Column::ALL.len() + 1)
+                    .show(ui, |ui| {
+                        ui.label("");
+                        for c in Column::ALL {
+                            let arrow = match (self.sort == c, self.descending) {
+                                (true, false) => " (asc)",
+                                (true, true) => " (desc)",
+                                _ => "",
+                            };
+                            if ui
+                                .button(format!("{}{arrow}", c.title()))
+                                .on_hover_text("sort by this column; again to reverse")
+                                .clicked()
+                            {
+                                if self.sort == c {
+                                    self.descending = !self.descending;
+                                } else {
+                                    self.sort = c;
+                                    self.descending = false;
+                                }
+                            }
+                        }
+                        ui.end_row();
+                        for &r in &rows {
+                            let l = &layers[r];
+                            actions(ui, ctx, index, &e.name, l, &kept);
+                            ui.label(format!("{}", r + 1));
+                            ui.label(short(&l.tensor, 34)).on_hover_text(&l.tensor);
+                            ui.label(&l.op_type);
+                            for c in &Column::ALL[3..] {
+                                let text = match c.number(l) {
+                                    None => "–".into(),
+                                    Some(v) if v.is_infinite() => "exact".into(),
+                                    Some(v) => match c {
+                                        Column::IsolatedSqnr | Column::CumulativeSqnr => {
+                                            format!("{v:.2} dB")
+                                        }
+                                        Column::Cosine => format!("{v:.5}"),
+                                        Column::RmseOverScale => format!("{v:.3}"),
+                                        _ => format!("{v:.4}"),
+                                    },
+                                };
+                                ui.label(text);
+                            }
+                            ui.end_row();
+                        }
+                    });
+            });
+    }
+}
+
+/// A row's buttons: keep the layer float in a variant, inspect the tensor's calibration.
+fn actions(
+    ui: &mut egui::Ui,
+    ctx: &AppCtx,
+    index: usize,
+    experiment: &str,
+    l: &LayerError,
+    kept: &[String],
+) {
+    ui.horizontal(|ui| {
+        let can_float = !l.node.is_empty() && !kept.contains(&l.node);
+        if ui
+            .add_enabled(can_float, egui::Button::new("Float"))
+            .on_hover_text(format!(
+                "a new experiment: {experiment} with '{}' kept float (calibration reused)",
+                l.node
+            ))
+            .clicked()
+        {
+            ctx.commands.send(AppCommand::Vary {
+                experiment: index,
+                change: Variation::ToggleFloat(l.node.clone()),
+            });
+        }
+        if ui
+            .button("Calibration")
+            .on_hover_text(
+                "this activation's histogram and the range each calibration method keeps",
+            )
+            .clicked()
+        {
+            ctx.commands.send(AppCommand::InspectCalibration {
+                experiment: index,
+                tensor: l.tensor.clone(),
+            });
+        }
+    });
+}
+
+/// The calibration inspector window: `found` for experiment `experiment`'s settings.
+pub fn inspector_window(ctx: &egui::Context, app: &AppCtx, experiment: usize, found: &Inspection) {
+    let mut open = true;
+    egui::Window::new(format!("Calibration of {}", short(&found.tensor, 40)))
+        .open(&mut open)
+        .default_size([620.0, 460.0])
+        .default_pos([ctx.content_rect().center().x - 200.0, 90.0])
+        .show(ctx, |ui| {
+            ui.label(format!(
+                "{}: {} values over {} calibration samples, from {:.5} to {:.5}",
+                found.tensor, found.values, found.samples, found.min, found.max
+            ));
+            if let Some(note) = &found.note {
+                ui.weak(note);
+            }
+            let bars: Vec<Bar> = found
+                .counts
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| {
+                    let x = found.first_edge as f64 + (i as f64 + 0.5) * found.bin_width as f64;
+                    // log10(1 + count): the tails that clipping decides are visible.
+                    Bar::new(x, (1.0 + c as f64).log10()).width(found.bin_width as f64)
+                })
+                .collect();
+            let colours = [
+                egui::Color32::from_rgb(31, 119, 180),
+                egui::Color32::from_rgb(255, 127, 14),
+                egui::Color32::from_rgb(44, 160, 44),
+                egui::Color32::from_rgb(214, 39, 40),
+                egui::Color32::from_rgb(148, 103, 189),
+            ];
+            Plot::new("calibration_histogram")
+                .height(220.0)
+                .legend(Legend::default())
+                .y_axis_label("log10(1 + count)")
+                .allow_scroll(false)
+                .show(ui, |plot| {
+                    plot.bar_chart(
+                        BarChart::new("values", bars).color(egui::Color32::from_gray(150)),
+                    );
+                    for (f, &colour) in found.methods.iter().zip(colours.iter().cycle()) {
+                        for x in [f.range.0, f.range.1] {
+                            plot.vline(VLine::new(&f.method, x as f64).color(colour));
+                        }
+                    }
+                    if let Some(p) = &found.pinned {
+                        for x in [p.range.0, p.range.1] {
+                            plot.vline(
+                                VLine::new("pinned", x as f64)
+                                    .color(egui::Color32::BLACK)
+                                    .width(2.0),
+                            );
+                        }
+                    }
+                });
+            egui::Grid::new("calibration_methods")
+                .striped(true)
+                .num_columns(5)
+                .show(ui, |ui| {
+                    for h in ["method", "range", "clipped", "SQNR", ""] {
+                        ui.strong(h);
+                    }
+                    ui.end_row();
+                    for f in found.methods.iter().chain(&found.pinned) {
+                        let mark = if f.method == found.configured {
+                            " (configured)"
+                        } else {
+                            ""
+                        };
+                        ui.label(format!("{}{mark}", f.method));
+                        ui.label(format!("[{:.5}, {:.5}]", f.range.0, f.range.1));
+                        ui.label(format!("{:.4}%", 100.0 * f.clipped));
+                        ui.label(format!("{:.2} dB", f.sqnr_db));
+                        if f.method == "pinned" {
+                            if ui.button("Unpin").clicked() {
+                                app.commands.send(AppCommand::Vary {
+                                    experiment,
+                                    change: Variation::Unpin(found.tensor.clone()),
+                                });
+                            }
+                        } else if ui
+                            .add_enabled(found.pinnable, egui::Button::new("Pin"))
+                            .on_hover_text("a new experiment with this range for this tensor (calibration reused); export writes it")
+                            .clicked()
+                        {
+                            app.commands.send(AppCommand::Vary {
+                                experiment,
+                                change: Variation::Pin(found.tensor.clone(), f.range),
+                            });
+                        }
+                        ui.end_row();
+                    }
+                });
+        });
+    if !open {
+        app.commands.send(AppCommand::CloseInspector);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(tensor: &str, isolated: f64, cumulative: f64) -> LayerError {
+        let m = |sqnr_db| LayerMetrics {
+            sqnr_db,
+            cosine: 1.0,
+            relative_rmse: 0.0,
+            max_abs_error: 0.0,
+            rmse_over_scale: None,
+        };
+        LayerError {
+            tensor: tensor.into(),
+            op_type: "Conv".into(),
+            node: tensor.into(),
+            sqnr_db: cumulative,
+            cumulative: Some(m(cumulative)),
+            isolated: Some(m(isolated)),
+        }
+    }
+
+    #[test]
+    fn rows_sort_by_any_column_either_way() {
+        let layers = vec![
+            layer("b", 30.0, 10.0),
+            layer("a", 20.0, 25.0),
+            layer("c", 40.0, 5.0),
+        ];
+        assert_eq!(order(&layers, Column::IsolatedSqnr, false), vec![1, 0, 2]);
+        assert_eq!(order(&layers, Column::CumulativeSqnr, true), vec![1, 0, 2]);
+        assert_eq!(order(&layers, Column::Tensor, false), vec![1, 0, 2]);
+        assert_eq!(order(&layers, Column::Graph, true), vec![2, 1, 0]);
+    }
+}
