@@ -35,7 +35,17 @@ QUANTBENCH = [
      ["--per-channel", "--target", "ort-cpu", "--bias-correction", "fast"]),
     ("quantbench --target ort-cpu --bias-correction full",
      ["--per-channel", "--target", "ort-cpu", "--bias-correction", "full"]),
+    ("quantbench --target ort-cpu --adaround",
+     ["--per-channel", "--target", "ort-cpu", "--adaround"]),
+    ("quantbench --target ort-cpu --adaround --bias-correction fast",
+     ["--per-channel", "--target", "ort-cpu", "--adaround", "--bias-correction", "fast"]),
 ]
+
+# `quantbench tune` (ONNX Runtime, this CPU): the fastest file within the tolerance.
+# The detector's and recognizer's outputs are maps and sequences: no top-1 agreement.
+TUNE_GOAL = {"mnist": ["--max-drop", "0.01"], "ppocr-det": ["--min-sqnr", "12"],
+             "ppocr-rec": ["--min-sqnr", "10"]}
+TUNE_DEFAULT_GOAL = ["--min-agreement", "0.99"]
 
 NNCF = """
 import json, sys, time, numpy as np, onnx, nncf
@@ -69,8 +79,9 @@ def evaluate(model, data, reference, backend, x64=False):
     return json.loads(p.stdout)
 
 
-def latency(model):
-    p, _ = run([QB, "bench", model, "--backend", "ort", "--runs", "100", "--json"])
+def latency(model, data):
+    # The first sample as input: models with open dimensions (PP-OCR) get real shapes.
+    p, _ = run([QB, "bench", model, "--data", data, "--backend", "ort", "--runs", "100", "--json"])
     if p.returncode != 0:
         return None
     return json.loads(p.stdout)["p50_ms"]
@@ -118,6 +129,15 @@ def main():
                 rows.append((name, label, "-", None, 0, {"error": p.stderr.strip()[-100:]}, {}, {}))
                 continue
             files.append((label, out, wall))
+        out = os.path.join(tmp, f"{name}-tune.onnx")
+        goal = TUNE_GOAL.get(name, TUNE_DEFAULT_GOAL)
+        p, wall = run([QB, "tune", model, "--data", data, "--target", "ort-cpu", "--out", out,
+                       "--runs", "30"] + goal)
+        label = "quantbench tune " + " ".join(goal)
+        if p.returncode != 0:
+            rows.append((name, label, "-", None, 0, {"error": p.stderr.strip()[-100:]}, {}, {}))
+        else:
+            files.append((label, out, wall))
         out = os.path.join(tmp, f"{name}-nncf.onnx")
         p, wall = run([args.nncf_python, "-c", NNCF, model, npz, out])
         if p.returncode != 0:
@@ -127,7 +147,7 @@ def main():
             files.append(("NNCF 3.4 defaults", out, wall))
         for label, path, wall in files:
             rows.append((
-                name, label, f"{wall:.2f} s" if wall else "-", latency(path),
+                name, label, f"{wall:.2f} s" if wall else "-", latency(path, npz),
                 os.path.getsize(path),
                 evaluate(path, data, model, "ort"),
                 evaluate(path, data, model, "ort", x64=True),

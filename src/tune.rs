@@ -197,6 +197,12 @@ pub fn tune(
     if matches!(settings.goal, Goal::MaxDrop(_)) && float_top1.is_none() {
         bail!("--max-drop needs labelled data (top-1); use --min-agreement or --min-sqnr");
     }
+    let float_agreement = float.result.eval(backend).and_then(|r| r.agreement);
+    if matches!(settings.goal, Goal::MinAgreement(_)) && float_agreement.is_none() {
+        bail!(
+            "--min-agreement needs an output of class scores (agreement is the share of equal top-1 classes); this model's scored output is not one: use --min-sqnr"
+        );
+    }
     note(
         format!(
             "float: {} p50 {}",
@@ -221,7 +227,7 @@ pub fn tune(
             "candidate {}: {} -> {} p50 {} {}{}",
             v.index + 1,
             session.experiments[v.index].name,
-            v.figure.map_or("failed".into(), |f| format!("{f:.4}")),
+            v.figure.map_or("no figure".into(), |f| format!("{f:.4}")),
             v.p50_ms.map_or("-".into(), |p| format!("{p:.3} ms")),
             if v.meets { "meets" } else { "misses" },
             if reused { " (from the session)" } else { "" }
@@ -235,7 +241,7 @@ pub fn tune(
     }
     note(
         format!(
-            "stage 1: {} configurations (per-channel and per-tensor; min-max, mean min-max, percentile, MSE, entropy; with and without bias correction)",
+            "stage 1: {} configurations (per-channel and per-tensor; min-max, mean min-max, percentile, MSE, entropy; no recovery, bias correction, AdaRound with bias correction)",
             grid.len()
         ),
         &mut say,

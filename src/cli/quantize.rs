@@ -95,6 +95,10 @@ pub struct ConfigArgs {
     /// shows what each calibration method would choose.
     #[arg(long, value_name = "TENSOR=MIN,MAX", value_parser = parse_pin)]
     pin: Vec<(String, (f32, f32))>,
+    /// int8: these activations on 16 bits (comma-separated tensor names, or '*' for all;
+    /// opset 21, ONNX Runtime).
+    #[arg(long, value_delimiter = ',')]
+    int16: Option<Vec<String>>,
     /// Opset to write (raised automatically when a feature needs it).
     #[arg(long)]
     opset: Option<i64>,
@@ -180,6 +184,9 @@ fn config_from_args(args: &ConfigArgs, mode: Option<Mode>) -> Result<(QuantConfi
         config.adaround = true;
     }
     config.pinned_ranges.extend(args.pin.iter().cloned());
+    if let Some(t) = &args.int16 {
+        config.int16_activations = t.clone();
+    }
     config.validate()?;
     Ok((config, why))
 }

@@ -671,6 +671,16 @@ impl WorkbenchApp {
                 config.pinned_ranges.insert(tensor.clone(), *range);
                 format!("{tensor} pinned [{:.4}, {:.4}]", range.0, range.1)
             }
+            Variation::ToggleInt16(tensor) => {
+                let wide = &mut config.int16_activations;
+                if let Some(i) = wide.iter().position(|t| t == tensor) {
+                    wide.remove(i);
+                    format!("{tensor} 8-bit")
+                } else {
+                    wide.push(tensor.clone());
+                    format!("{tensor} 16-bit")
+                }
+            }
             Variation::Unpin(tensor) => {
                 config.pinned_ranges.remove(tensor);
                 format!("{tensor} unpinned")

@@ -57,6 +57,8 @@ pub enum Variation {
     ToggleFloat(String),
     /// This activation's range set by hand.
     Pin(String, (f32, f32)),
+    /// This activation between 8 and 16 bits.
+    ToggleInt16(String),
     Unpin(String),
 }
 

@@ -138,7 +138,7 @@ impl LayersView {
         let e = &session.experiments[index];
         ui.horizontal(|ui| {
             ui.strong(format!("Layers of {} {}", index + 1, e.name));
-            ui.weak("click a header to sort; Float: a variant with that layer kept float");
+            ui.weak("click a header to sort; Float / 16-bit: a variant with that layer float, or that activation on 16 bits");
         });
         let layers = &e.result.layers;
         let rows = order(layers, self.sort, self.descending);
@@ -226,6 +226,16 @@ fn actions(
             ctx.commands.send(AppCommand::Vary {
                 experiment: index,
                 change: Variation::ToggleFloat(l.node.clone()),
+            });
+        }
+        if ui
+            .button("16-bit")
+            .on_hover_text("a new experiment with this activation quantized to 16 bits (ONNX Runtime, opset 21; tract cannot run it)")
+            .clicked()
+        {
+            ctx.commands.send(AppCommand::Vary {
+                experiment: index,
+                change: Variation::ToggleInt16(l.tensor.clone()),
             });
         }
         if ui

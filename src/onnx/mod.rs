@@ -715,6 +715,14 @@ pub fn tensor_to_f32(t: &pb::TensorProto) -> Result<Vec<f32>> {
                 .collect(),
             DataType::Int8 => raw.iter().map(|&b| b as i8 as f32).collect(),
             DataType::Uint8 => raw.iter().map(|&b| b as f32).collect(),
+            DataType::Int16 => raw
+                .chunks_exact(2)
+                .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32)
+                .collect(),
+            DataType::Uint16 => raw
+                .chunks_exact(2)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]) as f32)
+                .collect(),
             other => bail!(
                 "tensor '{}': element type {} is not supported here",
                 t.name,
@@ -824,6 +832,30 @@ pub fn byte_tensor(name: &str, dims: &[i64], values: &[i32], signed: bool) -> pb
         raw_data: values
             .iter()
             .map(|&v| if signed { v as i8 as u8 } else { v as u8 })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// A 16-bit tensor (`Int16` or `Uint16`), values already in range.
+pub fn short_tensor(name: &str, dims: &[i64], values: &[i32], signed: bool) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.to_string(),
+        dims: dims.to_vec(),
+        data_type: if signed {
+            DataType::Int16 as i32
+        } else {
+            DataType::Uint16 as i32
+        },
+        raw_data: values
+            .iter()
+            .flat_map(|&v| {
+                if signed {
+                    (v as i16).to_le_bytes()
+                } else {
+                    (v as u16).to_le_bytes()
+                }
+            })
             .collect(),
         ..Default::default()
     }

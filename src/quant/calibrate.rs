@@ -135,6 +135,14 @@ impl TensorStats {
     }
 }
 
+/// The 16-bit type of the same signedness as `a` (activations `int16_activations` names).
+pub fn wide_activation_qtype(a: ActivationType) -> QType {
+    match a {
+        ActivationType::Int8 => QType::Int16,
+        ActivationType::Uint8 => QType::Uint16,
+    }
+}
+
 pub fn activation_qtype(a: ActivationType) -> QType {
     match a {
         ActivationType::Int8 => QType::Int8,

@@ -259,6 +259,9 @@ pub struct QuantConfig {
     /// int8: activation ranges set by hand (tensor name -> (min, max)), used instead of what
     /// calibration finds for those tensors.
     pub pinned_ranges: std::collections::BTreeMap<String, (f32, f32)>,
+    /// int8: activations quantized to 16 bits instead (tensor names, or `*` for all), where
+    /// 8 bits lose too much; ONNX Runtime runs them (opset 21), tract does not.
+    pub int16_activations: Vec<String>,
 }
 
 pub const DEFAULT_OPS: [&str; 10] = [
@@ -294,6 +297,7 @@ impl Default for QuantConfig {
             bias_correction: None,
             adaround: false,
             pinned_ranges: Default::default(),
+            int16_activations: vec![],
         }
     }
 }
@@ -383,6 +387,13 @@ impl QuantConfig {
         self.symmetry != Symmetry::None
     }
 
+    /// Whether activation `tensor` is quantized to 16 bits.
+    pub fn is_int16_activation(&self, tensor: &str) -> bool {
+        self.int16_activations
+            .iter()
+            .any(|t| t == "*" || t == tensor)
+    }
+
     pub fn activations_symmetric(&self) -> bool {
         self.symmetry == Symmetry::All
     }
@@ -441,6 +452,12 @@ impl QuantConfig {
                 bail!("pinned_ranges: '{t}': ({lo}, {hi}) is not a range (finite, min < max)");
             }
         }
+        if !self.int16_activations.is_empty() && self.mode != Mode::Int8 {
+            bail!(
+                "int16_activations: 16-bit activations serve int8, not {}",
+                self.mode.cli_name()
+            );
+        }
         if !self.pinned_ranges.is_empty() && self.mode != Mode::Int8 {
             bail!(
                 "pinned_ranges: activation ranges serve int8, not {}",
@@ -486,6 +503,11 @@ impl QuantConfig {
         }
         if !self.pinned_ranges.is_empty() {
             parts.push(format!("{} pinned", self.pinned_ranges.len()));
+        }
+        match self.int16_activations.as_slice() {
+            [] => {}
+            [all] if all == "*" => parts.push("int16 activations".into()),
+            some => parts.push(format!("{} int16", some.len())),
         }
         if !self.keep_float.is_empty() {
             parts.push(format!("+{} float", self.keep_float.len()));

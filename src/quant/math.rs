@@ -13,6 +13,9 @@ pub enum QType {
     /// 7-bit values in int8 storage (ONNX Runtime's `reduce_range` for weights): products of a
     /// pair of u8·s7 values cannot saturate a 16-bit sum on CPUs without VNNI.
     Int7,
+    /// 16-bit activations (ONNX Runtime's QDQ with int16/uint16, opset 21).
+    Int16,
+    Uint16,
 }
 
 impl QType {
@@ -23,11 +26,13 @@ impl QType {
             QType::Int4 => (-8, 7),
             QType::Uint4 => (0, 15),
             QType::Int7 => (-64, 63),
+            QType::Int16 => (-32768, 32767),
+            QType::Uint16 => (0, 65535),
         }
     }
 
     pub fn is_signed(self) -> bool {
-        matches!(self, QType::Int8 | QType::Int4 | QType::Int7)
+        matches!(self, QType::Int8 | QType::Int4 | QType::Int7 | QType::Int16)
     }
 
     pub fn bits(self) -> u32 {
@@ -35,6 +40,7 @@ impl QType {
             QType::Int8 | QType::Uint8 => 8,
             QType::Int4 | QType::Uint4 => 4,
             QType::Int7 => 7,
+            QType::Int16 | QType::Uint16 => 16,
         }
     }
 }

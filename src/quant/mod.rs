@@ -55,6 +55,9 @@ pub fn required_opset(config: &QuantConfig, model_opset: i64) -> (i64, String) {
         Mode::Int8Dynamic => (11, "DynamicQuantizeLinear"),
         Mode::Int4Weights if config.int4_block_size.is_some() => (21, "blocked DequantizeLinear"),
         Mode::Int4Weights if config.int4_storage == Int4Storage::OnnxInt4 => (21, "INT4 tensors"),
+        Mode::Int8 if !config.int16_activations.is_empty() => {
+            (21, "16-bit QuantizeLinear/DequantizeLinear")
+        }
         _ if config.per_channel => (13, "per-channel QuantizeLinear/DequantizeLinear"),
         _ => (
             13,

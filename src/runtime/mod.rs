@@ -100,6 +100,25 @@ impl TractModel {
                 t.name
             );
         }
+        let sixteen = [
+            pb::tensor_proto::DataType::Int16 as i32,
+            pb::tensor_proto::DataType::Uint16 as i32,
+        ];
+        let index = onnx::GraphIndex::new(onnx::graph(model));
+        if let Some(q) = onnx::graph(model).node.iter().find(|n| {
+            n.op_type == "QuantizeLinear"
+                && n.input
+                    .get(2)
+                    .and_then(|z| index.initializers.get(z))
+                    .is_some_and(|&i| {
+                        sixteen.contains(&onnx::graph(model).initializer[i].data_type)
+                    })
+        }) {
+            bail!(
+                "tract cannot run 16-bit QuantizeLinear ('{}', int16_activations); run this model with --backend ort",
+                q.name
+            );
+        }
         crate::jobs::checkpoint("tract: load a model")?;
         check_ops_supported(model)?;
         // Declared intermediate shapes may carry a symbolic batch that would not unify with the

@@ -221,13 +221,18 @@ pub fn insert_qdq(
 ) -> Result<RewriteCounts> {
     let act_qtype = crate::quant::calibrate::activation_qtype(config.activations);
     let act_sym = config.activations_symmetric();
-    let mut params: HashMap<String, QParams> = HashMap::new();
+    let mut params: HashMap<String, (QParams, QType)> = HashMap::new();
     for t in &plan.quantized {
         let root = plan.root(t);
         let &(lo, hi) = ranges
             .get(root)
             .ok_or_else(|| anyhow::anyhow!("no calibrated range for tensor '{root}'"))?;
-        params.insert(t.clone(), math::qparams(lo, hi, act_qtype, act_sym));
+        let qtype = if config.is_int16_activation(root) {
+            crate::quant::calibrate::wide_activation_qtype(config.activations)
+        } else {
+            act_qtype
+        };
+        params.insert(t.clone(), (math::qparams(lo, hi, qtype, act_sym), qtype));
     }
     let snapshot = graph.clone();
     let mut edit = Edit::new(&snapshot, false).with_roundings(roundings);
@@ -256,7 +261,7 @@ pub fn insert_qdq(
                         && matches!(node.op_type.as_str(), "Conv" | "ConvTranspose" | "Gemm")
                 })
                 .or(linear.as_ref());
-            let input_scale = params.get(&node.input[0]).map(|p| p.scale);
+            let input_scale = params.get(&node.input[0]).map(|(p, _)| p.scale);
             // The int32 bias must not saturate: b / (s_x · s_w) within i32 sets a floor on s_w
             // (ONNX Runtime raises the weight scale the same way).
             let floors = match (bias.and_then(|b| edit.initializer(b)), input_scale) {
@@ -322,16 +327,15 @@ pub fn insert_qdq(
     let mut activation_replaced = HashMap::new();
     let mut graph_input_nodes = vec![];
     for t in &plan.quantized {
-        let p = params[t];
+        let (p, qtype) = params[t];
         let (sn, zn) = (format!("{t}_scale"), format!("{t}_zero_point"));
         edit.new_initializers
             .push(onnx::f32_tensor(&sn, &[], &[p.scale]));
-        edit.new_initializers.push(onnx::byte_tensor(
-            &zn,
-            &[],
-            &[p.zero_point],
-            act_qtype.is_signed(),
-        ));
+        edit.new_initializers.push(if qtype.bits() == 16 {
+            onnx::short_tensor(&zn, &[], &[p.zero_point], qtype.is_signed())
+        } else {
+            onnx::byte_tensor(&zn, &[], &[p.zero_point], qtype.is_signed())
+        });
         let (qn, dn) = (format!("{t}_quantized"), format!("{t}_dequantized"));
         let q = onnx::node(
             "QuantizeLinear",
