@@ -197,12 +197,7 @@ pub fn tune(
     if matches!(settings.goal, Goal::MaxDrop(_)) && float_top1.is_none() {
         bail!("--max-drop needs labelled data (top-1); use --min-agreement or --min-sqnr");
     }
-    let float_agreement = float.result.eval(backend).and_then(|r| r.agreement);
-    if matches!(settings.goal, Goal::MinAgreement(_)) && float_agreement.is_none() {
-        bail!(
-            "--min-agreement needs an output of class scores (agreement is the share of equal top-1 classes); this model's scored output is not one: use --min-sqnr"
-        );
-    }
+
     note(
         format!(
             "float: {} p50 {}",
@@ -251,6 +246,14 @@ pub fn tune(
         let (index, reused) = measure(session, bench, config, settings, progress, &mut after_each)?;
         let v = judge(session, index);
         note(line(session, &v, reused), &mut say);
+        // Measured, yet no agreement: the scored output is no class-score vector (a map, a
+        // sequence), and no candidate will have one.
+        let measured = session.experiments[index].result.eval(backend).is_some();
+        if matches!(settings.goal, Goal::MinAgreement(_)) && measured && v.figure.is_none() {
+            bail!(
+                "--min-agreement needs an output of class scores (agreement is the share of equal top-1 classes); this model's scored output is not one: use --min-sqnr"
+            );
+        }
         verdicts.push(v);
     }
     if !verdicts.iter().any(|v| v.meets) {
