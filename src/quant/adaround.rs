@@ -377,8 +377,14 @@ fn observe(layer: &Layer, x: &[f32], shape: &[usize], gram: &mut Gram, salt: usi
 type RowResult = (Vec<(usize, i32)>, f64, f64);
 
 /// Learns a rounding for every row of `layer` from its Gram matrices; returns the integer
-/// values (flat, in the weight's layout) and the errors of nearest and learned rounding.
-fn learn_layer(layer: &Layer, weight: &[f32], gram: &Gram, qtype: QType) -> (Vec<i32>, f64, f64) {
+/// values (flat, in the weight's layout), how many differ from nearest, and the errors of
+/// nearest and learned rounding.
+fn learn_layer(
+    layer: &Layer,
+    weight: &[f32],
+    gram: &Gram,
+    qtype: QType,
+) -> (Vec<i32>, usize, f64, f64) {
     let k = gram.k;
     let groups_index = GroupIndex::new(&layer.dims, layer.granularity);
     let mut values: Vec<i32> = weight
@@ -487,15 +493,16 @@ fn learn_layer(layer: &Layer, weight: &[f32], gram: &Gram, qtype: QType) -> (Vec
             (changed, nearest, learned)
         })
         .collect();
-    let (mut nearest, mut learned) = (0.0, 0.0);
+    let (mut nearest, mut learned, mut flipped) = (0.0, 0.0, 0);
     for (changed, n, l) in rows {
         nearest += n;
         learned += l;
+        flipped += changed.len();
         for (f, v) in changed {
             values[f] = v;
         }
     }
-    (values, nearest, learned)
+    (values, flipped, nearest, learned)
 }
 
 /// Learns roundings for the weights `quantized` (the round-to-nearest quantization of the
@@ -581,18 +588,10 @@ pub fn learn(
     for (layer, gram) in layers.iter().zip(&grams) {
         progress.check()?;
         let weight = onnx::tensor_to_f32(&f.initializer[fi.initializers[&layer.weight]])?;
-        let rtn: Vec<i32> = {
-            let gi = GroupIndex::new(&layer.dims, layer.granularity);
-            weight
-                .iter()
-                .enumerate()
-                .map(|(i, &w)| math::quantize(w, layer.params[gi.of(i)], qtype))
-                .collect()
-        };
-        let (values, n, l) = learn_layer(layer, &weight, gram, qtype);
+        let (values, changed, n, l) = learn_layer(layer, &weight, gram, qtype);
         nearest += n;
         learned += l;
-        flipped += values.iter().zip(&rtn).filter(|(a, b)| a != b).count();
+        flipped += changed;
         total += values.len();
         roundings.insert(
             layer.weight.clone(),
