@@ -336,6 +336,12 @@ impl HeatmapView {
                                         .layers
                                         .iter()
                                         .find(|l| l.tensor == *name)
+                                        .filter(|l| {
+                                            session.experiments[c]
+                                                .config
+                                                .as_ref()
+                                                .is_some_and(|cfg| cfg.can_keep_float(&l.op_type))
+                                        })
                                         .map(|l| l.node.clone())
                                         .filter(|n| !n.is_empty());
                                     let resp = resp.on_hover_text(format!(

@@ -142,11 +142,9 @@ impl LayersView {
         });
         let layers = &e.result.layers;
         let rows = order(layers, self.sort, self.descending);
-        let kept = e
-            .config
-            .as_ref()
-            .map(|c| c.keep_float.clone())
-            .unwrap_or_default();
+        let Some(config) = e.config.clone() else {
+            return;
+        };
         egui::ScrollArea::both()
             .id_salt("layer_table")
             .auto_shrink([false, true])
@@ -178,7 +176,7 @@ impl LayersView {
                         ui.end_row();
                         for &r in &rows {
                             let l = &layers[r];
-                            actions(ui, ctx, index, &e.name, l, &kept);
+                            actions(ui, ctx, index, &e.name, l, &config);
                             ui.label(format!("{}", r + 1));
                             ui.label(short(&l.tensor, 34)).on_hover_text(&l.tensor);
                             ui.label(&l.op_type);
@@ -211,10 +209,12 @@ fn actions(
     index: usize,
     experiment: &str,
     l: &LayerError,
-    kept: &[String],
+    config: &quantbench::quant::QuantConfig,
 ) {
     ui.horizontal(|ui| {
-        let can_float = !l.node.is_empty() && !kept.contains(&l.node);
+        let can_float = !l.node.is_empty()
+            && !config.keep_float.contains(&l.node)
+            && config.can_keep_float(&l.op_type);
         if ui
             .add_enabled(can_float, egui::Button::new("Float"))
             .on_hover_text(format!(

@@ -1060,7 +1060,11 @@ fn a_layer_switched_to_float_runs_as_a_variant_on_the_same_calibration() {
         "{:?}",
         report.notes
     );
-    assert!(report.counts.nodes_kept_float >= 1);
+    assert!(
+        report.counts.nodes_kept_float >= 1,
+        "{kept:?} {:?}",
+        report.counts
+    );
     // The layer kept float errs less alone (its weights and inputs are float now).
     let isolated = |e: &Experiment| {
         e.result

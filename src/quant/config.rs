@@ -303,6 +303,12 @@ impl Default for QuantConfig {
 }
 
 impl QuantConfig {
+    /// Whether keeping a node of `op_type` float changes the model: only the ops this config
+    /// quantizes have int8 versions (a Relu's output is its producer's, quantized or not).
+    pub fn can_keep_float(&self, op_type: &str) -> bool {
+        self.ops.iter().any(|o| o == op_type)
+    }
+
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("{}: cannot read config", path.display()))?;
