@@ -350,14 +350,17 @@ fn sentences_in_a_csv_are_tokenized_into_the_models_inputs() {
     assert_eq!(ids.shape, vec![6, 8]);
     // "the cat sat on the mat": the=2 cat=3 sat=4 on=5 mat=6, then padding.
     assert_eq!(
-        ids.data.to_f32()[..8],
+        ids.data().unwrap().to_f32()[..8],
         [2.0, 3.0, 4.0, 5.0, 2.0, 6.0, 0.0, 0.0]
     );
     // "a dog, a cat": the comma is its own (unknown) token.
-    assert_eq!(ids.data.to_f32()[8..14], [7.0, 8.0, 1.0, 7.0, 3.0, 0.0]);
+    assert_eq!(
+        ids.data().unwrap().to_f32()[8..14],
+        [7.0, 8.0, 1.0, 7.0, 3.0, 0.0]
+    );
     let mask = &npz.iter().find(|(n, _)| n == "attention_mask").unwrap().1;
     assert_eq!(
-        mask.data.to_f32()[..8],
+        mask.data().unwrap().to_f32()[..8],
         [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0]
     );
     // Evaluated, quantized and compared, labels from class names (busy, calm, odd).

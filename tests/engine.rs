@@ -47,9 +47,10 @@ fn mnist_int8_per_channel_meets_the_accuracy_targets_in_both_runtimes() {
             Some(reference.as_ref()),
             &mnist_inputs(),
             &data,
-            None,
+            quantbench::data::Selection::default(),
             None,
             &Progress::new(),
+            None,
         )
         .unwrap();
         assert_eq!(r.samples, 4800);
@@ -70,9 +71,10 @@ fn float_accuracy_of_the_bundled_sample_is_the_published_figure() {
         None,
         &mnist_inputs(),
         &data,
-        None,
+        quantbench::data::Selection::default(),
         None,
         &Progress::new(),
+        None,
     )
     .unwrap();
     // 0.9933 of 4,800 rows is 4,768 correct.
@@ -385,9 +387,10 @@ fn reduce_range_makes_onnx_runtime_default_kernels_exact() {
             Some(r.as_ref()),
             &mnist_inputs(),
             &data,
-            Some(1000),
+            quantbench::data::Selection::limit(Some(1000)),
             None,
             &Progress::new(),
+            None,
         )
         .unwrap()
         .sqnr_db

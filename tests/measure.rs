@@ -75,9 +75,10 @@ fn parallel_evaluation_is_identical_to_serial() {
                 Some(refm.as_ref()),
                 &mnist_inputs(),
                 &data,
-                None,
+                quantbench::data::Selection::default(),
                 None,
                 &Progress::new(),
+                None,
             )
             .unwrap();
             r.seconds = 0.0;
@@ -208,9 +209,10 @@ fn output_that_is_not_a_class_vector_gets_fidelity_only() {
         Some(runner.as_ref()),
         &mnist_inputs(),
         &data,
-        Some(20),
+        quantbench::data::Selection::limit(Some(20)),
         None,
         &Progress::new(),
+        None,
     )
     .unwrap();
     assert_eq!(r.top1, None);
@@ -230,9 +232,10 @@ fn output_that_is_not_a_class_vector_gets_fidelity_only() {
         Some(float.as_ref()),
         &mnist_inputs(),
         &data,
-        Some(5),
+        quantbench::data::Selection::limit(Some(5)),
         None,
         &Progress::new(),
+        None,
     )
     .unwrap_err();
     assert!(
@@ -263,9 +266,10 @@ fn labels_out_of_range_are_refused() {
         None,
         &mnist_inputs(),
         &data,
-        None,
+        quantbench::data::Selection::default(),
         None,
         &Progress::new(),
+        None,
     )
     .unwrap_err();
     assert!(

@@ -267,9 +267,10 @@ np.savez(r"{}", input_ids=ids, attention_mask=mask, label=rng.integers(0, 3, siz
             Some(r.as_ref()),
             &inputs,
             &data,
-            Some(8),
+            quantbench::data::Selection::limit(Some(8)),
             Some("last_hidden_state"),
             &Progress::new(),
+            None,
         )
         .unwrap();
         assert_eq!(hidden.output, "last_hidden_state");
@@ -279,9 +280,10 @@ np.savez(r"{}", input_ids=ids, attention_mask=mask, label=rng.integers(0, 3, siz
             None,
             &inputs,
             &data,
-            Some(2),
+            quantbench::data::Selection::limit(Some(2)),
             Some("nope"),
-            &Progress::new()
+            &Progress::new(),
+            None
         )
         .is_err());
     }
@@ -323,9 +325,10 @@ fn int8_dynamic_encoder_runs_alike_in_both_runtimes() {
             Some(r.as_ref()),
             &inputs,
             &data,
-            None,
+            quantbench::data::Selection::default(),
             None,
             &Progress::new(),
+            None,
         )
         .unwrap();
         assert!(
@@ -628,9 +631,10 @@ fn against_float(
         Some(reference),
         &inputs,
         data,
-        None,
+        quantbench::data::Selection::default(),
         None,
         &Progress::new(),
+        None,
     )
     .unwrap()
 }

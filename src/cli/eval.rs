@@ -26,9 +26,23 @@ pub struct EvalArgs {
     /// The float model to compare against (agreement, SQNR, cosine).
     #[arg(long)]
     reference: Option<PathBuf>,
-    /// Evaluate at most this many samples of the evaluation split.
+    /// Evaluate at most this many samples, spread evenly over the evaluation split (or the
+    /// shard): every class of a folder sorted by class is in the subset.
     #[arg(long)]
     limit: Option<usize>,
+    /// Evaluate slice K of N contiguous slices of the evaluation split (1/4 .. 4/4).
+    #[arg(long, value_name = "K/N")]
+    shard: Option<quantbench::data::Shard>,
+    /// Where the running figures are saved (every --checkpoint-every seconds) so that an
+    /// interrupted evaluation resumes instead of starting over; default: a file in
+    /// ~/.cache/quantbench/ named after the models, data, selection and runtime.
+    #[arg(long, value_name = "FILE")]
+    checkpoint: Option<PathBuf>,
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    checkpoint_every: f64,
+    /// Start over even if a checkpoint of this evaluation exists, and save none.
+    #[arg(long)]
+    no_checkpoint: bool,
     /// Also print the SQNR of every quantized activation against the reference (tract).
     #[arg(long, requires = "reference")]
     layers: bool,
@@ -61,16 +75,32 @@ pub fn eval(args: EvalArgs) -> Result<ExitCode> {
         (Some(p), Some(m)) => Some(load(p, m)?),
         _ => None,
     };
+    let selection = quantbench::data::Selection {
+        limit: args.limit,
+        shard: args.shard,
+    };
+    let resume = match args.no_checkpoint {
+        true => None,
+        false => Some(resume_for(&args, &dataset, selection, backend.name())?),
+    };
+    if let Some(r) = &resume {
+        if r.path.exists() {
+            eprintln!("resuming from the checkpoint {}", r.path.display());
+        }
+    }
     let progress = Progress::new();
-    let report = quantbench::eval::evaluate(
-        candidate.as_ref(),
-        reference.as_deref(),
-        &inputs,
-        &dataset,
-        args.limit,
-        args.output.as_deref(),
-        &progress,
-    )?;
+    let report = with_progress_bar(&progress, || {
+        quantbench::eval::evaluate(
+            candidate.as_ref(),
+            reference.as_deref(),
+            &inputs,
+            &dataset,
+            selection,
+            args.output.as_deref(),
+            &progress,
+            resume.as_ref(),
+        )
+    })?;
     let layers = match (&reference_model, args.layers) {
         (Some(reference), true) => Some(quantbench::eval::layers::per_layer_sqnr(
             &model,
@@ -96,6 +126,88 @@ pub fn eval(args: EvalArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The checkpoint of this evaluation: named after everything its figures depend on.
+fn resume_for(
+    args: &EvalArgs,
+    dataset: &quantbench::data::Dataset,
+    selection: quantbench::data::Selection,
+    backend: &str,
+) -> Result<quantbench::eval::Resume> {
+    use quantbench::session::sha256_hex;
+    let file_hash = |p: &Path| -> Result<String> {
+        let bytes = std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))?;
+        Ok(sha256_hex(&bytes))
+    };
+    let key = format!(
+        "model {} reference {} data {} ({} samples) selection {:?} output {:?} backend {backend}",
+        file_hash(&args.model)?,
+        args.reference
+            .as_deref()
+            .map(file_hash)
+            .transpose()?
+            .unwrap_or_default(),
+        ron::to_string(&dataset.resolved_desc())?,
+        dataset.len(),
+        selection,
+        args.output,
+    );
+    let path = match &args.checkpoint {
+        Some(p) => p.clone(),
+        None => {
+            let dir = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .unwrap_or_else(std::env::temp_dir)
+                .join("quantbench");
+            std::fs::create_dir_all(&dir).with_context(|| {
+                format!("{}: cannot create the checkpoint folder", dir.display())
+            })?;
+            dir.join(format!("eval-{}.ron", &sha256_hex(key.as_bytes())[..16]))
+        }
+    };
+    Ok(quantbench::eval::Resume {
+        path,
+        key,
+        every: std::time::Duration::from_secs_f64(args.checkpoint_every.max(0.0)),
+    })
+}
+
+/// Runs `work` with a progress bar on stderr (hidden when stderr is not a terminal): done,
+/// rate and the time left.
+fn with_progress_bar<T>(progress: &Progress, work: impl FnOnce() -> Result<T> + Send) -> Result<T>
+where
+    T: Send,
+{
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:24}] {pos}/{len} {per_sec} eta {eta}")
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .progress_chars("#>."),
+    );
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let result = std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("eval-progress".into())
+            .spawn_scoped(scope, || {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let (stage, pos, len) = progress.snapshot();
+                    bar.set_message(stage);
+                    bar.set_length(len);
+                    bar.set_position(pos);
+                    std::thread::park_timeout(std::time::Duration::from_millis(200));
+                }
+            })
+            .map(|handle| {
+                let result = work();
+                done.store(true, std::sync::atomic::Ordering::Relaxed);
+                handle.thread().unpark();
+                result
+            })
+            .map_err(|e| anyhow::anyhow!("cannot start the progress thread: {e}"))
+    });
+    bar.finish_and_clear();
+    result?
 }
 
 fn print_eval(r: &quantbench::eval::EvalReport, runtime: String) {

@@ -11,12 +11,14 @@ mod desc;
 pub mod infer;
 pub mod npy;
 mod preprocess;
+mod selection;
 mod sources;
 pub mod text;
 
 pub use desc::*;
 pub use preprocess::AUGMENT_VARIANTS;
 use preprocess::*;
+pub use selection::{Selection, Shard};
 use sources::*;
 
 use std::path::{Path, PathBuf};
@@ -47,7 +49,8 @@ impl Sample {
 
 pub(super) enum Loaded {
     Csv {
-        rows: Vec<f32>,
+        rows: CsvRows,
+        format: CsvFormat,
         row_len: usize,
         labels: Option<Vec<usize>>,
         image: ImageSize,
@@ -321,7 +324,7 @@ impl Dataset {
 
     pub fn len(&self) -> usize {
         match &self.loaded {
-            Loaded::Csv { rows, row_len, .. } => rows.len() / row_len.max(&1),
+            Loaded::Csv { rows, row_len, .. } => rows.len(*row_len),
             Loaded::Images { files, .. } => files.len(),
             Loaded::NpyStack { array } => array.shape.first().copied().unwrap_or(0),
             Loaded::NpyFiles { files } => files.len(),
@@ -392,6 +395,36 @@ impl Dataset {
         Ok(start..end)
     }
 
+    /// The evaluation samples `selection` picks: the split, or one contiguous slice of it
+    /// (`shard`), thinned to at most `limit` samples spread evenly over it, so that a subset of
+    /// a folder sorted by class still holds every class. Deterministic: the same selection of
+    /// the same dataset is the same samples, on any machine.
+    pub fn evaluation_indices(&self, selection: Selection) -> Result<Vec<usize>> {
+        let split = self.indices(Purpose::Evaluation)?;
+        let picked = selection.pick(split.clone());
+        if picked.is_empty() {
+            bail!(
+                "{}: {} leaves no samples of the {} in the evaluation split",
+                self.path.display(),
+                selection.describe(),
+                split.len()
+            );
+        }
+        Ok(picked)
+    }
+
+    /// At most `limit` samples of a split: the first ones of the calibration split (as
+    /// calibration takes them), spread evenly over the evaluation split (as `--limit` picks).
+    pub fn samples_of(&self, purpose: Purpose, limit: Option<usize>) -> Result<Vec<usize>> {
+        match purpose {
+            Purpose::Calibration => Ok(self
+                .indices(purpose)?
+                .take(limit.unwrap_or(usize::MAX))
+                .collect()),
+            Purpose::Evaluation => self.evaluation_indices(Selection::limit(limit)),
+        }
+    }
+
     /// The description with absolute paths: what a session records, so that it opens from
     /// anywhere (and saves relative to its own file).
     pub fn resolved_desc(&self) -> DatasetDesc {
@@ -407,15 +440,14 @@ impl Dataset {
         let sample = match &self.loaded {
             Loaded::Csv {
                 rows,
-                row_len,
+                format,
                 labels,
                 image,
+                ..
             } => {
-                let row = rows
-                    .get(index * row_len..(index + 1) * row_len)
-                    .ok_or_else(missing)?;
+                let row = rows.row(index, format, &self.path)?.ok_or_else(missing)?;
                 let (data, shape) =
-                    normalize_hwc(row, image.height, image.width, image.channels, pre);
+                    normalize_hwc(&row, image.height, image.width, image.channels, pre);
                 Sample {
                     inputs: one(shape, data),
                     label: labels.as_ref().and_then(|l| l.get(index).copied()),
@@ -438,7 +470,7 @@ impl Dataset {
                 }
             }
             Loaded::NpyStack { array } => {
-                let (shape, data) = array.sample(index).ok_or_else(missing)?;
+                let (shape, data) = array.sample(index)?.ok_or_else(missing)?;
                 Sample {
                     inputs: vec![Feed {
                         name: String::new(),
@@ -459,7 +491,7 @@ impl Dataset {
                     inputs: vec![Feed {
                         name: String::new(),
                         shape,
-                        data: array.data,
+                        data: array.data()?,
                     }],
                     label: None,
                     expected: None,
@@ -469,7 +501,7 @@ impl Dataset {
                 inputs: arrays
                     .iter()
                     .map(|(name, a)| {
-                        let (shape, data) = a.sample(index).ok_or_else(missing)?;
+                        let (shape, data) = a.sample(index)?.ok_or_else(missing)?;
                         Ok(Feed {
                             name: name.clone(),
                             shape,
@@ -550,10 +582,7 @@ impl Dataset {
         inputs: Option<&[InputSpec]>,
         out: &Path,
     ) -> Result<(usize, Vec<ArrayShape>)> {
-        let indices: Vec<usize> = self
-            .indices(purpose)?
-            .take(limit.unwrap_or(usize::MAX))
-            .collect();
+        let indices = self.samples_of(purpose, limit)?;
         let mut stacked: Vec<Feed> = vec![];
         for &i in &indices {
             let mut s = match inputs {

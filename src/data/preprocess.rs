@@ -286,7 +286,7 @@ mod tests {
             };
             let path = root.join(format!("sample_data/photos/{photo}.png"));
             let (pixels, h, w, c) = decode_image(&path, &pre, 0).unwrap();
-            let expected: Vec<f32> = match &array.data {
+            let expected: Vec<f32> = match &array.data().unwrap() {
                 TensorData::U8(v) => v.iter().map(|&x| f32::from(x)).collect(),
                 other => panic!("{name}: {other:?}"),
             };

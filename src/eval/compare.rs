@@ -235,7 +235,7 @@ pub fn compare(
     if taps.is_empty() {
         return Ok(vec![]);
     }
-    let indices: Vec<usize> = dataset.indices(purpose)?.take(samples.max(1)).collect();
+    let indices = dataset.samples_of(purpose, Some(samples.max(1)))?;
     let Some(&first) = indices.first() else {
         bail!(
             "{}: the dataset is empty (no samples found)",

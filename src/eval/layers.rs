@@ -109,10 +109,7 @@ pub fn per_layer_sqnr(
     if pairs.is_empty() {
         return Ok(vec![]);
     }
-    let indices: Vec<usize> = dataset
-        .indices(Purpose::Evaluation)?
-        .take(samples.max(1))
-        .collect();
+    let indices = dataset.samples_of(Purpose::Evaluation, Some(samples.max(1)))?;
     let inputs = crate::tensor::model_inputs(float)?;
     let example = dataset.bound(indices[0], &inputs)?.inputs;
     let float_names: Vec<String> = pairs.iter().map(|p| p.0.clone()).collect();

@@ -72,7 +72,7 @@ fn nan_max(a: f64, b: f64) -> f64 {
 /// Running sums for fidelity of `candidate` against `reference` outputs. Cosine is that of
 /// the whole output (all samples as one vector), like SQNR, so that it means the same for a
 /// scalar output as for a class vector.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Fidelity {
     pub samples: usize,
     pub agree: usize,

@@ -68,7 +68,12 @@ impl Progress {
     }
 
     pub fn step(&self) {
-        self.state.done.fetch_add(1, Ordering::Relaxed);
+        self.advance(1);
+    }
+
+    /// `n` steps at once (work resumed from a checkpoint).
+    pub fn advance(&self, n: u64) {
+        self.state.done.fetch_add(n, Ordering::Relaxed);
         self.notify();
     }
 
