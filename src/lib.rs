@@ -10,6 +10,7 @@ pub mod eval;
 pub mod jobs;
 pub mod onnx;
 pub mod paths;
+pub mod plan;
 pub mod quant;
 pub mod report;
 pub mod runtime;

@@ -14,7 +14,7 @@ use crate::eval::layers::LayerError;
 use crate::eval::EvalReport;
 use crate::quant::{Calibration, Int4Storage, Mode, QuantConfig, QuantizeReport};
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct ModelRef {
     pub path: String,
     pub sha256: String,

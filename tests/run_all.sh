@@ -9,6 +9,12 @@ cd "$(dirname "$0")/.."
 need=()
 command -v xvfb-run >/dev/null 2>&1 || need+=(xvfb xauth libgl1-mesa-dri libegl1 libgl1 libxkbcommon-x11-0 libxcursor1 libxi6 libxrandr2)
 python3 -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
+# A single-node Slurm (with munge) for the test that submits a plan's array job, and an SSH
+# server for the test that benchmarks on a "remote" device; both started by the tests
+# themselves in a temporary folder, on free ports, and stopped at their end.
+command -v slurmctld >/dev/null 2>&1 && command -v slurmd >/dev/null 2>&1 && command -v munged >/dev/null 2>&1 \
+    || need+=(slurm-wlm munge)
+command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-server openssh-client)
 if [ "${#need[@]}" -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -21,10 +27,11 @@ fi
 # environment of the project's own (many distributions refuse a system-wide pip install).
 # Tests call `python3`, and quantbench finds ONNX Runtime through it: this one, first on PATH.
 venv="target/py"
-if ! "$venv/bin/python3" -c "import onnx, onnxruntime, numpy" 2>/dev/null; then
+# kubernetes-validate: the Kubernetes API's schemas, offline, for the emitted Indexed Job.
+if ! "$venv/bin/python3" -c "import onnx, onnxruntime, numpy, kubernetes_validate" 2>/dev/null; then
     python3 -m venv "$venv"
     "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check \
-        "onnx==1.23.2" "onnxruntime==1.32.0" numpy
+        "onnx==1.23.2" "onnxruntime==1.32.0" numpy "kubernetes-validate==1.37.0"
 fi
 export PATH="$PWD/$venv/bin:$PATH"
 
@@ -34,6 +41,10 @@ cargo fmt --check
 cargo clippy --release --locked --all-targets -- -D warnings
 
 cargo test --release --locked "$@"
+
+# The tests that bring up their own Slurm cluster and SSH server (ignored by a plain
+# `cargo test`, which cannot assume the daemons are installed).
+cargo test --release --locked --test scheduler -- --ignored
 
 # The one test that opens a real window is ignored without a display; run it here, under a
 # virtual one (-a: the first free display number, so a stale lock cannot block it).

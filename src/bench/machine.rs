@@ -10,6 +10,16 @@ pub struct Machine {
     /// Present instruction sets among those that matter for int8 kernels.
     pub int8_features: Vec<String>,
     pub os: String,
+    /// The machine's host name: which device a figure comes from.
+    #[serde(default)]
+    pub host: String,
+}
+
+/// This machine's host name (the kernel's; empty where it does not say).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// (name shown, /proc/cpuinfo flag): x86 AVX2, AVX-512 VNNI, AVX-VNNI, AMX; ARM dot product.
@@ -51,6 +61,7 @@ pub fn detect() -> Machine {
             .map(|(name, _)| name.to_string())
             .collect(),
         os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+        host: host_name(),
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod explain;
 pub mod machine;
+pub mod remote;
 
 use std::time::Instant;
 

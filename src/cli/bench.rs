@@ -38,6 +38,17 @@ pub struct BenchArgs {
     /// multiply-accumulates, Q/DQ around ops without int8 kernels, the CPU, what to change.
     #[arg(long)]
     explain: bool,
+    /// Measure on this device instead, over SSH: [user@]host[:port]. The model and its input
+    /// are copied to a temporary folder there, timed by quantbench there (or by ONNX Runtime's
+    /// Python package where quantbench is missing), and removed.
+    #[arg(long, value_name = "[USER@]HOST[:PORT]")]
+    remote: Option<quantbench::bench::remote::Remote>,
+    /// quantbench on the device (a path, or a name on its PATH).
+    #[arg(long, default_value = "quantbench", requires = "remote")]
+    remote_bin: String,
+    /// An option for ssh and scp, e.g. --ssh-arg=-i --ssh-arg=KEY, --ssh-arg=-oPort=22.
+    #[arg(long, allow_hyphen_values = true, requires = "remote")]
+    ssh_arg: Vec<String>,
     #[arg(long)]
     json: bool,
 }
@@ -85,29 +96,34 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         warmup: args.warmup,
         threads: args.threads,
     };
-    let size = std::fs::metadata(&args.model).map(|m| m.len()).unwrap_or(0);
-    let report =
-        quantbench::bench::benchmark(&model, size, backend, &input, &settings, &Progress::new())
-            .with_context(|| args.model.display().to_string())?;
-    for w in &report.warnings {
-        eprintln!("warning: {w}");
-    }
-    let reference = match &args.reference {
-        Some(path) => {
-            let float = onnx::read_model(path)?;
-            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-            Some(
+    let remote = args.remote.clone().map(|mut r| {
+        r.binary = args.remote_bin.clone();
+        r.ssh_args = args.ssh_arg.clone();
+        r
+    });
+    let measure = |path: &std::path::Path, model: &onnx::pb::ModelProto| {
+        match &remote {
+            Some(r) => quantbench::bench::remote::benchmark(r, path, &input, backend, &settings),
+            None => {
+                let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
                 quantbench::bench::benchmark(
-                    &float,
+                    model,
                     size,
                     backend,
                     &input,
                     &settings,
                     &Progress::new(),
                 )
-                .with_context(|| path.display().to_string())?,
-            )
+            }
         }
+        .with_context(|| path.display().to_string())
+    };
+    let report = measure(&args.model, &model)?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    let reference = match &args.reference {
+        Some(path) => Some(measure(path, &onnx::read_model(path)?)?),
         None => None,
     };
     let speedup = reference
@@ -147,7 +163,12 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         );
         println!("runtime    {}", report.runtime);
         println!(
-            "machine    {}, {} cores, int8: {}",
+            "machine    {}{}, {} cores, int8: {}",
+            if m.host.is_empty() {
+                String::new()
+            } else {
+                format!("{}: ", m.host)
+            },
             m.cpu,
             m.cores,
             if m.int8_features.is_empty() {

@@ -7,6 +7,7 @@ mod calib;
 mod dataset;
 mod eval;
 mod layers;
+mod plan;
 mod quantize;
 mod sweep;
 mod tune;
@@ -82,6 +83,14 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Quantize, evaluate and benchmark a family of configurations; write a session file.
     Sweep(sweep::SweepArgs),
+    /// Write a sweep as a plan folder that any scheduler runs one index at a time (with
+    /// --emit slurm,kubernetes: a ready-to-submit array script and Indexed Job manifest).
+    Plan(plan::PlanArgs),
+    /// Run one experiment of a plan (--index, or the scheduler's SLURM_ARRAY_TASK_ID or
+    /// JOB_COMPLETION_INDEX); writes PLAN/results/I.ron atomically; a second run is harmless.
+    RunPlan(plan::RunPlanArgs),
+    /// Gather a plan's finished results into a session the workbench opens.
+    Merge(plan::MergeArgs),
     /// Per-layer error of a quantization (isolated and cumulative) and, with --sensitivity,
     /// the layers ranked by what keeping each in float recovers per millisecond.
     Layers(layers::LayersArgs),
@@ -166,6 +175,9 @@ pub fn run() -> Result<ExitCode> {
         Command::Eval(args) => eval::eval(args),
         Command::Bench(args) => bench::bench(args),
         Command::Sweep(args) => sweep::sweep(args),
+        Command::Plan(args) => plan::plan(args),
+        Command::RunPlan(args) => plan::run_plan(args),
+        Command::Merge(args) => plan::merge(args),
         Command::Layers(args) => layers::layers(args),
         Command::Tune(args) => tune::tune(args),
         Command::Calib(args) => calib::calib(args),

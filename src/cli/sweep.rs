@@ -13,12 +13,13 @@ use quantbench::runtime::Backend;
 
 use super::args::{open_data, ort_options, InferArgs, ReadArgs};
 
+/// What a sweep runs, shared by `sweep` (here, now) and `plan` (later, anywhere).
 #[derive(clap::Args)]
-pub struct SweepArgs {
-    model: PathBuf,
+pub struct SweepCommon {
+    pub model: PathBuf,
     /// A description (.ron), or any source `eval --data` accepts.
     #[arg(long)]
-    data: PathBuf,
+    pub data: PathBuf,
     /// The output that top-1/top-5 score (default: the first).
     #[arg(long)]
     output: Option<String>,
@@ -27,13 +28,11 @@ pub struct SweepArgs {
     /// QuantConfig files (RON), one experiment each.
     #[arg(long, num_args = 1..)]
     configs: Vec<PathBuf>,
-    /// `standard`: a named family of configurations; and/or a data preset (imagenet, pm1,
-    /// unit, caffe, raw) for data without a description. May be given twice.
+    /// `standard`: a named family of configurations; a `.ron` file of configs (one, or a list
+    /// of them); and/or a data preset (imagenet, pm1, unit, caffe, raw) for data without a
+    /// description. May be given twice.
     #[arg(long)]
     preset: Vec<String>,
-    /// The session file to write (RON); quantized models go to SESSION.models/ beside it.
-    #[arg(long)]
-    out: PathBuf,
     /// Runtimes to measure on, comma-separated (default: tract, and ort when installed).
     #[arg(long, value_delimiter = ',')]
     backends: Option<Vec<String>>,
@@ -46,7 +45,7 @@ pub struct SweepArgs {
     /// Calibration samples for each quantized config of a preset.
     #[arg(long, default_value_t = 200)]
     samples: usize,
-    /// Evaluate at most this many samples.
+    /// Evaluate at most this many samples (spread evenly over the evaluation split).
     #[arg(long)]
     eval_limit: Option<usize>,
     /// Benchmark runs per config and runtime.
@@ -54,11 +53,38 @@ pub struct SweepArgs {
     runs: usize,
 }
 
-pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
-    use quantbench::session::{DatasetRef, Experiment, ModelRef, Session};
-    onnx::check_output_dir(&args.out)?;
+#[derive(clap::Args)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    common: SweepCommon,
+    /// The session file to write (RON); quantized models go to SESSION.models/ beside it.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// A sweep ready to run: the float model, its data, the experiments and how to measure them.
+pub struct Setup {
+    pub model: quantbench::onnx::pb::ModelProto,
+    pub dataset: quantbench::data::Dataset,
+    pub experiments: Vec<quantbench::session::Experiment>,
+    pub settings: quantbench::sweep::SweepSettings,
+}
+
+/// Configs from a `.ron` file: one config, or a list of them.
+fn configs_file(path: &std::path::Path) -> Result<Vec<QuantConfig>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    if let Ok(list) = ron::from_str::<Vec<QuantConfig>>(&text) {
+        return Ok(list);
+    }
+    Ok(vec![QuantConfig::load(path)?])
+}
+
+pub fn setup(args: &SweepCommon) -> Result<Setup> {
+    use quantbench::session::Experiment;
     let model = onnx::read_model(&args.model)?;
     let mut standard = false;
+    let mut config_files = args.configs.clone();
     let mut infer = InferArgs {
         read: args.infer.clone(),
         preset: None,
@@ -66,26 +92,36 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     for p in &args.preset {
         if p == "standard" {
             standard = true;
+        } else if p.ends_with(".ron") {
+            config_files.push(PathBuf::from(p));
         } else {
             infer.preset = Some(p.parse().map_err(|e| {
-                anyhow::anyhow!("--preset: {e}; or 'standard' for the experiments")
+                anyhow::anyhow!(
+                    "--preset: {e}; or 'standard' for the experiments, or a .ron file of configs"
+                )
             })?);
         }
     }
     let dataset = open_data(&args.data, &model, &infer)?;
-    if standard && !args.configs.is_empty() {
-        anyhow::bail!("give --preset standard or --configs, not both");
+    if standard && !config_files.is_empty() {
+        anyhow::bail!("give --preset standard or configs, not both");
     }
-    let experiments: Vec<Experiment> = match (standard, args.configs.is_empty()) {
+    let experiments: Vec<Experiment> = match (standard, config_files.is_empty()) {
         (true, _) => quantbench::session::standard_preset(args.samples),
         (false, false) => {
             let mut e = vec![Experiment::float()];
-            for path in &args.configs {
-                e.push(Experiment::quantized(QuantConfig::load(path)?));
+            for path in &config_files {
+                for config in configs_file(path)? {
+                    e.push(Experiment::quantized(config));
+                }
             }
             e
         }
-        (false, true) => anyhow::bail!("give --preset standard or --configs A.ron B.ron ..."),
+        (false, true) => {
+            anyhow::bail!(
+                "give --preset standard, --preset CONFIGS.ron or --configs A.ron B.ron ..."
+            )
+        }
     };
     let ort_options = ort_options(args.ort_opt, args.x64_quant_precision);
     let backends = match &args.backends {
@@ -107,9 +143,6 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
             }
         },
     };
-    let models_dir = args.out.with_extension("models");
-    std::fs::create_dir_all(&models_dir)
-        .with_context(|| format!("{}: cannot create", models_dir.display()))?;
     let settings = quantbench::sweep::SweepSettings {
         backends,
         bench: quantbench::bench::BenchSettings {
@@ -119,17 +152,40 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         },
         eval_limit: args.eval_limit,
         layer_samples: 16,
-        models_dir: Some(models_dir),
+        models_dir: None,
         output: args.output.clone(),
     };
+    Ok(Setup {
+        model,
+        dataset,
+        experiments,
+        settings,
+    })
+}
+
+pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
+    use quantbench::session::{DatasetRef, ModelRef, Session};
+    onnx::check_output_dir(&args.out)?;
+    let Setup {
+        model,
+        dataset,
+        experiments,
+        mut settings,
+    } = setup(&args.common)?;
+    let models_dir = args.out.with_extension("models");
+    std::fs::create_dir_all(&models_dir)
+        .with_context(|| format!("{}: cannot create", models_dir.display()))?;
+    settings.models_dir = Some(models_dir);
     let mut session = Session::new(
-        ModelRef::of_file(&args.model)?,
+        ModelRef::of_file(&args.common.model)?,
         Some(DatasetRef::of(&dataset)),
     );
     for e in experiments {
         session.add(e);
     }
-    let file_bytes = std::fs::metadata(&args.model).map(|m| m.len()).unwrap_or(0);
+    let file_bytes = std::fs::metadata(&args.common.model)
+        .map(|m| m.len())
+        .unwrap_or(0);
     let mut workbench = quantbench::sweep::Workbench::new(model, file_bytes, dataset)?;
     let out = args.out.clone();
     let total = session.experiments.len();

@@ -50,6 +50,32 @@ pub fn read_model(path: &Path) -> Result<pb::ModelProto> {
     Ok(model)
 }
 
+/// The external data files the model at `path` keeps weights in (beside it), each once.
+pub fn external_data_files(path: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("{}: cannot read file", path.display()))?;
+    let mut model = decode_model(&bytes)
+        .with_context(|| format!("{}: not a valid ONNX model", path.display()))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut files = vec![];
+    if let Some(graph) = model.graph.as_mut() {
+        for_each_tensor_mut(graph, &mut |t| {
+            if let Some(e) = t.external_data.iter().find(|e| e.key == "location") {
+                let file = external_data_path(dir, &e.value)?;
+                if is_external(t) && !files.contains(&file) {
+                    files.push(file);
+                }
+            }
+            Ok(())
+        })
+        .with_context(|| format!("{}: external data", path.display()))?;
+    }
+    Ok(files)
+}
+
 /// Calls `f` on every tensor of `graph` and of its subgraphs: initializers and the values of
 /// Constant nodes (and any tensor attribute).
 pub fn for_each_tensor_mut(

@@ -26,6 +26,18 @@ pub enum OptLevel {
     All,
 }
 
+impl OptLevel {
+    /// The name `--ort-opt` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            OptLevel::Disabled => "disabled",
+            OptLevel::Basic => "basic",
+            OptLevel::Extended => "extended",
+            OptLevel::All => "all",
+        }
+    }
+}
+
 impl std::str::FromStr for OptLevel {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
