@@ -57,6 +57,9 @@ pub struct PlanSettings {
     pub output: Option<String>,
     /// Keep each experiment's quantized model in `PLAN/models/`.
     pub keep_models: bool,
+    /// Benchmarks on this device over SSH (every task that runs at once measures on it).
+    #[serde(default)]
+    pub remote: Option<crate::bench::remote::Remote>,
 }
 
 impl PlanSettings {
@@ -68,6 +71,7 @@ impl PlanSettings {
             layer_samples: settings.layer_samples,
             output: settings.output.clone(),
             keep_models: settings.models_dir.is_some(),
+            remote: settings.remote.clone(),
         }
     }
 
@@ -79,6 +83,7 @@ impl PlanSettings {
             layer_samples: self.layer_samples,
             models_dir: self.keep_models.then(|| plan_dir.join("models")),
             output: self.output.clone(),
+            remote: self.remote.clone(),
         }
     }
 }
@@ -288,6 +293,17 @@ pub struct Merged {
     pub unreadable: Vec<String>,
 }
 
+impl Merged {
+    /// The unfinished indices, as "0, 3, 5".
+    pub fn pending_list(&self) -> String {
+        self.pending
+            .iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// Gathers the finished results of the plan in `dir` into a session: experiments in index
 /// order, the unfinished ones pending (the workbench can run them).
 pub fn merge(dir: &Path) -> Result<Merged> {
@@ -361,6 +377,25 @@ pub struct EmitSettings {
     pub plan_claim: String,
     pub data_claim: Option<String>,
     pub parallelism: usize,
+}
+
+impl Default for EmitSettings {
+    /// This binary, one CPU per task for an hour, the image `quantbench:latest` with the plan
+    /// on the claim `quantbench-plan`, four pods at once.
+    fn default() -> Self {
+        EmitSettings {
+            binary: std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "quantbench".into()),
+            partition: None,
+            cpus_per_task: 1,
+            time_limit: "01:00:00".into(),
+            image: "quantbench:latest".into(),
+            plan_claim: "quantbench-plan".into(),
+            data_claim: None,
+            parallelism: 4,
+        }
+    }
 }
 
 /// A Slurm array job of every index of `plan` (in `dir`, absolute): one task per experiment,

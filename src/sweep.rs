@@ -29,6 +29,9 @@ pub struct SweepSettings {
     pub models_dir: Option<PathBuf>,
     /// The output that accuracy scores (`None`: the first).
     pub output: Option<String>,
+    /// Benchmarks run on this device over SSH instead of here (accuracy is still measured
+    /// here: the runtimes compute the same values).
+    pub remote: Option<crate::bench::remote::Remote>,
 }
 
 impl Default for SweepSettings {
@@ -40,6 +43,7 @@ impl Default for SweepSettings {
             layer_samples: 16,
             models_dir: None,
             output: None,
+            remote: None,
         }
     }
 }
@@ -332,15 +336,29 @@ impl Workbench {
         if is_float {
             self.float_outputs.insert(format!("{backend:?}"), outputs);
         }
-        let size = onnx::encode_model(model).len() as u64;
-        let bench = bench::benchmark(
-            model,
-            size,
-            backend,
-            &self.example,
-            &settings.bench,
-            progress,
-        )
+        let bench = match &settings.remote {
+            Some(remote) => {
+                progress.stage(&format!("benchmarking on {remote}"), 1);
+                bench::remote::benchmark_model(
+                    remote,
+                    model,
+                    &self.example,
+                    backend,
+                    &settings.bench,
+                )
+            }
+            None => {
+                let size = onnx::encode_model(model).len() as u64;
+                bench::benchmark(
+                    model,
+                    size,
+                    backend,
+                    &self.example,
+                    &settings.bench,
+                    progress,
+                )
+            }
+        }
         .context("benchmark")?;
         Ok((
             BackendEval {

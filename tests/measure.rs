@@ -100,6 +100,7 @@ fn small_sweep_settings(models_dir: Option<std::path::PathBuf>) -> SweepSettings
         layer_samples: 4,
         models_dir,
         output: None,
+        remote: None,
     }
 }
 

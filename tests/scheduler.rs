@@ -526,10 +526,16 @@ StrictModes no
 UsePAM no
 PidFile {}
 Subsystem sftp internal-sftp
+SetEnv ORT_DYLIB_PATH={}
 ",
             host_key.display(),
             authorized.display(),
-            dir.join("sshd.pid").display()
+            dir.join("sshd.pid").display(),
+            // The device's ONNX Runtime: this machine's, which a login shell would not find
+            // (it lives in the test venv).
+            quantbench::runtime::ort::find_library()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
         ),
     )
     .unwrap();
@@ -611,6 +617,46 @@ fn a_remote_bench_over_ssh_times_the_model_on_the_device_and_records_it() {
     assert!(!device["host"].as_str().unwrap().is_empty());
     let warnings = there["warnings"].to_string();
     assert!(warnings.contains("over SSH"), "{warnings}");
+    assert_eq!(there["device"], server.destination.as_str());
+    assert_eq!(local_a["device"], serde_json::Value::Null);
+
+    // A sweep pointed at the device: its accuracy is the local sweep's (measured here, the
+    // same values), every latency comes from the device and says so.
+    let (d, c) = (mnist_data(), configs(dir.path()));
+    let remote_sweep = dir.path().join("remote.ron");
+    let mut args = vec!["sweep"];
+    args.extend(sweep_args(m, d.to_str().unwrap(), c.to_str().unwrap()));
+    args.extend(["--out", remote_sweep.to_str().unwrap()]);
+    args.extend(&remote_args);
+    ok(run(&args, dir.path()));
+    let remote_session = Session::load(&remote_sweep).unwrap();
+    let local_session = local_sweep(dir.path());
+    assert_eq!(figures(&remote_session), figures(&local_session));
+    for (r, l) in remote_session
+        .experiments
+        .iter()
+        .zip(&local_session.experiments)
+    {
+        for (rb, lb) in r.result.benches.iter().zip(&l.result.benches) {
+            eprintln!(
+                "remote sweep: {} on {}: p50 here {:.4} ms, on the device {:.4} ms",
+                r.name, rb.backend, lb.p50_ms, rb.p50_ms
+            );
+        }
+    }
+    let benches: Vec<_> = remote_session
+        .experiments
+        .iter()
+        .flat_map(|e| &e.result.benches)
+        .collect();
+    assert_eq!(benches.len(), 3 * 2, "three experiments on two runtimes");
+    for b in benches {
+        assert_eq!(b.device.as_deref(), Some(server.destination.as_str()));
+        assert!(b.device_label().ends_with(&format!(
+            "over SSH ({}, {} cores)",
+            b.machine.cpu, b.machine.cores
+        )));
+    }
     // Nothing is left on the device.
     let leftovers = std::fs::read_dir(std::env::temp_dir())
         .unwrap()

@@ -65,6 +65,10 @@ pub struct BenchReport {
     pub machine: machine::Machine,
     /// Warnings about the measurement itself (noise, a missing fast path).
     pub warnings: Vec<String>,
+    /// The device it was measured on over SSH (`user@host:port`); `None`: the machine that
+    /// ran quantbench.
+    #[serde(default)]
+    pub device: Option<String>,
 }
 
 impl BenchReport {
@@ -73,6 +77,18 @@ impl BenchReport {
             .iter()
             .map(|t| t.per_second)
             .fold(0.0, f64::max)
+    }
+
+    /// Where the latency comes from, in words: "pi@board:2222 over SSH (Cortex-A76, 4 cores)"
+    /// or "myhost (AMD EPYC 7B13, 2 cores)".
+    pub fn device_label(&self) -> String {
+        let m = &self.machine;
+        let what = format!("{}, {} cores", m.cpu, m.cores);
+        match (&self.device, m.host.as_str()) {
+            (Some(d), _) => format!("{d} over SSH ({what})"),
+            (None, "") => format!("this machine ({what})"),
+            (None, host) => format!("{host} ({what})"),
+        }
     }
 }
 
@@ -192,6 +208,7 @@ pub fn benchmark(
         peak_rss_bytes: machine::peak_rss_bytes(),
         machine,
         warnings,
+        device: None,
     })
 }
 

@@ -230,6 +230,23 @@ pub fn benchmark(
     result
 }
 
+/// [`benchmark`] of a model in memory (a sweep's quantized model): written to a local
+/// temporary folder first (with its external data, when it is over 2 GB), then sent.
+pub fn benchmark_model(
+    remote: &Remote,
+    model: &crate::onnx::pb::ModelProto,
+    input: &[Feed],
+    backend: Backend,
+    settings: &BenchSettings,
+) -> Result<BenchReport> {
+    let local = tempfile_dir()?;
+    let path = local.join("model.onnx");
+    let result = crate::onnx::write_model(&path, model, crate::onnx::SINGLE_FILE_LIMIT)
+        .and_then(|()| benchmark(remote, &path, input, backend, settings));
+    let _ = std::fs::remove_dir_all(&local);
+    result
+}
+
 fn run_there(
     remote: &Remote,
     dir: &str,
@@ -314,6 +331,7 @@ fn run_there(
     report
         .warnings
         .push(format!("measured on {remote} over SSH"));
+    report.device = Some(remote.to_string());
     Ok(report)
 }
 

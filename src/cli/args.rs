@@ -155,3 +155,29 @@ pub fn ort_options(
         x64_quant_precision,
     }
 }
+
+/// Where benchmarks run: here, or on a device over SSH.
+#[derive(clap::Args, Clone, Default)]
+pub struct RemoteArgs {
+    /// Measure latency on this device instead, over SSH: [user@]host[:port]. The model and its
+    /// input are copied to a temporary folder there, timed by quantbench there (or by ONNX
+    /// Runtime's Python package where quantbench is missing), and removed.
+    #[arg(long, value_name = "[USER@]HOST[:PORT]")]
+    remote: Option<quantbench::bench::remote::Remote>,
+    /// quantbench on the device (a path, or a name on its PATH).
+    #[arg(long, default_value = "quantbench", requires = "remote")]
+    remote_bin: String,
+    /// An option for ssh and scp, e.g. --ssh-arg=-i --ssh-arg=KEY, --ssh-arg=-oPort=22.
+    #[arg(long, allow_hyphen_values = true, requires = "remote")]
+    ssh_arg: Vec<String>,
+}
+
+impl RemoteArgs {
+    pub fn remote(&self) -> Option<quantbench::bench::remote::Remote> {
+        self.remote.clone().map(|mut r| {
+            r.binary = self.remote_bin.clone();
+            r.ssh_args = self.ssh_arg.clone();
+            r
+        })
+    }
+}

@@ -38,17 +38,8 @@ pub struct BenchArgs {
     /// multiply-accumulates, Q/DQ around ops without int8 kernels, the CPU, what to change.
     #[arg(long)]
     explain: bool,
-    /// Measure on this device instead, over SSH: [user@]host[:port]. The model and its input
-    /// are copied to a temporary folder there, timed by quantbench there (or by ONNX Runtime's
-    /// Python package where quantbench is missing), and removed.
-    #[arg(long, value_name = "[USER@]HOST[:PORT]")]
-    remote: Option<quantbench::bench::remote::Remote>,
-    /// quantbench on the device (a path, or a name on its PATH).
-    #[arg(long, default_value = "quantbench", requires = "remote")]
-    remote_bin: String,
-    /// An option for ssh and scp, e.g. --ssh-arg=-i --ssh-arg=KEY, --ssh-arg=-oPort=22.
-    #[arg(long, allow_hyphen_values = true, requires = "remote")]
-    ssh_arg: Vec<String>,
+    #[command(flatten)]
+    remote: super::args::RemoteArgs,
     #[arg(long)]
     json: bool,
 }
@@ -96,11 +87,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         warmup: args.warmup,
         threads: args.threads,
     };
-    let remote = args.remote.clone().map(|mut r| {
-        r.binary = args.remote_bin.clone();
-        r.ssh_args = args.ssh_arg.clone();
-        r
-    });
+    let remote = args.remote.remote();
     let measure = |path: &std::path::Path, model: &onnx::pb::ModelProto| {
         match &remote {
             Some(r) => quantbench::bench::remote::benchmark(r, path, &input, backend, &settings),

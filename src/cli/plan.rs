@@ -79,18 +79,13 @@ pub fn plan(args: PlanArgs) -> Result<ExitCode> {
         &settings,
         !args.link_model,
     )?;
-    let binary = match &args.binary {
-        Some(b) => b.clone(),
-        None => std::env::current_exe()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| "quantbench".into()),
-    };
+    let defaults = EmitSettings::default();
     let emitted = plan::emit(
         &args.out,
         &written,
         &args.emit,
         &EmitSettings {
-            binary,
+            binary: args.binary.clone().unwrap_or(defaults.binary),
             partition: args.partition.clone(),
             cpus_per_task: args.cpus_per_task,
             time_limit: args.time_limit.clone(),
@@ -206,15 +201,7 @@ pub fn merge(args: MergeArgs) -> Result<ExitCode> {
         if merged.pending.is_empty() {
             String::new()
         } else {
-            format!(
-                " (pending: {})",
-                merged
-                    .pending
-                    .iter()
-                    .map(|i| i.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+            format!(" (pending: {})", merged.pending_list())
         },
         args.out.display()
     );

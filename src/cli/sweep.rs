@@ -51,6 +51,8 @@ pub struct SweepCommon {
     /// Benchmark runs per config and runtime.
     #[arg(long, default_value_t = 100)]
     runs: usize,
+    #[command(flatten)]
+    remote: super::args::RemoteArgs,
 }
 
 #[derive(clap::Args)]
@@ -154,6 +156,7 @@ pub fn setup(args: &SweepCommon) -> Result<Setup> {
         layer_samples: 16,
         models_dir: None,
         output: args.output.clone(),
+        remote: args.remote.remote(),
     };
     Ok(Setup {
         model,

@@ -59,6 +59,9 @@ pub struct TuneArgs {
     /// End with one JSON object: the chosen config and its figures.
     #[arg(long)]
     json: bool,
+    /// The latencies the search ranks by: measured on a device over SSH.
+    #[command(flatten)]
+    remote: super::args::RemoteArgs,
 }
 
 pub fn tune(args: TuneArgs) -> Result<ExitCode> {
@@ -107,6 +110,7 @@ pub fn tune(args: TuneArgs) -> Result<ExitCode> {
             layer_samples: 0,
             models_dir,
             output: None,
+            remote: args.remote.remote(),
         },
     };
     let size = std::fs::metadata(&args.model).map(|m| m.len()).unwrap_or(0);

@@ -86,6 +86,8 @@ pub struct Persisted {
     pub recent: Vec<String>,
     pub view: CentralView,
     pub setup_tab: SetupTab,
+    /// Where benchmarks run: `[user@]host[:port]` over SSH; empty: this machine.
+    pub bench_device: String,
 }
 
 pub struct LoadedModel {
@@ -141,6 +143,8 @@ pub struct AppCtx<'a> {
     pub frame_p95_ms: Option<f64>,
     /// Why the current settings cannot become an experiment, if they cannot.
     pub settings_error: Option<String>,
+    /// Where benchmarks run (`[user@]host[:port]`; empty: this machine).
+    pub bench_device: &'a str,
     pub commands: &'a Commands,
     /// Hide clocks and durations so test snapshots are stable.
     pub is_test: bool,
@@ -277,6 +281,7 @@ impl WorkbenchApp {
             Some(cc.egui_ctx.clone()),
             startup.started.unwrap_or_else(Instant::now),
         );
+        app.sweep_settings.remote = persisted.bench_device.parse().ok();
         app.persisted = persisted;
         app.data_dir = eframe::storage_dir("quantbench");
         app.start(startup);
@@ -449,6 +454,11 @@ impl WorkbenchApp {
                     let label = format!("Opening {}…", file_name(&path));
                     let current = self.dataset.as_ref().map(|d| d.dataset.clone());
                     self.load(label, move || {
+                        // A plan folder (`quantbench plan`, or Export plan here): merged.
+                        if path.join(quantbench::plan::PLAN_FILE).is_file() {
+                            return tasks::open_plan(&path, sessions.as_deref())
+                                .map(|s| Loaded::Session(Box::new(s)));
+                        }
                         tasks::open_model(&path, current, sessions.as_deref())
                             .map(|m| Loaded::Model(Box::new(m)))
                     })?;
@@ -598,6 +608,37 @@ impl WorkbenchApp {
                         }
                     });
                 }
+            }
+            AppCommand::ExportPlan(dir) => {
+                let (model, dataset) = self.model_and_fitting_data()?;
+                let pending: Vec<Experiment> = self
+                    .session
+                    .iter()
+                    .flat_map(|s| &s.experiments)
+                    .filter(|e| !e.is_done())
+                    .cloned()
+                    .collect();
+                if pending.is_empty() {
+                    return Err(anyhow!(
+                        "no pending experiments to export as a plan: add some first"
+                    ));
+                }
+                let (model, data) = (model.path.clone(), dataset.dataset.clone());
+                let settings = self.sweep_settings.clone();
+                self.write(
+                    format!("Writing the plan {}…", file_name(&dir)),
+                    move || tasks::export_plan(&dir, &model, &data, pending, &settings),
+                )?;
+            }
+            AppCommand::SetBenchDevice(text) => {
+                let text = text.trim().to_string();
+                self.sweep_settings.remote = if text.is_empty() {
+                    None
+                } else {
+                    let remote: quantbench::bench::remote::Remote = text.parse()?;
+                    Some(remote)
+                };
+                self.persisted.bench_device = text;
             }
             AppCommand::ExportTable(path) => {
                 let session = self
@@ -805,6 +846,9 @@ impl WorkbenchApp {
                 if let Some(changed) = s.changed {
                     self.messages.push((Level::Error, changed));
                 }
+                for note in s.notes {
+                    self.messages.push((Level::Info, note));
+                }
                 if matches!(self.offer, Some(Offer::Earlier(_))) {
                     self.offer = None;
                 }
@@ -887,13 +931,8 @@ impl WorkbenchApp {
         }
     }
 
-    fn start_job(&mut self) -> Result<()> {
-        if self.job.is_some() {
-            return Err(anyhow!("experiments are already running"));
-        }
-        if let Some(task) = &self.loading {
-            return Err(anyhow!("wait: {}", task.label));
-        }
+    /// The open model and a dataset that fits it: what running or planning experiments needs.
+    fn model_and_fitting_data(&self) -> Result<(&LoadedModel, &LoadedDataset)> {
         let model = self
             .model
             .as_ref()
@@ -905,6 +944,17 @@ impl WorkbenchApp {
         if let Some(m) = &dataset.mismatch {
             return Err(anyhow!("the dataset does not fit the model: {m}"));
         }
+        Ok((model, dataset))
+    }
+
+    fn start_job(&mut self) -> Result<()> {
+        if self.job.is_some() {
+            return Err(anyhow!("experiments are already running"));
+        }
+        if let Some(task) = &self.loading {
+            return Err(anyhow!("wait: {}", task.label));
+        }
+        let (model, dataset) = self.model_and_fitting_data()?;
         let session = self
             .session
             .as_ref()
@@ -1302,6 +1352,7 @@ impl WorkbenchApp {
             keep_float: &keep_float,
             scored_output: self.sweep_settings.output.as_deref(),
             settings_error,
+            bench_device: &self.persisted.bench_device,
             frame_p95_ms: if self.is_test {
                 None
             } else {

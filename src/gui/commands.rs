@@ -28,6 +28,10 @@ pub enum AppCommand {
         path: PathBuf,
     },
     SaveSession(PathBuf),
+    /// Write the pending experiments as a plan folder (with Slurm and Kubernetes job files).
+    ExportPlan(PathBuf),
+    /// Where benchmarks run: `[user@]host[:port]` over SSH, or empty for this machine.
+    SetBenchDevice(String),
     SaveScreenshot(PathBuf),
     ExportTable(PathBuf),
     SetView(CentralView),

@@ -10,6 +10,9 @@ use quantbench::onnx::inspect::human_bytes;
 #[derive(Default)]
 pub struct ExperimentsPanel {
     export_path: String,
+    plan_path: String,
+    /// The device field as typed; `None` until first shown (then the app's setting).
+    device: Option<String>,
 }
 
 fn fmt(v: Option<f64>, digits: usize) -> String {
@@ -22,7 +25,11 @@ fn fmt(v: Option<f64>, digits: usize) -> String {
 
 impl ExperimentsPanel {
     pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &AppCtx) {
-        let Self { export_path } = self;
+        let Self {
+            export_path,
+            plan_path,
+            device,
+        } = self;
         let Some(session) = ctx.session else {
             ui.label("Open a model to start.");
             return;
@@ -70,7 +77,7 @@ impl ExperimentsPanel {
             ui.add(
                 egui::TextEdit::singleline(export_path)
                     .hint_text("model.int8.onnx")
-                    .desired_width(170.0),
+                    .desired_width(120.0),
             )
             .labelled_by(l.id);
             let can_export = selected.is_some_and(|(_, e)| e.result.error.is_none());
@@ -111,6 +118,7 @@ impl ExperimentsPanel {
                 ui.weak(format!("frame p95 {p95:.1} ms"));
             }
         });
+        Self::scale_out_row(ui, ctx, plan_path, device);
         if let Some(job) = ctx.job {
             let (stage, done, total) = job.progress().snapshot();
             ui.horizontal(|ui| {
@@ -216,12 +224,12 @@ impl ExperimentsPanel {
                                     )),
                                     None => ui.weak("–"),
                                 };
-                                ui.label(
-                                    e.result
-                                        .bench(b)
-                                        .map(|x| format!("{:.3} ms", x.p50_ms))
-                                        .unwrap_or("–".into()),
-                                );
+                                match e.result.bench(b) {
+                                    Some(x) => ui
+                                        .label(format!("{:.3} ms", x.p50_ms))
+                                        .on_hover_text(format!("measured on {}", x.device_label())),
+                                    None => ui.label("–"),
+                                };
                             }
                             if ui.small_button("Remove").clicked() {
                                 ctx.commands.send(AppCommand::RemoveExperiment(i));
@@ -235,5 +243,74 @@ impl ExperimentsPanel {
                         }
                     });
             });
+    }
+
+    /// Beyond this window: the pending experiments as a plan for a scheduler, and the device
+    /// latencies are measured on.
+    fn scale_out_row(
+        ui: &mut egui::Ui,
+        ctx: &AppCtx,
+        plan_path: &mut String,
+        device: &mut Option<String>,
+    ) {
+        let Some(session) = ctx.session else { return };
+        let pending = session.experiments.iter().filter(|e| !e.is_done()).count();
+        ui.horizontal_wrapped(|ui| {
+            let l = ui.label("Plan folder");
+            ui.add(
+                egui::TextEdit::singleline(plan_path)
+                    .hint_text("plan/")
+                    .desired_width(150.0),
+            )
+            .labelled_by(l.id);
+            let why = if pending == 0 {
+                Some("no pending experiments: add some first")
+            } else if ctx.dataset.is_none() {
+                Some("open a dataset first")
+            } else {
+                None
+            };
+            let hover = "Write the pending experiments as a plan folder with a Slurm array \
+                         script and a Kubernetes Indexed Job; open the folder later to merge \
+                         what has finished";
+            let button = ui.add_enabled(
+                why.is_none() && !plan_path.trim().is_empty(),
+                egui::Button::new(format!("Export plan ({pending})")),
+            );
+            let button = match why {
+                Some(w) => button.on_disabled_hover_text(w),
+                None => button.on_hover_text(hover),
+            };
+            if button.clicked() {
+                ctx.commands
+                    .send(AppCommand::ExportPlan(plan_path.trim().into()));
+            }
+            if ui
+                .add_enabled(why.is_none(), egui::Button::new("Export plan…"))
+                .on_hover_text(hover)
+                .clicked()
+            {
+                if let Some(dir) = rfd::FileDialog::new().pick_folder() {
+                    ctx.commands.send(AppCommand::ExportPlan(dir));
+                }
+            }
+            ui.separator();
+            let text = device.get_or_insert_with(|| ctx.bench_device.to_string());
+            let l = ui.label("Latency on");
+            let edit = ui
+                .add(
+                    egui::TextEdit::singleline(text)
+                        .hint_text("this machine, or user@host:port")
+                        .desired_width(190.0),
+                )
+                .labelled_by(l.id)
+                .on_hover_text(
+                    "Benchmarks run on this device over SSH (your keys and ~/.ssh/config \
+                     apply); accuracy is still measured here. Empty: this machine",
+                );
+            if edit.lost_focus() && text.trim() != ctx.bench_device {
+                ctx.commands.send(AppCommand::SetBenchDevice(text.clone()));
+            }
+        });
     }
 }

@@ -108,10 +108,7 @@ fn run(input: JobInput, cx: &JobContext<ExperimentEvent, ()>) -> Result<()> {
         workbench: shared,
     } = input;
     if settings.backends.is_empty() {
-        settings.backends = match quantbench::runtime::ort::version() {
-            Ok(_) => vec![Backend::Tract, Backend::Ort(Default::default())],
-            Err(_) => vec![Backend::Tract],
-        };
+        settings.backends = Backend::available(Default::default());
     }
     // The window never locks it: only jobs, one after another.
     let mut slot = shared

@@ -61,6 +61,8 @@ pub struct OpenedSession {
     pub model: OpenedModel,
     /// Said when the model file is not the one the session measured.
     pub changed: Option<String>,
+    /// What opening it found worth saying (a merged plan: how much of it has finished).
+    pub notes: Vec<String>,
 }
 
 pub enum Loaded {
@@ -193,7 +195,77 @@ pub fn open_session(path: &Path, sessions: Option<&Path>) -> Result<OpenedSessio
         session,
         model,
         changed,
+        notes: vec![],
     })
+}
+
+/// The session a merged plan folder makes: its finished results gathered (by the same merge
+/// as `quantbench merge`) into `PLAN/session.ron`, which is then opened; the unfinished
+/// experiments are pending, ready to run here.
+pub fn open_plan(dir: &Path, sessions: Option<&Path>) -> Result<OpenedSession> {
+    let merged = quantbench::plan::merge(dir)?;
+    let path = dir.join(MERGED_SESSION);
+    merged
+        .session
+        .save(&path)
+        .with_context(|| format!("{}: cannot write the merged session", path.display()))?;
+    let mut opened = open_session(&path, sessions)?;
+    let total = merged.finished + merged.pending.len();
+    let mut note = format!(
+        "plan {}: {} of {total} experiments finished, merged into {}",
+        dir.display(),
+        merged.finished,
+        path.display()
+    );
+    if !merged.pending.is_empty() {
+        note += &format!(
+            "; {} pending (indices {}): Run measures them here",
+            merged.pending.len(),
+            merged.pending_list()
+        );
+    }
+    opened.notes.push(note);
+    opened.notes.extend(
+        merged
+            .unreadable
+            .into_iter()
+            .map(|u| format!("left out: {u}")),
+    );
+    Ok(opened)
+}
+
+/// Where [`open_plan`] writes the merged session, inside the plan folder.
+pub const MERGED_SESSION: &str = "session.ron";
+
+/// Writes the experiments (the window's pending ones) as a plan folder with its Slurm array
+/// script and Kubernetes Indexed Job manifest; returns what to say.
+pub fn export_plan(
+    dir: &Path,
+    model: &Path,
+    dataset: &Dataset,
+    experiments: Vec<quantbench::session::Experiment>,
+    settings: &quantbench::sweep::SweepSettings,
+) -> Result<String> {
+    use quantbench::plan;
+    let mut settings = settings.clone();
+    if settings.backends.is_empty() {
+        settings.backends = quantbench::runtime::Backend::available(Default::default());
+    }
+    // Kept models belong to the window's session folder, not to the plan's tasks.
+    settings.models_dir = None;
+    let written = plan::write(dir, model, dataset, experiments, &settings, true)?;
+    let kinds = ["slurm".to_string(), "kubernetes".to_string()];
+    let files = plan::emit(dir, &written, &kinds, &plan::EmitSettings::default())?;
+    Ok(format!(
+        "plan of {} experiments written to {} ({}); submit it, then open the folder to merge what has finished",
+        written.experiments.len(),
+        dir.display(),
+        files
+            .iter()
+            .filter_map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
 }
 
 /// In the folder of autosaves: a file name for a new session of the model at `path` (the first

@@ -31,10 +31,22 @@ impl Toolbar {
                     send(AppCommand::OpenPath(p));
                 }
             }
+            if ui
+                .button("Open plan…")
+                .on_hover_text(
+                    "Open a plan folder (quantbench plan, or Export plan): what has finished \
+                     on the cluster is merged into a session, the rest is pending",
+                )
+                .clicked()
+            {
+                if let Some(p) = rfd::FileDialog::new().pick_folder() {
+                    send(AppCommand::OpenPath(p));
+                }
+            }
             let edit = ui.add(
                 egui::TextEdit::singleline(typed_path)
-                    .hint_text("or type a path: model.onnx, session.ron")
-                    .desired_width(260.0),
+                    .hint_text("model, session, plan/")
+                    .desired_width(150.0),
             );
             let edit = edit.labelled_by(ui.label("Path").id);
             let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));

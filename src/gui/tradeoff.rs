@@ -47,6 +47,8 @@ struct Point {
     index: usize,
     x: f64,
     y: f64,
+    /// Where the latency was measured (x is latency).
+    device: Option<String>,
 }
 
 impl TradeoffView {
@@ -57,9 +59,12 @@ impl TradeoffView {
             .enumerate()
             .filter_map(|(index, e)| {
                 let eval = e.result.eval(backend)?;
-                let x = match self.x {
-                    XAxis::Latency => e.result.bench(backend)?.p50_ms,
-                    XAxis::Size => e.result.size_bytes as f64 / 1024.0,
+                let (x, device) = match self.x {
+                    XAxis::Latency => {
+                        let bench = e.result.bench(backend)?;
+                        (bench.p50_ms, Some(bench.device_label()))
+                    }
+                    XAxis::Size => (e.result.size_bytes as f64 / 1024.0, None),
                 };
                 let y = match self.y {
                     YAxis::Accuracy => eval.top1?,
@@ -76,7 +81,12 @@ impl TradeoffView {
                         _ => 100.0,
                     },
                 };
-                Some(Point { index, x, y })
+                Some(Point {
+                    index,
+                    x,
+                    y,
+                    device,
+                })
             })
             .collect()
     }
@@ -231,6 +241,34 @@ impl TradeoffView {
                 float_on_front.join(" and ")
             ));
         }
+        let mut devices: Vec<&str> = vec![];
+        for d in series
+            .iter()
+            .flat_map(|s| &s.points)
+            .filter_map(|p| p.device.as_deref())
+        {
+            if !devices.contains(&d) {
+                devices.push(d);
+            }
+        }
+        match devices.as_slice() {
+            [] => {}
+            [one] => {
+                ui.weak(format!("Latency measured on {one}."));
+            }
+            many => {
+                ui.colored_label(
+                    ui.visuals().warn_fg_color,
+                    format!(
+                        "Latencies come from {} devices ({}): hover a point for its own; \
+                         the fronts compare across devices.",
+                        many.len(),
+                        many.join("; ")
+                    ),
+                );
+            }
+        }
+        let several_devices = devices.len() > 1;
         let x_label = match (self.x, shown.as_slice()) {
             (XAxis::Latency, [one]) => format!("p50 latency on {one} (ms)"),
             (XAxis::Latency, _) => "p50 latency (ms), on the runtime of each series".into(),
@@ -248,12 +286,20 @@ impl TradeoffView {
                     (
                         p.x,
                         p.y,
-                        format!(
-                            "{}. {} ({})",
-                            p.index + 1,
-                            session.experiments[p.index].name,
-                            s.backend
-                        ),
+                        match p.device.as_deref().filter(|_| several_devices) {
+                            Some(d) => format!(
+                                "{}. {} ({}, on {d})",
+                                p.index + 1,
+                                session.experiments[p.index].name,
+                                s.backend
+                            ),
+                            None => format!(
+                                "{}. {} ({})",
+                                p.index + 1,
+                                session.experiments[p.index].name,
+                                s.backend
+                            ),
+                        },
                     )
                 })
             })
