@@ -222,7 +222,15 @@ impl Workbench {
             match measured {
                 Ok((eval, bench)) => {
                     experiment.result.evals.push(eval);
-                    experiment.result.benches.push(bench);
+                    match bench {
+                        Ok(bench) => experiment.result.benches.push(bench),
+                        Err(e) if jobs::is_cancelled(&e) => return Err(e),
+                        // The accuracy stands without a latency (a device out of reach).
+                        Err(e) => experiment
+                            .result
+                            .notes
+                            .push(format!("{}: {e:#}", backend.name())),
+                    }
                 }
                 Err(e) if jobs::is_cancelled(&e) => return Err(e),
                 Err(e) => experiment
@@ -319,7 +327,7 @@ impl Workbench {
         backend: Backend,
         settings: &SweepSettings,
         progress: &Progress,
-    ) -> Result<(BackendEval, bench::BenchReport)> {
+    ) -> Result<(BackendEval, Result<bench::BenchReport>)> {
         let (runtime_name, outputs) = self.outputs_of(model, backend, settings, progress)?;
         let scored = settings.output.as_deref();
         let report = if is_float {
@@ -359,7 +367,7 @@ impl Workbench {
                 )
             }
         }
-        .context("benchmark")?;
+        .context("benchmark");
         Ok((
             BackendEval {
                 backend: backend.name().into(),

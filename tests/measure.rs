@@ -424,3 +424,60 @@ fn results_record_the_data_they_were_measured_on() {
     png(30).save(photos.path().join("b.png")).unwrap();
     assert_ne!(open(), before);
 }
+
+/// A device out of reach costs the latency, not the accuracy: the figures measured here stay,
+/// and the note names the device.
+#[test]
+fn an_unreachable_benchmark_device_keeps_the_accuracy_and_says_why() {
+    let (mut s, mut wb) = mnist_session();
+    s.experiments.truncate(2);
+    let reference = {
+        let (mut here, _) = mnist_session();
+        here.experiments.truncate(2);
+        let settings = SweepSettings {
+            backends: vec![Backend::Tract],
+            ..small_sweep_settings(None)
+        };
+        sweep::run_pending(&mut here, &mut wb, &settings, &Progress::new(), |_, _| {
+            Ok(())
+        })
+        .unwrap();
+        here
+    };
+    let mut remote: quantbench::bench::remote::Remote = "nobody@127.0.0.1:1".parse().unwrap();
+    remote.ssh_args = vec!["-oConnectTimeout=2".into()];
+    let settings = SweepSettings {
+        backends: vec![Backend::Tract],
+        remote: Some(remote),
+        ..small_sweep_settings(None)
+    };
+    sweep::run_pending(&mut s, &mut wb, &settings, &Progress::new(), |_, _| Ok(())).unwrap();
+    for (e, r) in s.experiments.iter().zip(&reference.experiments) {
+        assert!(e.result.error.is_none(), "{}: {:?}", e.name, e.result.error);
+        assert!(e.result.benches.is_empty(), "{}", e.name);
+        let figures = |x: &session::ExperimentResult| {
+            x.evals
+                .iter()
+                .map(|v| {
+                    (
+                        v.report.samples,
+                        v.report.top1,
+                        v.report.agreement,
+                        v.report.sqnr_db,
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(figures(&e.result), figures(&r.result), "{}", e.name);
+        assert_eq!(e.result.evals.len(), 1, "{}", e.name);
+        assert!(
+            e.result
+                .notes
+                .iter()
+                .any(|n| n.contains("nobody@127.0.0.1:1")),
+            "{}: {:?}",
+            e.name,
+            e.result.notes
+        );
+    }
+}
