@@ -181,13 +181,13 @@ pub fn to_text(session: &Session) -> String {
         "* Pareto front on {}: no other config is both more accurate and faster",
         primary_backend(session)
     );
-    let mut devices: Vec<String> = vec![];
-    for b in session.experiments.iter().flat_map(|e| &e.result.benches) {
-        let d = b.device_label();
-        if !devices.contains(&d) {
-            devices.push(d);
-        }
-    }
+    let devices = crate::bench::distinct_devices(
+        session
+            .experiments
+            .iter()
+            .flat_map(|e| &e.result.benches)
+            .map(|b| b.device_label()),
+    );
     if !devices.is_empty() {
         let _ = writeln!(s, "latency measured on {}", devices.join("; "));
     }

@@ -92,6 +92,17 @@ impl BenchReport {
     }
 }
 
+/// The distinct devices of `labels` ([`BenchReport::device_label`]), in order of first use.
+pub fn distinct_devices<S: AsRef<str>>(labels: impl IntoIterator<Item = S>) -> Vec<String> {
+    let mut devices: Vec<String> = vec![];
+    for label in labels {
+        if !devices.iter().any(|d| d == label.as_ref()) {
+            devices.push(label.as_ref().to_string());
+        }
+    }
+    devices
+}
+
 /// The value at quantile `q` of sorted values (nearest rank).
 pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {

@@ -241,16 +241,12 @@ impl TradeoffView {
                 float_on_front.join(" and ")
             ));
         }
-        let mut devices: Vec<&str> = vec![];
-        for d in series
-            .iter()
-            .flat_map(|s| &s.points)
-            .filter_map(|p| p.device.as_deref())
-        {
-            if !devices.contains(&d) {
-                devices.push(d);
-            }
-        }
+        let devices = quantbench::bench::distinct_devices(
+            series
+                .iter()
+                .flat_map(|s| &s.points)
+                .filter_map(|p| p.device.as_deref()),
+        );
         match devices.as_slice() {
             [] => {}
             [one] => {
