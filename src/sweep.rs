@@ -258,6 +258,31 @@ impl Workbench {
         Ok(())
     }
 
+    /// `config`'s accuracy figures against float on `backend` over at most `limit` evaluation
+    /// samples, with no benchmark and no result kept: the search ranks variants by it.
+    pub fn score(
+        &mut self,
+        config: &quant::QuantConfig,
+        backend: Backend,
+        limit: Option<usize>,
+        settings: &SweepSettings,
+        progress: &Progress,
+    ) -> Result<eval::EvalReport> {
+        let settings = SweepSettings {
+            eval_limit: limit,
+            ..settings.clone()
+        };
+        let (model, _) = self.quantize(config, progress)?;
+        let (_, outputs) = self.outputs_of(&model, backend, &settings, progress)?;
+        let key = self.ensure_reference(backend, &settings, progress)?;
+        eval::score(
+            &outputs,
+            Some(&self.float_outputs[&key]),
+            &self.dataset,
+            settings.output.as_deref(),
+        )
+    }
+
     /// Quantizes the float model by `config`, reusing the calibration of an earlier config with
     /// the same [`calibration_key`].
     fn quantize(
@@ -278,6 +303,25 @@ impl Workbench {
                 known.len()
             ));
             return Ok((q, report));
+        }
+        if !config.keep_float.is_empty() {
+            // Layers kept float calibrate fewer tensors: the ranges kept for the others with this
+            // key come from the whole plan (then this config reuses them as they would).
+            let whole = quant::QuantConfig {
+                keep_float: vec![],
+                pinned_ranges: Default::default(),
+                bias_correction: None,
+                adaround: false,
+                ..config.clone()
+            };
+            let (_, _, ranges) = quant::quantize_keeping_ranges(
+                &self.float,
+                &whole,
+                Some(quant::Ranges::Calibrate(&self.dataset)),
+                progress,
+            )?;
+            self.ranges.insert(key, ranges);
+            return self.quantize(config, progress);
         }
         let (q, report, ranges) = quant::quantize_keeping_ranges(
             &self.float,

@@ -5,15 +5,16 @@
 //!
 //! 1. A grid: granularity × calibration method × recovery (none, bias correction, AdaRound
 //!    with bias correction), with the target's defaults.
-//! 2. If none meets the goal: from the candidate closest to it, layers kept float one at a
-//!    time, worst isolated SQNR first, until it does (at most `max_float_layers`).
+//! 2. If none meets the goal: from the candidate closest to it, groups of layers kept float
+//!    (`quant::rewrite::float_units`: a layer and those it shares an activation with), ranked
+//!    by the error of each quantized alone (worst first); the fewest leading groups of that ranking that meet the
+//!    goal, by bisection (at most `max_float_layers` layers).
 //!
 //! The chosen candidate is the fastest (p50) of those that meet the goal, not the first.
 
 use anyhow::{bail, Result};
 
 use crate::bench::machine::Machine;
-use crate::eval::layers;
 use crate::jobs::Progress;
 use crate::quant::{self, BiasCorrection, Calibration, Mode, QuantConfig, Target};
 use crate::session::{Experiment, Session};
@@ -43,8 +44,10 @@ pub struct TuneSettings {
     pub target: Target,
     /// Calibration samples per candidate.
     pub samples: usize,
-    /// Layers the second stage may keep float.
-    pub max_float_layers: usize,
+    /// Layers the second stage may keep float; `None`: half of those the closest candidate
+    /// quantizes (float layers can be faster than int8 ones whose activations ONNX Runtime
+    /// cannot fuse, and the bisection costs a few candidates whatever the budget).
+    pub max_float_layers: Option<usize>,
     /// Evaluation samples for the per-layer ranking.
     pub layer_samples: usize,
     /// The runtime the candidates are measured on (one), its benchmark settings, eval limit.
@@ -276,80 +279,125 @@ pub fn tune(
             .unwrap_or_default();
         note(
             format!(
-                "stage 2: none meets the goal; from candidate {} ({}), the layers with the worst isolated SQNR kept float one at a time",
+                "stage 2: none meets the goal; from candidate {} ({}), groups of layers kept float (a layer with the layers it shares an activation with), ranked by the SQNR of each quantized alone (no recovery) on {} samples, worst first; the fewest leading groups that meet the goal",
                 closest.index + 1,
-                base.label()
+                base.label(),
+                settings.layer_samples.max(1)
             ),
             &mut say,
         );
-        let (q, _) = quant::quantize(&bench.float, &base, Some(&bench.dataset), progress)?;
         let prepared = quant::prepare_float(&bench.float, &base)?.model;
-        let mut ranked = layers::analyse(
-            &q,
-            &prepared,
-            &bench.dataset,
-            settings.layer_samples,
-            progress,
-        )?;
-        ranked.sort_by(|a, b| a.isolated.sqnr_db.total_cmp(&b.isolated.sqnr_db));
-        // Only nodes the config quantizes can be kept float.
-        let producers: std::collections::HashMap<&str, &str> = crate::onnx::graph(&prepared)
-            .node
-            .iter()
-            .filter(|n| base.ops.contains(&n.op_type))
-            .flat_map(|n| n.output.iter().map(move |o| (o.as_str(), n.name.as_str())))
-            .collect();
-        let mut config = base.clone();
-        let mut current = closest.figure.unwrap_or(f64::MIN);
-        let mut tried = 0;
-        for layer in ranked.iter().filter(|l| l.op_type != "input") {
-            if tried >= settings.max_float_layers {
-                break;
-            }
-            let Some(node) = producers
-                .get(layer.tensor.as_str())
-                .filter(|n| !n.is_empty())
-            else {
-                continue;
-            };
-            if config.keep_float.iter().any(|k| k == node) {
+        let types = quant::prepare::model_tensor_types(&prepared);
+        let units = quant::rewrite::float_units(crate::onnx::graph(&prepared), &base, &types);
+        let runtime = settings
+            .sweep
+            .backends
+            .first()
+            .copied()
+            .unwrap_or(crate::runtime::Backend::Tract);
+        let limit = Some(settings.layer_samples.max(1));
+        // SQNR where the output has one, else the goal's own figure.
+        let score_of = |r: &crate::eval::EvalReport| r.sqnr_db.or(r.agreement).or(r.top1);
+        // Each group measured as the only one quantized (the rest float): its own share of the
+        // output error, which adds up over groups; keeping each float alone instead would
+        // recover a fraction of a dB, below the noise of a few samples.
+        let all: Vec<String> = {
+            let mut all: Vec<String> = units.iter().flatten().cloned().collect();
+            all.sort();
+            all.dedup();
+            all
+        };
+        let budget = settings.max_float_layers.unwrap_or(all.len() / 2).max(1);
+        let mut ranked: Vec<(f64, Vec<String>)> = vec![];
+        for unit in units {
+            if unit.len() > budget || unit.iter().all(|n| base.keep_float.contains(n)) {
                 continue;
             }
             progress.check()?;
-            config.keep_float.push(node.to_string());
-            note(
-                format!(
-                    "keeping '{node}' float: isolated SQNR {:.1} dB, the worst left",
-                    layer.isolated.sqnr_db
-                ),
-                &mut say,
-            );
-            let (index, reused) = measure(
-                session,
-                bench,
-                config.clone(),
-                settings,
-                progress,
-                &mut after_each,
-            )?;
-            tried += 1;
-            let v = judge(session, index);
-            note(line(session, &v, reused), &mut say);
-            let done = v.meets;
-            let gained = v.figure.is_some_and(|f| f > current);
-            if gained {
-                current = v.figure.unwrap_or(current);
-            } else if !done {
-                config.keep_float.pop();
-                note(
-                    format!("no gain from '{node}' in float: it goes back to int8"),
-                    &mut say,
-                );
+            // Ranked without recovery: the groups' activations decide, and AdaRound and bias
+            // correction would cost seconds per group.
+            let mut variant = QuantConfig {
+                adaround: false,
+                bias_correction: None,
+                ..base.clone()
+            };
+            variant
+                .keep_float
+                .extend(all.iter().filter(|n| !unit.contains(n)).cloned());
+            match bench.score(&variant, runtime, limit, &settings.sweep, progress) {
+                Ok(r) => {
+                    if let Some(score) = score_of(&r) {
+                        ranked.push((score, unit));
+                    }
+                }
+                Err(e) if crate::jobs::is_cancelled(&e) => return Err(e),
+                Err(e) => note(format!("{}: {e:#}", unit.join("+")), &mut say),
             }
-            verdicts.push(v);
-            if done {
+        }
+        ranked.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.len().cmp(&b.1.len())));
+        note(
+            format!(
+                "{} groups measured, each the only one quantized; the worst: {}",
+                ranked.len(),
+                ranked
+                    .iter()
+                    .take(5)
+                    .map(|(score, unit)| format!("{} {score:.2}", unit.join("+")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            &mut say,
+        );
+        // Prefixes of the ranking: the first k groups float together, within the layer budget.
+        let mut prefixes: Vec<Vec<String>> = vec![];
+        let mut floated = base.keep_float.clone();
+        for (_, unit) in &ranked {
+            let new: Vec<&String> = unit.iter().filter(|n| !floated.contains(n)).collect();
+            if new.is_empty() {
+                continue;
+            }
+            if floated.len() - base.keep_float.len() + new.len() > budget {
                 break;
             }
+            floated.extend(new.into_iter().cloned());
+            prefixes.push(floated.clone());
+        }
+        // The fewest groups that meet the goal, by bisection over the prefixes (more float
+        // layers recover more, and cost latency): the largest first, then halves.
+        let last = prefixes.len().saturating_sub(1);
+        let (mut lo, mut hi): (Option<usize>, Option<usize>) = (None, None);
+        let mut next = (!prefixes.is_empty()).then_some(last);
+        while let Some(k) = next {
+            progress.check()?;
+            let config = QuantConfig {
+                keep_float: prefixes[k].clone(),
+                ..base.clone()
+            };
+            let layers = prefixes[k].len() - base.keep_float.len();
+            note(
+                format!("keeping the first {} groups float ({layers} layers)", k + 1),
+                &mut say,
+            );
+            let (index, reused) =
+                measure(session, bench, config, settings, progress, &mut after_each)?;
+            let v = judge(session, index);
+            note(line(session, &v, reused), &mut say);
+            if v.meets {
+                hi = Some(k);
+            } else {
+                lo = Some(k);
+                if k == last {
+                    note(
+                        format!("even {layers} float layers miss the goal (--max-float-layers allows more)"),
+                        &mut say,
+                    );
+                }
+            }
+            verdicts.push(v);
+            next = hi.and_then(|h| {
+                let l = lo.map_or(0, |l| l + 1);
+                (l < h).then(|| l + (h - l) / 2)
+            });
         }
     }
     let Some(best) = verdicts

@@ -230,7 +230,7 @@ pub fn explain(
             .map(|(op, n)| format!("{op} ×{n}"))
             .collect();
         e.advice.push(format!(
-            "Q/DQ pairs feed ops ONNX Runtime has no int8 kernel for ({}): each is a dequantize and a quantize around a float op",
+            "Q/DQ pairs feed ops ONNX Runtime has no int8 kernel for ({}): each is a dequantize and a quantize around a float op that a float Conv before it would have fused (HardSwish, HardSigmoid, Sigmoid). Keeping the layers on both sides float can be faster than int8 there: `quantbench tune` tries such groups and keeps the fastest that meets its goal",
             list.join(", ")
         ));
     }

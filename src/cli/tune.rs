@@ -53,9 +53,9 @@ pub struct TuneArgs {
     /// Benchmark runs per candidate.
     #[arg(long, default_value_t = 50)]
     runs: usize,
-    /// Layers the search may keep float.
-    #[arg(long, default_value_t = 8)]
-    max_float_layers: usize,
+    /// Layers the search may keep float (default: half of those it quantizes).
+    #[arg(long)]
+    max_float_layers: Option<usize>,
     /// End with one JSON object: the chosen config and its figures.
     #[arg(long)]
     json: bool,

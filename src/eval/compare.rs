@@ -215,11 +215,14 @@ impl TapStats {
 }
 
 /// One comparison: the reference tensor's name and the candidate's, both in the same model;
-/// `channels`: also sum the error per channel (axis 1).
+/// `channels`: also sum the error per channel (axis 1); `clamp`: both tensors' values clamped
+/// to this interval first (a tensor read only by saturating activations, where values beyond
+/// it make no difference: `quant::rewrite::saturation_interval_of`).
 pub struct Tap {
     pub reference: String,
     pub candidate: String,
     pub channels: bool,
+    pub clamp: Option<(f32, f32)>,
 }
 
 /// Runs `model` over up to `samples` samples of `purpose` and compares each tap's pair.
@@ -280,8 +283,9 @@ pub fn compare(
                     s.channel_error = vec![0.0; channels];
                     s.channel_count = vec![0; channels];
                 }
+                let (lo, hi) = tap.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
                 for (e, (&a, &b)) in x.iter().zip(y).enumerate() {
-                    let (a, b) = (a as f64, b as f64);
+                    let (a, b) = (a.clamp(lo, hi) as f64, b.clamp(lo, hi) as f64);
                     let d = b - a;
                     s.signal += a * a;
                     s.noise += d * d;

@@ -256,19 +256,28 @@ pub fn analyse(
     let copies = [Copy::Cumulative, Copy::Isolated];
     let merged = compare::merged(float, quantized, &copies)?;
     let computed = compare::computed_tensors(onnx::graph(quantized));
+    let f_index = GraphIndex::new(onnx::graph(float));
     let taps: Vec<Tap> = pairs
         .iter()
         .flat_map(|(f, q, _)| {
+            // Quantized where it feeds only a saturating activation: compared clamped.
+            let clamp = (f != q)
+                .then(|| {
+                    crate::quant::rewrite::saturation_interval_of(onnx::graph(float), &f_index, f)
+                })
+                .flatten();
             [
                 Tap {
                     reference: f.clone(),
                     candidate: format!("{}{q}", Copy::Cumulative.prefix()),
                     channels: false,
+                    clamp,
                 },
                 Tap {
                     reference: f.clone(),
                     candidate: compare::isolated_candidate(&computed, f, q),
                     channels: false,
+                    clamp,
                 },
             ]
         })
@@ -284,7 +293,6 @@ pub fn analyse(
     let q_graph = onnx::graph(quantized);
     let q_index = GraphIndex::new(q_graph);
     let f_graph = onnx::graph(float);
-    let f_index = GraphIndex::new(f_graph);
     let node_of = |t: &str| {
         f_index
             .producer

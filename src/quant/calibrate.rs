@@ -100,6 +100,29 @@ impl TensorStats {
         }
     }
 
+    /// The range the calibration method keeps for `clamp(x, lo, hi)` (`interval`: where the
+    /// tensor's consumers still change, `rewrite::saturation_intervals`), or for `x` itself.
+    pub fn range_within(
+        &self,
+        method: Calibration,
+        qtype: QType,
+        symmetric: bool,
+        interval: Option<(f32, f32)>,
+    ) -> (f32, f32) {
+        let Some((lo, hi)) = interval else {
+            return self.range(method, qtype, symmetric);
+        };
+        let (min, max) = (self.min.clamp(lo, hi), self.max.clamp(lo, hi));
+        let clamped = TensorStats {
+            min,
+            max,
+            histogram: self.histogram.as_ref().map(|h| h.clamped(lo, hi)),
+            ..self.clone()
+        };
+        let (a, b) = clamped.range(method, qtype, symmetric);
+        (a.clamp(lo, hi), b.clamp(lo, hi))
+    }
+
     /// The range the calibration method keeps for this tensor.
     pub fn range(&self, method: Calibration, qtype: QType, symmetric: bool) -> (f32, f32) {
         let observed = (self.min, self.max);

@@ -306,6 +306,31 @@ impl Histogram {
         self.total += other.total;
     }
 
+    /// The histogram of `clamp(x, lo, hi)`: counts beyond the bounds move into the bins
+    /// holding them.
+    pub fn clamped(&self, lo: f32, hi: f32) -> Histogram {
+        let mut out = Histogram {
+            counts: vec![0; Self::BINS],
+            ..self.clone()
+        };
+        let (lo, hi) = (lo.max(self.min), hi.min(self.max));
+        if self.exponent.is_none() || lo > hi {
+            out.counts.clone_from(&self.counts);
+            return out;
+        }
+        let per_unit = Self::BINS as f32 / (2.0 * self.limit());
+        let bin = |v: f32| {
+            (v * per_unit + Self::BINS as f32 / 2.0).clamp(0.0, (Self::BINS - 1) as f32) as usize
+        };
+        let (first, last) = (bin(lo), bin(hi));
+        for (i, &c) in self.counts.iter().enumerate() {
+            out.counts[i.clamp(first, last)] += c;
+        }
+        out.min = lo;
+        out.max = hi;
+        out
+    }
+
     /// Counts of `|x|`, over `[0, limit]` in `BINS / 2` bins.
     pub fn folded(&self) -> Vec<u64> {
         let half = Self::BINS / 2;

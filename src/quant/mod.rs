@@ -380,6 +380,7 @@ fn rewrite_prepared(
                     }
                     plan.drop_tensors(|t| unfit.contains_key(t));
                     let qtype = calibrate::activation_qtype(config.activations);
+                    let saturation = rewrite::saturation_intervals(onnx::graph(out), &plan);
                     // Entropy and MSE searches cost milliseconds per tensor: spread them over
                     // workers.
                     use rayon::prelude::*;
@@ -390,7 +391,12 @@ fn rewrite_prepared(
                         .map(|(name, s)| {
                             (
                                 name.clone(),
-                                s.range(config.calibration, qtype, config.activations_symmetric()),
+                                s.range_within(
+                                    config.calibration,
+                                    qtype,
+                                    config.activations_symmetric(),
+                                    saturation.get(name).copied(),
+                                ),
                             )
                         })
                         .collect()

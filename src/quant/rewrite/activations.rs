@@ -176,6 +176,151 @@ pub fn plan_activations(
     }
 }
 
+/// The interval outside which `node` (an activation reading `input` as its data) gives the
+/// same output as at the interval's edge: HardSwish is 0 below −3, HardSigmoid is flat outside
+/// its linear part, Relu below 0, Clip beyond its bounds. `None`: no such activation.
+fn saturation_interval(
+    node: &pb::NodeProto,
+    input: &str,
+    graph: &pb::GraphProto,
+    index: &GraphIndex,
+) -> Option<(f32, f32)> {
+    if node.input.first().map(String::as_str) != Some(input) {
+        return None;
+    }
+    let constant = |k: usize| -> Option<Option<f32>> {
+        match node.input.get(k).filter(|n| !n.is_empty()) {
+            None => Some(None),
+            Some(name) => {
+                let &i = index.initializers.get(name)?;
+                let values = onnx::tensor_to_f32(&graph.initializer[i]).ok()?;
+                (values.len() == 1).then(|| Some(values[0]))
+            }
+        }
+    };
+    match node.op_type.as_str() {
+        "HardSwish" => Some((-3.0, f32::INFINITY)),
+        "Relu" => Some((0.0, f32::INFINITY)),
+        "HardSigmoid" => {
+            let alpha = onnx::attr_float(node, "alpha").unwrap_or(0.2);
+            let beta = onnx::attr_float(node, "beta").unwrap_or(0.5);
+            (alpha > 0.0).then(|| (-beta / alpha, (1.0 - beta) / alpha))
+        }
+        "Clip" => {
+            // Opset 11 moved the bounds from attributes to optional inputs.
+            let lo = constant(1)?.or_else(|| onnx::attr_float(node, "min"));
+            let hi = constant(2)?.or_else(|| onnx::attr_float(node, "max"));
+            Some((lo.unwrap_or(f32::NEG_INFINITY), hi.unwrap_or(f32::INFINITY)))
+        }
+        _ => None,
+    }
+}
+
+/// Calibrated tensors whose every consumer is a saturating activation, with the interval
+/// where any of them still changes (their union): values beyond it all give the edge's
+/// output, so a range wider than the interval only coarsens the grid. Calibration clamps
+/// such a tensor's statistics to it (a Conv before a HardSwish whose outputs reach −60 would
+/// otherwise spend most of its 256 levels on values the HardSwish turns into 0).
+pub fn saturation_intervals(
+    graph: &pb::GraphProto,
+    plan: &ActivationPlan,
+) -> HashMap<String, (f32, f32)> {
+    let index = GraphIndex::new(graph);
+    plan.calibrated()
+        .into_iter()
+        .filter_map(|t| saturation_interval_of(graph, &index, &t).map(|r| (t, r)))
+        .collect()
+}
+
+/// [`saturation_intervals`] for one tensor: the interval where its consumers still change,
+/// when every consumer is a saturating activation (values beyond it are as good as its edge;
+/// per-layer error compares the float values clamped to it).
+pub fn saturation_interval_of(
+    graph: &pb::GraphProto,
+    index: &GraphIndex,
+    tensor: &str,
+) -> Option<(f32, f32)> {
+    let consumers = index.consumers_of(tensor);
+    if consumers.is_empty() || index.is_graph_output(tensor) {
+        return None;
+    }
+    let (lo, hi) =
+        consumers
+            .iter()
+            .try_fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &c| {
+                let (a, b) = saturation_interval(&graph.node[c], tensor, graph, index)?;
+                Some((lo.min(a), hi.max(b)))
+            })?;
+    (lo < hi && (lo.is_finite() || hi.is_finite())).then_some((lo, hi))
+}
+
+/// Groups of quantized nodes to keep float together, one per planned activation: its producer
+/// and its consumers, reached through the float ops between them (a Conv → HardSwish →
+/// depthwise Conv chain is one group). A Q/DQ pair leaves a tensor only when every node
+/// writing or reading it stays float, so keeping either Conv alone keeps both pairs around the
+/// HardSwish, and only the pair of them removes that error. Sorted, without duplicates;
+/// single nodes where a tensor has no quantized neighbour beyond them.
+pub fn float_units(
+    graph: &pb::GraphProto,
+    config: &QuantConfig,
+    types: &HashMap<String, i32>,
+) -> Vec<Vec<String>> {
+    /// Float ops crossed between two quantized nodes (an activation, a reshape).
+    const HOPS: usize = 3;
+    let index = GraphIndex::new(graph);
+    let plan = plan_activations(graph, config, types);
+    let quantized = |i: usize| is_quantized_node(&graph.node[i], config);
+    let data_inputs = |i: usize| -> Vec<&String> {
+        graph.node[i]
+            .input
+            .iter()
+            .filter(|t| !t.is_empty() && !index.is_initializer(t))
+            .collect()
+    };
+    let mut units: Vec<Vec<String>> = vec![];
+    for t in &plan.quantized {
+        let mut nodes: Vec<usize> = vec![];
+        // Back to the quantized node that writes `t`, through single-input float ops.
+        let mut at = index.producer.get(t).copied();
+        for _ in 0..=HOPS {
+            let Some(p) = at else { break };
+            if quantized(p) {
+                nodes.push(p);
+                break;
+            }
+            at = match data_inputs(p)[..] {
+                [only] => index.producer.get(only).copied(),
+                _ => None,
+            };
+        }
+        // Forward to every quantized node reading it, through float ops.
+        let mut frontier: Vec<&str> = vec![t];
+        for _ in 0..=HOPS {
+            let mut next = vec![];
+            for tensor in frontier {
+                for &c in index.consumers_of(tensor) {
+                    if quantized(c) {
+                        nodes.push(c);
+                    } else {
+                        next.extend(graph.node[c].output.iter().map(String::as_str));
+                    }
+                }
+            }
+            frontier = next;
+        }
+        let mut names: Vec<String> = nodes
+            .into_iter()
+            .map(|i| graph.node[i].name.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        if !names.is_empty() && names.iter().all(|n| !n.is_empty()) && !units.contains(&names) {
+            units.push(names);
+        }
+    }
+    units
+}
+
 /// Gives every input and the output of each quantized Concat one range (their union), so an
 /// int8 Concat copies bytes instead of requantizing each input.
 pub fn share_concat_ranges(
