@@ -299,8 +299,8 @@ pub fn tune(
         // SQNR where the output has one, else the goal's own figure.
         let score_of = |r: &crate::eval::EvalReport| r.sqnr_db.or(r.agreement).or(r.top1);
         // Each group measured as the only one quantized (the rest float): its own share of the
-        // output error, which adds up over groups; keeping each float alone instead would
-        // recover a fraction of a dB, below the noise of a few samples.
+        // output error. Keeping each float alone instead recovers a fraction of a dB, below the
+        // noise of a few samples. Shares do not add up exactly, hence the bisection below.
         let all: Vec<String> = {
             let mut all: Vec<String> = units.iter().flatten().cloned().collect();
             all.sort();

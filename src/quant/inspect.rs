@@ -86,7 +86,9 @@ pub fn figures(h: &Histogram, range: (f32, f32), qtype: QType, symmetric: bool) 
     for (i, &c) in h.counts.iter().enumerate().filter(|(_, &c)| c > 0) {
         let x = h.center(i).clamp(h.min, h.max);
         let q = math::fake_quantize(x, p, qtype);
-        if x < lo || x > hi {
+        // Within half a step of the grid's end is rounding, not clipping (the zero point's
+        // rounding can move the end inside the range).
+        if x < lo - p.scale / 2.0 || x > hi + p.scale / 2.0 {
             clipped += c;
         }
         signal += c as f64 * (x as f64).powi(2);
@@ -155,8 +157,13 @@ pub fn inspect(
     };
     let qtype = calibrate::activation_qtype(config.activations);
     let symmetric = config.activations_symmetric();
+    // The ranges the export would use, and their figures, over the values clamped where the
+    // activation reading the tensor saturates (beyond that, clipping costs nothing).
+    let saturation =
+        crate::quant::rewrite::saturation_interval_of(graph, &onnx::GraphIndex::new(graph), tensor);
+    let measured = saturation.map(|(lo, hi)| h.clamped(lo, hi));
     let figures_of = |method: String, range: (f32, f32)| {
-        let (clipped, sqnr_db) = figures(h, range, qtype, symmetric);
+        let (clipped, sqnr_db) = figures(measured.as_ref().unwrap_or(h), range, qtype, symmetric);
         RangeFigures {
             method,
             range,
@@ -166,7 +173,12 @@ pub fn inspect(
     };
     let methods = METHODS
         .iter()
-        .map(|&m| figures_of(m.to_string(), stats.range(m, qtype, symmetric)))
+        .map(|&m| {
+            figures_of(
+                m.to_string(),
+                stats.range_within(m, qtype, symmetric, saturation),
+            )
+        })
         .collect();
     let pinned = config
         .pinned_ranges
@@ -198,6 +210,16 @@ pub fn inspect(
         pinned,
         configured: config.calibration.to_string(),
         pinnable,
-        note,
+        note: match (note, saturation) {
+            (note, None) => note,
+            (note, Some((lo, hi))) => Some(
+                note.into_iter()
+                    .chain([format!(
+                        "read only by a saturating activation: ranges and figures over its values clamped to [{lo}, {hi}]"
+                    )])
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+        },
     })
 }
