@@ -19,13 +19,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::bench::machine::{self, Machine};
 use crate::bench::BenchSettings;
+use crate::host::Machine;
 use crate::jobs::Progress;
 use crate::onnx;
+use crate::runner::{RunSettings, Workbench};
 use crate::runtime::Backend;
 use crate::session::{sha256_hex, DatasetRef, Experiment, ModelRef, Session};
-use crate::sweep::{SweepSettings, Workbench};
 
 pub const PLAN_FILE: &str = "plan.ron";
 pub const MODEL_FILE: &str = "model.onnx";
@@ -47,7 +47,7 @@ pub struct Plan {
     pub machine: Machine,
 }
 
-/// What [`SweepSettings`] holds, in a form that means the same on every machine.
+/// What [`RunSettings`] holds, in a form that means the same on every machine.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PlanSettings {
     pub backends: Vec<Backend>,
@@ -63,7 +63,7 @@ pub struct PlanSettings {
 }
 
 impl PlanSettings {
-    pub fn of(settings: &SweepSettings) -> PlanSettings {
+    pub fn of(settings: &RunSettings) -> PlanSettings {
         PlanSettings {
             backends: settings.backends.clone(),
             bench: settings.bench.clone(),
@@ -75,8 +75,8 @@ impl PlanSettings {
         }
     }
 
-    fn sweep(&self, plan_dir: &Path) -> SweepSettings {
-        SweepSettings {
+    fn sweep(&self, plan_dir: &Path) -> RunSettings {
+        RunSettings {
             backends: self.backends.clone(),
             bench: self.bench.clone(),
             eval_limit: self.eval_limit,
@@ -110,7 +110,7 @@ pub fn write(
     model_path: &Path,
     dataset: &crate::data::Dataset,
     experiments: Vec<Experiment>,
-    settings: &SweepSettings,
+    settings: &RunSettings,
     copy_model: bool,
 ) -> Result<Plan> {
     if experiments.is_empty() {
@@ -129,7 +129,7 @@ pub fn write(
         .with_context(|| format!("{}: cannot read", model_path.display()))?;
     let mut model = ModelRef::of_bytes(model_path, &bytes);
     if copy_model {
-        onnx::write_atomic(&dir.join(MODEL_FILE), &bytes)?;
+        crate::fileio::write_atomic(&dir.join(MODEL_FILE), &bytes)?;
         model.path = MODEL_FILE.into();
     }
     let mut experiments = experiments;
@@ -146,10 +146,10 @@ pub fn write(
         dataset: DatasetRef::of(dataset),
         experiments,
         settings: PlanSettings::of(settings),
-        machine: machine::detect(),
+        machine: crate::host::detect(),
     };
     let text = ron::ser::to_string_pretty(&plan, ron::ser::PrettyConfig::default())?;
-    onnx::write_atomic(&dir.join(PLAN_FILE), text.as_bytes())?;
+    crate::fileio::write_atomic(&dir.join(PLAN_FILE), text.as_bytes())?;
     Ok(plan)
 }
 
@@ -268,13 +268,13 @@ pub fn run_index(dir: &Path, index: usize, force: bool, progress: &Progress) -> 
     let result = PlanResult {
         index,
         experiment,
-        machine: machine::detect(),
-        host: machine::host_name(),
+        machine: crate::host::detect(),
+        host: crate::host::host_name(),
         job: scheduler_job(),
         seconds: started.elapsed().as_secs_f64(),
     };
     let text = ron::ser::to_string_pretty(&result, ron::ser::PrettyConfig::default())?;
-    onnx::write_atomic(&out, text.as_bytes())?;
+    crate::fileio::write_atomic(&out, text.as_bytes())?;
     Ok(RunOutcome::Ran(Box::new(result)))
 }
 
@@ -565,7 +565,7 @@ pub fn emit(
             ),
             other => bail!("--emit {other}: expected slurm or kubernetes"),
         };
-        onnx::write_atomic(&path, text.as_bytes())?;
+        crate::fileio::write_atomic(&path, text.as_bytes())?;
         written.push(path);
     }
     if kinds.iter().any(|k| k == "slurm") {

@@ -7,11 +7,11 @@ use std::path::Path;
 use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::bench::machine::Machine;
 use crate::bench::BenchReport;
 use crate::data::DatasetDesc;
 use crate::eval::layers::LayerError;
 use crate::eval::EvalReport;
+use crate::host::Machine;
 use crate::quant::{Calibration, Int4Storage, Mode, QuantConfig, QuantizeReport};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -205,7 +205,7 @@ impl Session {
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
             model,
             dataset,
-            machine: crate::bench::machine::detect(),
+            machine: crate::host::detect(),
             experiments: vec![],
             last_id: 0,
         }
@@ -292,7 +292,7 @@ impl Session {
         let dir = session_dir(path);
         let mut portable = self.clone();
         portable.map_paths(&mut |p| *p = crate::paths::portable(p, &dir));
-        crate::onnx::write_atomic(path, portable.to_ron()?.as_bytes())
+        crate::fileio::write_atomic(path, portable.to_ron()?.as_bytes())
     }
 
     /// Calls `f` on every file path the session holds: the model, the dataset (and the files
@@ -429,7 +429,7 @@ fn keep_backup(path: &Path, bytes: &[u8]) -> Result<std::path::PathBuf> {
             Ok(existing) if existing == bytes => return Ok(backup),
             Ok(_) => continue,
             Err(_) => {
-                crate::onnx::write_atomic(&backup, bytes)?;
+                crate::fileio::write_atomic(&backup, bytes)?;
                 return Ok(backup);
             }
         }

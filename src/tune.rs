@@ -14,11 +14,11 @@
 
 use anyhow::{bail, Result};
 
-use crate::bench::machine::Machine;
+use crate::host::Machine;
 use crate::jobs::Progress;
 use crate::quant::{self, BiasCorrection, Calibration, Mode, QuantConfig, Target};
+use crate::runner::{RunSettings, Workbench};
 use crate::session::{Experiment, Session};
-use crate::sweep::{SweepSettings, Workbench};
 
 /// What the chosen model must reach on the evaluation set.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -51,7 +51,7 @@ pub struct TuneSettings {
     /// Evaluation samples for the per-layer ranking.
     pub layer_samples: usize,
     /// The runtime the candidates are measured on (one), its benchmark settings, eval limit.
-    pub sweep: SweepSettings,
+    pub sweep: RunSettings,
 }
 
 /// A candidate measured: its figure for the goal, p50, and whether it meets the goal.
@@ -209,7 +209,7 @@ pub fn tune(
         ),
         &mut say,
     );
-    let machine = crate::bench::machine::detect();
+    let machine = crate::host::detect();
     let mut verdicts: Vec<Verdict> = vec![];
     let judge = |session: &Session, index: usize| {
         let (figure, p50) = figures(&session.experiments[index], settings.goal, backend);

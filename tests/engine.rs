@@ -168,7 +168,7 @@ fn every_mode_passes_the_checker_and_runs_in_both_runtimes() {
         for (i, config) in every_setting().into_iter().enumerate() {
             let q = quantize(&model, &data, &config);
             let path = dir.path().join(format!("{name}_{i}.onnx"));
-            onnx::write_atomic(&path, &onnx::encode_model(&q)).unwrap();
+            quantbench::fileio::write_atomic(&path, &onnx::encode_model(&q)).unwrap();
             written.push(path);
             let by_ort = load(PLAIN_ORT, &q, &data).run(&sample).unwrap().remove(0);
             let has_int4 = onnx::graph(&q)

@@ -14,10 +14,10 @@ use quantbench::data::Dataset;
 use quantbench::eval;
 use quantbench::jobs::{self, Progress};
 use quantbench::onnx;
+use quantbench::runner::{self, RunSettings, Workbench};
 use quantbench::runtime::ort::{OptLevel, OrtOptions};
 use quantbench::runtime::Backend;
 use quantbench::session::{self, DatasetRef, ModelRef, Session};
-use quantbench::sweep::{self, SweepSettings, Workbench};
 
 const ORT: Backend = Backend::Ort(OrtOptions {
     optimization: OptLevel::All,
@@ -88,8 +88,8 @@ fn parallel_evaluation_is_identical_to_serial() {
     assert_eq!(run(1), run(2));
 }
 
-fn small_sweep_settings(models_dir: Option<std::path::PathBuf>) -> SweepSettings {
-    SweepSettings {
+fn small_sweep_settings(models_dir: Option<std::path::PathBuf>) -> RunSettings {
+    RunSettings {
         backends: vec![Backend::Tract, ORT],
         bench: BenchSettings {
             runs: 5,
@@ -127,7 +127,7 @@ fn a_sweep_session_round_trips_through_ron_unchanged() {
     let settings = small_sweep_settings(Some(dir.path().to_path_buf()));
     let mut saves = 0;
     let path = dir.path().join("session.ron");
-    sweep::run_pending(&mut s, &mut wb, &settings, &Progress::new(), |s, _| {
+    runner::run_pending(&mut s, &mut wb, &settings, &Progress::new(), |s, _| {
         saves += 1;
         s.save(&path)
     })
@@ -181,7 +181,8 @@ fn cancelling_mid_sweep_keeps_finished_results_and_writes_no_partial_file() {
             handle.cancel();
         }
     });
-    let err = sweep::run_pending(&mut s, &mut wb, &settings, &progress, |_, _| Ok(())).unwrap_err();
+    let err =
+        runner::run_pending(&mut s, &mut wb, &settings, &progress, |_, _| Ok(())).unwrap_err();
     assert!(jobs::is_cancelled(&err), "{err:#}");
     let done = s.experiments.iter().filter(|e| e.is_done()).count();
     assert!((1..7).contains(&done), "{done} experiments finished");
@@ -373,11 +374,11 @@ fn bench_reports_a_sane_distribution() {
 fn results_record_the_data_they_were_measured_on() {
     let (mut s, mut wb) = mnist_session();
     s.experiments.truncate(2);
-    let settings = SweepSettings {
+    let settings = RunSettings {
         backends: vec![Backend::Tract],
         ..small_sweep_settings(None)
     };
-    sweep::run_pending(&mut s, &mut wb, &settings, &Progress::new(), |_, _| Ok(())).unwrap();
+    runner::run_pending(&mut s, &mut wb, &settings, &Progress::new(), |_, _| Ok(())).unwrap();
     let stamp = s.experiments[1].result.data.clone().expect("a data stamp");
     assert_eq!(s.experiments[0].result.data.as_ref(), Some(&stamp));
     // The same files elsewhere: the same figure.
@@ -434,11 +435,11 @@ fn an_unreachable_benchmark_device_keeps_the_accuracy_and_says_why() {
     let reference = {
         let (mut here, _) = mnist_session();
         here.experiments.truncate(2);
-        let settings = SweepSettings {
+        let settings = RunSettings {
             backends: vec![Backend::Tract],
             ..small_sweep_settings(None)
         };
-        sweep::run_pending(&mut here, &mut wb, &settings, &Progress::new(), |_, _| {
+        runner::run_pending(&mut here, &mut wb, &settings, &Progress::new(), |_, _| {
             Ok(())
         })
         .unwrap();
@@ -446,12 +447,12 @@ fn an_unreachable_benchmark_device_keeps_the_accuracy_and_says_why() {
     };
     let mut remote: quantbench::bench::remote::Remote = "nobody@127.0.0.1:1".parse().unwrap();
     remote.ssh_args = vec!["-oConnectTimeout=2".into()];
-    let settings = SweepSettings {
+    let settings = RunSettings {
         backends: vec![Backend::Tract],
         remote: Some(remote),
         ..small_sweep_settings(None)
     };
-    sweep::run_pending(&mut s, &mut wb, &settings, &Progress::new(), |_, _| Ok(())).unwrap();
+    runner::run_pending(&mut s, &mut wb, &settings, &Progress::new(), |_, _| Ok(())).unwrap();
     for (e, r) in s.experiments.iter().zip(&reference.experiments) {
         assert!(e.result.error.is_none(), "{}: {:?}", e.name, e.result.error);
         assert!(e.result.benches.is_empty(), "{}", e.name);

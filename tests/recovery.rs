@@ -10,11 +10,11 @@ use std::path::Path;
 
 use common::*;
 use quantbench::data::{Dataset, Purpose};
-use quantbench::eval::compare::{self, Copy, Tap};
 use quantbench::jobs::Progress;
 use quantbench::onnx::{self, pb, GraphIndex};
 use quantbench::quant::{self, BiasCorrection, QuantConfig};
 use quantbench::runtime::Backend;
+use quantbench::taps::{self, Copy, Tap};
 
 /// Deterministic values in [-1, 1).
 fn values(n: usize, seed: u32) -> Vec<f32> {
@@ -291,8 +291,8 @@ fn mean_channel_error(
     tensors: &[String],
     data: &Dataset,
 ) -> (f64, f64) {
-    let merged = compare::merged(float, quantized, &[Copy::Cumulative]).unwrap();
-    let taps: Vec<Tap> = tensors
+    let merged = taps::merged(float, quantized, &[Copy::Cumulative]).unwrap();
+    let tapped: Vec<Tap> = tensors
         .iter()
         .map(|t| Tap {
             reference: t.clone(),
@@ -301,9 +301,9 @@ fn mean_channel_error(
             clamp: None,
         })
         .collect();
-    let stats = compare::compare(
+    let stats = taps::compare(
         &merged,
-        &taps,
+        &tapped,
         data,
         Purpose::Calibration,
         64,
@@ -540,8 +540,8 @@ fn isolated_noise(
     tensors: &[String],
     data: &Dataset,
 ) -> Vec<f64> {
-    let merged = compare::merged(float, quantized, &[Copy::Isolated]).unwrap();
-    let taps: Vec<Tap> = tensors
+    let merged = taps::merged(float, quantized, &[Copy::Isolated]).unwrap();
+    let tapped: Vec<Tap> = tensors
         .iter()
         .map(|t| Tap {
             reference: t.clone(),
@@ -550,9 +550,9 @@ fn isolated_noise(
             clamp: None,
         })
         .collect();
-    compare::compare(
+    taps::compare(
         &merged,
-        &taps,
+        &tapped,
         data,
         Purpose::Calibration,
         1000,
@@ -821,7 +821,7 @@ fn int16_activations_run_in_onnx_runtime_and_cut_the_error() {
     // Without VNNI, ONNX Runtime's default u8s8 kernels saturate 16-bit sums and 16-bit
     // activations (run in float) escape that: far closer. With VNNI the 8-bit kernels are
     // exact and what 16 bits remove is the activations' own rounding, a smaller share here.
-    let margin = if quantbench::bench::machine::detect().has_vnni() {
+    let margin = if quantbench::host::detect().has_vnni() {
         0.3
     } else {
         5.0

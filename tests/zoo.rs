@@ -147,7 +147,7 @@ fn every_mode_on_every_zoo_model_is_a_valid_model_with_the_same_interface() {
                 ));
             }
             let out = dir.path().join(format!("{name}_{k}.onnx"));
-            onnx::write_atomic(&out, &onnx::encode_model(&q)).unwrap();
+            quantbench::fileio::write_atomic(&out, &onnx::encode_model(&q)).unwrap();
             written.push(out);
             match PLAIN_ORT.load(&q, &feeds, 1).and_then(|r| r.run(&feeds)) {
                 Ok(outputs) => {
@@ -535,7 +535,7 @@ for a, b in zip(s.run(None, feed), f.run(None, feed)):
             value: location.clone(),
         }];
         let moved = inner.join("m.onnx");
-        onnx::write_atomic(&moved, &onnx::encode_model(&model)).unwrap();
+        quantbench::fileio::write_atomic(&moved, &onnx::encode_model(&model)).unwrap();
         let err = format!("{:#}", onnx::read_model(&moved).unwrap_err());
         assert!(
             err.contains("outside the model's folder") || err.contains("absolute path"),

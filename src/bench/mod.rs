@@ -2,7 +2,7 @@
 //! streams, each with its own loaded model, as a serving loop runs them.
 
 pub mod explain;
-pub mod machine;
+
 pub mod remote;
 
 use std::time::Instant;
@@ -62,7 +62,7 @@ pub struct BenchReport {
     pub throughput: Vec<Throughput>,
     pub size_bytes: u64,
     pub peak_rss_bytes: u64,
-    pub machine: machine::Machine,
+    pub machine: crate::host::Machine,
     /// Warnings about the measurement itself (noise, a missing fast path).
     pub warnings: Vec<String>,
     /// The device it was measured on over SSH (`user@host:port`); `None`: the machine that
@@ -193,7 +193,7 @@ pub fn benchmark(
             per_second: 1000.0 / p50,
         });
     }
-    let machine = machine::detect();
+    let machine = crate::host::detect();
     let mut warnings = vec![];
     if spread_pct > 10.0 {
         warnings.push(format!(
@@ -216,7 +216,7 @@ pub fn benchmark(
         spread_pct,
         throughput,
         size_bytes,
-        peak_rss_bytes: machine::peak_rss_bytes(),
+        peak_rss_bytes: crate::host::peak_rss_bytes(),
         machine,
         warnings,
         device: None,

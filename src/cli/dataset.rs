@@ -80,7 +80,7 @@ fn dataset_new(
     out: &Path,
     infer: &InferArgs,
 ) -> Result<ExitCode> {
-    onnx::check_output_dir(out)?;
+    quantbench::fileio::check_output_dir(out)?;
     let model = onnx::read_model(model_path)?;
     let inferred = quantbench::data::infer::describe(source, &model, &infer.options())?;
     // Check that it opens and fits before writing it.

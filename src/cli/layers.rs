@@ -14,8 +14,8 @@ use quantbench::eval::layers::{LayerMetrics, LayerReport};
 use quantbench::jobs::Progress;
 use quantbench::onnx;
 use quantbench::quant::{self, Mode, QuantConfig, Ranges};
+use quantbench::runner::{RunSettings, Workbench};
 use quantbench::session::Experiment;
-use quantbench::sweep::{SweepSettings, Workbench};
 
 use super::args::{open_data, BackendArgs, InferArgs};
 use super::quantize::ConfigArgs;
@@ -306,7 +306,7 @@ fn sensitivity(
     progress: &Progress,
 ) -> Result<SensitivityReport> {
     let backend = args.backend.backend()?;
-    let settings = SweepSettings {
+    let settings = RunSettings {
         backends: vec![backend],
         bench: quantbench::bench::BenchSettings {
             runs: args.runs.max(1),

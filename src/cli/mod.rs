@@ -130,7 +130,7 @@ pub fn run() -> Result<ExitCode> {
             session_out,
             inspect,
         } => {
-            onnx::check_output_dir(&out)?;
+            quantbench::fileio::check_output_dir(&out)?;
             let plan = crate::gui::ScreenshotPlan {
                 out: out.clone(),
                 view,

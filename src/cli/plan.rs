@@ -184,7 +184,7 @@ pub struct MergeArgs {
 }
 
 pub fn merge(args: MergeArgs) -> Result<ExitCode> {
-    quantbench::onnx::check_output_dir(&args.out)?;
+    quantbench::fileio::check_output_dir(&args.out)?;
     let merged = plan::merge(&args.plan)?;
     for problem in &merged.unreadable {
         eprintln!("warning: left out: {problem}");

@@ -135,7 +135,7 @@ fn config_from_args(args: &ConfigArgs, mode: Option<Mode>) -> Result<(QuantConfi
         config.mode = m;
     }
     let why = match args.target {
-        Some(t) => config.apply_target(t, &quantbench::bench::machine::detect()),
+        Some(t) => config.apply_target(t, &quantbench::host::detect()),
         None => vec![],
     };
     if args.per_channel {
@@ -193,7 +193,7 @@ fn config_from_args(args: &ConfigArgs, mode: Option<Mode>) -> Result<(QuantConfi
 
 pub fn quantize(args: QuantizeArgs) -> Result<ExitCode> {
     let (config, why) = args.settings.config(args.mode)?;
-    onnx::check_output_dir(&args.out)?;
+    quantbench::fileio::check_output_dir(&args.out)?;
     let model = onnx::read_model(&args.model)?;
     let dataset = match (&args.data, config.needs_data()) {
         (Some(p), true) => Some(open_data(p, &model, &args.infer)?),

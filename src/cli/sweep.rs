@@ -69,7 +69,7 @@ pub struct Setup {
     pub model: quantbench::onnx::pb::ModelProto,
     pub dataset: quantbench::data::Dataset,
     pub experiments: Vec<quantbench::session::Experiment>,
-    pub settings: quantbench::sweep::SweepSettings,
+    pub settings: quantbench::runner::RunSettings,
 }
 
 /// Configs from a `.ron` file: one config, or a list of them.
@@ -145,7 +145,7 @@ pub fn setup(args: &SweepCommon) -> Result<Setup> {
             }
         },
     };
-    let settings = quantbench::sweep::SweepSettings {
+    let settings = quantbench::runner::RunSettings {
         backends,
         bench: quantbench::bench::BenchSettings {
             runs: args.runs,
@@ -168,7 +168,7 @@ pub fn setup(args: &SweepCommon) -> Result<Setup> {
 
 pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     use quantbench::session::{DatasetRef, ModelRef, Session};
-    onnx::check_output_dir(&args.out)?;
+    quantbench::fileio::check_output_dir(&args.out)?;
     let Setup {
         model,
         dataset,
@@ -189,7 +189,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     let file_bytes = std::fs::metadata(&args.common.model)
         .map(|m| m.len())
         .unwrap_or(0);
-    let mut workbench = quantbench::sweep::Workbench::new(model, file_bytes, dataset)?;
+    let mut workbench = quantbench::runner::Workbench::new(model, file_bytes, dataset)?;
     let out = args.out.clone();
     let total = session.experiments.len();
     let names: Vec<String> = session.experiments.iter().map(|e| e.name.clone()).collect();
@@ -199,7 +199,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         || {},
         move |cx| {
             cx.send(SweepEvent::Started(0));
-            quantbench::sweep::run_pending(
+            quantbench::runner::run_pending(
                 &mut job_session,
                 &mut workbench,
                 &settings,

@@ -9,9 +9,9 @@ use anyhow::{Context, Result};
 use quantbench::jobs::Progress;
 use quantbench::onnx;
 use quantbench::quant::{self, Target};
+use quantbench::runner::{RunSettings, Workbench};
 use quantbench::runtime::Backend;
 use quantbench::session::{DatasetRef, ModelRef, Session};
-use quantbench::sweep::{SweepSettings, Workbench};
 use quantbench::tune::{Goal, TuneSettings};
 
 use super::args::{open_data, ort_options, InferArgs};
@@ -65,7 +65,7 @@ pub struct TuneArgs {
 }
 
 pub fn tune(args: TuneArgs) -> Result<ExitCode> {
-    onnx::check_output_dir(&args.out)?;
+    quantbench::fileio::check_output_dir(&args.out)?;
     let goal = match (args.max_drop, args.min_agreement, args.min_sqnr) {
         (Some(d), _, _) => Goal::MaxDrop(d),
         (_, Some(a), _) => Goal::MinAgreement(a),
@@ -99,7 +99,7 @@ pub fn tune(args: TuneArgs) -> Result<ExitCode> {
         samples: args.samples,
         max_float_layers: args.max_float_layers,
         layer_samples: 16,
-        sweep: SweepSettings {
+        sweep: RunSettings {
             backends: vec![backend],
             bench: quantbench::bench::BenchSettings {
                 runs: args.runs.max(1),

@@ -708,7 +708,7 @@ fn synthetic_inputs(
 /// Writes `desc` (whose relative paths are relative to `base`) to `out` as RON, with paths
 /// relative to `out`'s folder; atomically.
 pub fn save_description(desc: &DatasetDesc, base: &Path, out: &Path) -> Result<()> {
-    let dir = onnx::check_output_dir(out)?.to_path_buf();
+    let dir = crate::fileio::check_output_dir(out)?.to_path_buf();
     let mut desc = desc.clone();
     for p in desc.paths_mut() {
         if Path::new(p.as_str()).is_relative() {
@@ -718,7 +718,7 @@ pub fn save_description(desc: &DatasetDesc, base: &Path, out: &Path) -> Result<(
     relative_to(&mut desc, &dir)?;
     let text = ron::ser::to_string_pretty(&desc, ron::ser::PrettyConfig::default())
         .map_err(|e| anyhow!("{}: cannot write the description: {e}", out.display()))?;
-    onnx::write_atomic(out, text.as_bytes())
+    crate::fileio::write_atomic(out, text.as_bytes())
 }
 
 /// Rewrites the source path of `desc` relative to `dir` (where its `.ron` will live), so that

@@ -190,7 +190,7 @@ impl Dataset {
                                 s.shape
                             )
                         })?;
-                    crate::bench::machine::check_fits_in_memory(
+                    crate::host::check_fits_in_memory(
                         bytes,
                         &format!(
                             "{}: a sample of synthetic input '{}' {:?}",

@@ -206,7 +206,7 @@ pub fn read_npz_from(
             }
         }
         let declared = member.size();
-        crate::bench::machine::check_fits_in_memory(
+        crate::host::check_fits_in_memory(
             declared,
             &format!("{}: array '{name}'", path.display()),
         )?;
@@ -372,7 +372,7 @@ pub fn write(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
 
 /// Writes an array of any supported element type as `.npy`, atomically.
 pub fn write_data(path: &Path, shape: &[usize], data: &TensorData) -> Result<()> {
-    crate::onnx::write_atomic(path, &encode(shape, data))
+    crate::fileio::write_atomic(path, &encode(shape, data))
 }
 
 /// Writes named arrays as an (uncompressed) `.npz`, as NumPy's `savez` does, atomically.
@@ -392,7 +392,7 @@ pub fn write_npz(path: &Path, arrays: &[(String, Vec<usize>, TensorData)]) -> Re
         zip.finish()
             .map_err(|e| anyhow!("{}: cannot finish the archive: {e}", path.display()))?;
     }
-    crate::onnx::write_atomic(path, buffer.get_ref())
+    crate::fileio::write_atomic(path, buffer.get_ref())
 }
 
 /// The bytes of a version-1.0 `.npy` holding `data` with `shape`.

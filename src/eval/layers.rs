@@ -185,7 +185,7 @@ pub struct LayerMetrics {
 }
 
 impl LayerMetrics {
-    fn of(s: &super::compare::TapStats, scale: Option<f32>) -> Self {
+    fn of(s: &crate::taps::TapStats, scale: Option<f32>) -> Self {
         let n = s.count.max(1) as f64;
         LayerMetrics {
             sqnr_db: metrics::sqnr_db(s.signal, s.noise),
@@ -251,13 +251,13 @@ pub fn analyse(
     samples: usize,
     progress: &Progress,
 ) -> Result<Vec<LayerReport>> {
-    use super::compare::{self, Copy, Tap};
+    use crate::taps::{self, Copy, Tap};
     let pairs = tapped_pairs(quantized, float);
     let copies = [Copy::Cumulative, Copy::Isolated];
-    let merged = compare::merged(float, quantized, &copies)?;
-    let computed = compare::computed_tensors(onnx::graph(quantized));
+    let merged = taps::merged(float, quantized, &copies)?;
+    let computed = taps::computed_tensors(onnx::graph(quantized));
     let f_index = GraphIndex::new(onnx::graph(float));
-    let taps: Vec<Tap> = pairs
+    let tapped: Vec<Tap> = pairs
         .iter()
         .flat_map(|(f, q, _)| {
             // Quantized where it feeds only a saturating activation: compared clamped.
@@ -275,16 +275,16 @@ pub fn analyse(
                 },
                 Tap {
                     reference: f.clone(),
-                    candidate: compare::isolated_candidate(&computed, f, q),
+                    candidate: taps::isolated_candidate(&computed, f, q),
                     channels: false,
                     clamp,
                 },
             ]
         })
         .collect();
-    let stats = compare::compare(
+    let stats = taps::compare(
         &merged,
-        &taps,
+        &tapped,
         dataset,
         Purpose::Evaluation,
         samples,

@@ -4,7 +4,6 @@
 //! Samples run in parallel (rayon); per-sample outputs are collected in sample order and
 //! reduced serially, so the figures are identical to a serial run.
 
-pub mod compare;
 pub mod layers;
 pub mod metrics;
 
@@ -424,7 +423,7 @@ impl Resume {
             tally: tally.clone(),
         };
         let text = ron::to_string(&c)?;
-        crate::onnx::write_atomic(&self.path, text.as_bytes())
+        crate::fileio::write_atomic(&self.path, text.as_bytes())
             .with_context(|| format!("{}: cannot write the checkpoint", self.path.display()))
     }
 }

@@ -21,8 +21,8 @@ use quantbench::data::Dataset;
 use quantbench::jobs::{Job, JobEnd, JobEvent};
 use quantbench::onnx::{inspect::ModelSummary, pb};
 use quantbench::quant::inspect::Inspection;
+use quantbench::runner::RunSettings;
 use quantbench::session::{DatasetRef, Experiment, Session};
-use quantbench::sweep::SweepSettings;
 
 use super::commands::{Commands, Variation};
 use super::jobs::{ExperimentEvent, ExperimentsJob, JobInput};
@@ -181,7 +181,7 @@ pub struct WorkbenchApp {
     pub selected: Option<usize>,
     pub messages: Vec<(Level, String)>,
     pub is_test: bool,
-    pub sweep_settings: SweepSettings,
+    pub sweep_settings: RunSettings,
     pub settings: super::settings_panel::SettingsPanel,
     /// Autosaves, kept models of unsaved sessions and the running-window marker live here;
     /// `None`: nothing is written outside the files the user names.
@@ -322,7 +322,7 @@ impl WorkbenchApp {
     /// An app with nothing open (tests build on it).
     pub fn empty(ctx: Option<egui::Context>, started: Instant) -> Self {
         let (screenshot_tx, screenshot_rx) = sync_channel(4);
-        let mut sweep_settings = SweepSettings::default();
+        let mut sweep_settings = RunSettings::default();
         sweep_settings.bench.runs = 50;
         sweep_settings.bench.warmup = 5;
         // No runtimes named: the job picks tract, and ONNX Runtime when it finds the library
@@ -588,7 +588,7 @@ impl WorkbenchApp {
                     .session
                     .clone()
                     .ok_or_else(|| anyhow!("nothing to save"))?;
-                quantbench::onnx::check_output_dir(&path)?;
+                quantbench::fileio::check_output_dir(&path)?;
                 self.session_path = Some(path.clone());
                 self.update_marker();
                 self.write(format!("Saving {}…", file_name(&path)), move || {
@@ -597,7 +597,7 @@ impl WorkbenchApp {
                 })?;
             }
             AppCommand::SaveScreenshot(path) => {
-                quantbench::onnx::check_output_dir(&path)?;
+                quantbench::fileio::check_output_dir(&path)?;
                 let tx = self.screenshot_tx.clone();
                 let ctx = self.ctx.clone();
                 if let Some(c) = &self.ctx {
@@ -973,7 +973,7 @@ impl WorkbenchApp {
             model_bytes: model.bytes,
             dataset: dataset.dataset.clone(),
             experiments,
-            settings: SweepSettings {
+            settings: RunSettings {
                 // Quantized models are kept beside the session, so export copies a file
                 // instead of calibrating again.
                 models_dir: self.models_dir(),
@@ -1020,7 +1020,7 @@ impl WorkbenchApp {
                 ))
             }
         };
-        quantbench::onnx::check_output_dir(&path)?;
+        quantbench::fileio::check_output_dir(&path)?;
         let name = e.name.clone();
         self.write(format!("Exporting {name}…"), move || {
             tasks::export(source, &path)?;

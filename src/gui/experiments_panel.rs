@@ -100,7 +100,7 @@ impl ExperimentsPanel {
                 .clicked()
             {
                 if let Some((i, e)) = selected {
-                    let name = format!("{}.onnx", quantbench::sweep::slug(&e.name));
+                    let name = format!("{}.onnx", quantbench::runner::slug(&e.name));
                     if let Some(p) = rfd::FileDialog::new()
                         .add_filter("ONNX", &["onnx"])
                         .set_file_name(name)

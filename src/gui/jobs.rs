@@ -12,9 +12,9 @@ use anyhow::Result;
 use quantbench::data::Dataset;
 use quantbench::jobs::{self, Job, JobContext, JobEvent, Progress};
 use quantbench::onnx::pb;
+use quantbench::runner::{RunSettings, Workbench};
 use quantbench::runtime::Backend;
 use quantbench::session::Experiment;
-use quantbench::sweep::{SweepSettings, Workbench};
 
 /// What the experiments job reports; experiments are named by id, never by position.
 pub enum ExperimentEvent {
@@ -30,7 +30,7 @@ pub struct JobInput {
     pub dataset: Arc<Dataset>,
     /// The experiments to run, in order (each carries its id).
     pub experiments: Vec<Experiment>,
-    pub settings: SweepSettings,
+    pub settings: RunSettings,
     /// The window's workbench for this model and dataset, kept between jobs: float outputs
     /// and calibrations computed once serve every later run (a layer toggled to float
     /// re-quantizes without calibrating again). Built by the first job that needs it.

@@ -3,7 +3,7 @@
 use eframe::egui;
 
 use super::app::AppCtx;
-use quantbench::bench::machine::Machine;
+use quantbench::host::Machine;
 use quantbench::quant::{
     ActivationType, BiasCorrection, Calibration, Int4Storage, Mode, QuantConfig, Symmetry, Target,
 };
@@ -41,7 +41,7 @@ impl Default for SettingsPanel {
             keep_text: String::new(),
             extra_ops_text: String::new(),
             errors: vec![],
-            machine: quantbench::bench::machine::detect(),
+            machine: quantbench::host::detect(),
             target_why: vec![],
         };
         p.sync_text();

@@ -244,7 +244,7 @@ pub fn export_plan(
     model: &Path,
     dataset: &Dataset,
     experiments: Vec<quantbench::session::Experiment>,
-    settings: &quantbench::sweep::SweepSettings,
+    settings: &quantbench::runner::RunSettings,
 ) -> Result<String> {
     use quantbench::plan;
     let mut settings = settings.clone();
@@ -279,7 +279,7 @@ fn autosaves_of(
     std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
     let stem = path
         .file_stem()
-        .map(|s| quantbench::sweep::slug(&s.to_string_lossy()))
+        .map(|s| quantbench::runner::slug(&s.to_string_lossy()))
         .unwrap_or_else(|| "model".into());
     let prefix = format!("{stem}-{}", &model.sha256[..10]);
     let name = |k: usize| {
@@ -342,7 +342,7 @@ pub fn export(source: ExportSource, out: &Path) -> Result<()> {
                 let model = onnx::read_model(&kept)?;
                 onnx::write_model(out, &model, onnx::SINGLE_FILE_LIMIT)
             } else {
-                onnx::copy_atomic(&kept, out)
+                quantbench::fileio::copy_atomic(&kept, out)
             }
         }
         ExportSource::Float(model) => onnx::write_model(out, &model, onnx::SINGLE_FILE_LIMIT),
@@ -359,7 +359,7 @@ pub fn save_png(path: &Path, image: &egui::ColorImage) -> Result<()> {
     buffer
         .write_to(&mut bytes, image::ImageFormat::Png)
         .map_err(|e| anyhow!("{}: cannot encode PNG: {e}", path.display()))?;
-    onnx::write_atomic(path, bytes.get_ref())
+    quantbench::fileio::write_atomic(path, bytes.get_ref())
 }
 
 /// The results table as CSV, or Markdown for a `.md` name.
@@ -369,7 +369,7 @@ pub fn export_table(session: &Session, path: &Path) -> Result<()> {
     } else {
         quantbench::report::to_csv(session)
     };
-    onnx::write_atomic(path, text.as_bytes())
+    quantbench::fileio::write_atomic(path, text.as_bytes())
 }
 
 /// The marker a running window keeps in its data folder, naming the session it works on; one
@@ -392,7 +392,7 @@ pub fn write_marker(data_dir: &Path, session: Option<&Path>) -> Result<()> {
     let text = ron::to_string(&marker).map_err(|e| anyhow!("{e}"))?;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("{}: cannot create", data_dir.display()))?;
-    onnx::write_atomic(&marker_path(data_dir, marker.pid), text.as_bytes())
+    quantbench::fileio::write_atomic(&marker_path(data_dir, marker.pid), text.as_bytes())
 }
 
 /// A session that a window which is gone was working on.

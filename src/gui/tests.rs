@@ -314,7 +314,7 @@ fn reopening_a_session_whose_model_changed_says_so() {
     assert!(h.state().session.is_some());
     let mut proto = quantbench::onnx::read_model(&model).unwrap();
     proto.doc_string = "retrained".into();
-    quantbench::onnx::write_atomic(&model, &quantbench::onnx::encode_model(&proto)).unwrap();
+    quantbench::fileio::write_atomic(&model, &quantbench::onnx::encode_model(&proto)).unwrap();
     open(&mut h, session_path);
     assert!(changed(&h), "{:?}", h.state().messages);
 }
@@ -476,7 +476,7 @@ fn the_target_sets_its_defaults_and_says_why() {
     h.run();
     click(&mut h, "ort-cpu");
     h.run();
-    let machine = quantbench::bench::machine::detect();
+    let machine = quantbench::host::detect();
     let saturates = machine.os.ends_with("x86_64") && !machine.has_vnni();
     let config = h.state().settings.config.clone();
     assert_eq!(config.target, quantbench::quant::Target::OrtCpu);

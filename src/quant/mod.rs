@@ -185,7 +185,7 @@ pub fn quantize_keeping_ranges(
     progress.check()?;
     let started = Instant::now();
     let mut out = prepared.clone();
-    let nearest = adaround::Roundings::new();
+    let nearest = rewrite::Roundings::new();
     let (mut counts, calibrated) = rewrite_prepared(
         &mut out, config, opset, ranges, &nearest, progress, &mut notes,
     )?;
@@ -193,7 +193,7 @@ pub fn quantize_keeping_ranges(
         Some(Ranges::Calibrate(dataset)) | Some(Ranges::Known(_, Some(dataset))) => Some(dataset),
         _ => None,
     };
-    let mut roundings = adaround::Roundings::new();
+    let mut roundings = rewrite::Roundings::new();
     if config.adaround {
         let dataset = data().context("adaround: needs calibration data to learn the roundings")?;
         let qtype = match config.mode {
@@ -296,7 +296,7 @@ fn rewrite_prepared(
     config: &QuantConfig,
     opset: i64,
     ranges: Option<Ranges>,
-    roundings: &adaround::Roundings,
+    roundings: &rewrite::Roundings,
     progress: &Progress,
     notes: &mut Vec<String>,
 ) -> Result<(rewrite::RewriteCounts, Calibrated)> {

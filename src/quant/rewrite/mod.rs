@@ -15,7 +15,6 @@ use std::collections::HashMap;
 
 use anyhow::{bail, Result};
 
-use super::adaround::Roundings;
 use super::config::{Int4Storage, Mode, QuantConfig};
 use super::math::{self, QParams, QType};
 use crate::onnx::{self, pb, GraphIndex};
@@ -26,6 +25,16 @@ pub use activations::{
 };
 pub use dynamic::quantize_dynamic;
 pub use weights_only::{convert_fp16, int4_as_onnx, quantize_weights_only};
+
+/// A learned rounding of one weight (AdaRound's, `quant::adaround`): its integer values, valid on the grid of `scales`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rounding {
+    pub scales: Vec<f32>,
+    pub values: Vec<i32>,
+}
+
+/// Learned roundings by weight name.
+pub type Roundings = HashMap<String, Rounding>;
 
 pub(super) fn is_kept_float(node: &pb::NodeProto, config: &QuantConfig) -> bool {
     config

@@ -1,5 +1,6 @@
-//! The machine a measurement ran on: CPU model, the instruction sets that decide int8 speed,
-//! core count. Recorded with every benchmark so figures from different machines are not mixed.
+//! Facts about the host: the CPU model, the instruction sets that decide int8 speed, core count,
+//! memory (what is available, peak use). Recorded with every benchmark so figures from
+//! different machines are not mixed; checked before large allocations.
 
 use serde::{Deserialize, Serialize};
 

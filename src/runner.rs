@@ -1,4 +1,5 @@
-//! Running experiments: quantize, evaluate on each runtime, benchmark, per-layer error. The
+//! The runner: the one loop that runs experiments (quantize, evaluate on each runtime, benchmark,
+//! per-layer error), by id. The
 //! CLI's `sweep`, the GUI's jobs and the tests all come through here.
 
 use std::collections::HashMap;
@@ -18,7 +19,7 @@ use crate::session::{BackendEval, Experiment, ExperimentResult, Session};
 use crate::tensor::{self, Feed, InputSpec};
 
 #[derive(Clone, Debug)]
-pub struct SweepSettings {
+pub struct RunSettings {
     pub backends: Vec<Backend>,
     pub bench: BenchSettings,
     /// Evaluate at most this many samples of the evaluation split.
@@ -34,9 +35,9 @@ pub struct SweepSettings {
     pub remote: Option<crate::bench::remote::Remote>,
 }
 
-impl Default for SweepSettings {
+impl Default for RunSettings {
     fn default() -> Self {
-        SweepSettings {
+        RunSettings {
             backends: vec![Backend::Tract],
             bench: BenchSettings::default(),
             eval_limit: None,
@@ -109,7 +110,7 @@ impl Workbench {
         &self,
         model: &pb::ModelProto,
         backend: Backend,
-        settings: &SweepSettings,
+        settings: &RunSettings,
         progress: &Progress,
     ) -> Result<(String, Outputs)> {
         let runner = backend.load(model, &self.example, rayon::current_num_threads())?;
@@ -127,7 +128,7 @@ impl Workbench {
     fn ensure_reference(
         &mut self,
         backend: Backend,
-        settings: &SweepSettings,
+        settings: &RunSettings,
         progress: &Progress,
     ) -> Result<String> {
         let key = format!("{backend:?} {:?}", settings.eval_limit);
@@ -143,7 +144,7 @@ impl Workbench {
     pub fn run(
         &mut self,
         experiment: &mut Experiment,
-        settings: &SweepSettings,
+        settings: &RunSettings,
         progress: &Progress,
     ) -> Result<()> {
         self.run_given(experiment, None, settings, progress)
@@ -155,7 +156,7 @@ impl Workbench {
         &mut self,
         experiment: &mut Experiment,
         quantized: pb::ModelProto,
-        settings: &SweepSettings,
+        settings: &RunSettings,
         progress: &Progress,
     ) -> Result<()> {
         self.run_given(experiment, Some(quantized), settings, progress)
@@ -165,7 +166,7 @@ impl Workbench {
         &mut self,
         experiment: &mut Experiment,
         given: Option<pb::ModelProto>,
-        settings: &SweepSettings,
+        settings: &RunSettings,
         progress: &Progress,
     ) -> Result<()> {
         experiment.result = ExperimentResult {
@@ -186,7 +187,7 @@ impl Workbench {
         &mut self,
         experiment: &mut Experiment,
         given: Option<pb::ModelProto>,
-        settings: &SweepSettings,
+        settings: &RunSettings,
         progress: &Progress,
     ) -> Result<()> {
         let model = match (&experiment.config, given) {
@@ -265,10 +266,10 @@ impl Workbench {
         config: &quant::QuantConfig,
         backend: Backend,
         limit: Option<usize>,
-        settings: &SweepSettings,
+        settings: &RunSettings,
         progress: &Progress,
     ) -> Result<eval::EvalReport> {
-        let settings = SweepSettings {
+        let settings = RunSettings {
             eval_limit: limit,
             ..settings.clone()
         };
@@ -339,7 +340,7 @@ impl Workbench {
         &self,
         quantized: &pb::ModelProto,
         config: &quant::QuantConfig,
-        settings: &SweepSettings,
+        settings: &RunSettings,
         progress: &Progress,
     ) -> Result<Vec<eval::layers::LayerError>> {
         let both = quant::prepare_float(&self.float, config).and_then(|prepared| {
@@ -369,7 +370,7 @@ impl Workbench {
         model: &pb::ModelProto,
         is_float: bool,
         backend: Backend,
-        settings: &SweepSettings,
+        settings: &RunSettings,
         progress: &Progress,
     ) -> Result<(BackendEval, Result<bench::BenchReport>)> {
         let (runtime_name, outputs) = self.outputs_of(model, backend, settings, progress)?;
@@ -428,7 +429,7 @@ impl Workbench {
 pub fn run_pending(
     session: &mut Session,
     bench: &mut Workbench,
-    settings: &SweepSettings,
+    settings: &RunSettings,
     progress: &Progress,
     mut after_each: impl FnMut(&Session, usize) -> Result<()>,
 ) -> Result<()> {
@@ -458,7 +459,7 @@ pub fn keep_model(dir: &Path, experiment: &Experiment, model: &pb::ModelProto) -
         &hash[..10]
     )));
     if bytes.len() as u64 <= onnx::SINGLE_FILE_LIMIT {
-        onnx::write_atomic(&path, &bytes)?;
+        crate::fileio::write_atomic(&path, &bytes)?;
     } else {
         onnx::write_model(&path, model, onnx::SINGLE_FILE_LIMIT)?;
     }
