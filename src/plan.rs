@@ -135,8 +135,8 @@ pub fn write(
     let mut experiments = experiments;
     for (i, e) in experiments.iter_mut().enumerate() {
         e.result = Default::default();
-        if e.id == 0 {
-            e.id = i as u64 + 1;
+        if e.id.0 == 0 {
+            e.id = crate::session::ExperimentId(i as u64 + 1);
         }
     }
     let plan = Plan {
@@ -264,7 +264,7 @@ pub fn run_index(dir: &Path, index: usize, force: bool, progress: &Progress) -> 
     let mut workbench = Workbench::new(model, bytes.len() as u64, dataset)?;
     let settings = plan.settings.sweep(dir);
     let mut experiment = experiment.clone();
-    workbench.run(&mut experiment, &settings, progress)?;
+    experiment.result = workbench.run_single(experiment.clone(), &settings, progress)?;
     let result = PlanResult {
         index,
         experiment,
@@ -346,7 +346,7 @@ pub fn merge(dir: &Path) -> Result<Merged> {
                 planned.clone()
             }
         };
-        session.last_id = session.last_id.max(experiment.id);
+        session.last_id = session.last_id.max(experiment.id.0);
         session.experiments.push(experiment);
     }
     // One machine: the session's. Several: each benchmark names its own; the session keeps

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::onnx::inspect::human_bytes;
-use crate::session::{pareto_front, Session};
+use crate::session::Session;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Row {
@@ -235,4 +235,41 @@ pub fn to_csv(session: &Session) -> String {
         );
     }
     s
+}
+
+/// Marks the points no other point beats on both axes: `higher_is_better` for the first value,
+/// lower for the second. Points with a missing value are never on the front.
+pub fn pareto_front(points: &[Option<(f64, f64)>]) -> Vec<bool> {
+    points
+        .iter()
+        .map(|p| {
+            let Some((a, l)) = p else { return false };
+            !points
+                .iter()
+                .flatten()
+                .any(|(b, m)| (b >= a && m <= l) && (b > a || m < l))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pareto_front_by_hand() {
+        // (accuracy, latency)
+        let points = [
+            Some((0.99, 10.0)), // front: most accurate
+            Some((0.98, 5.0)),  // front
+            Some((0.97, 6.0)),  // dominated by (0.98, 5.0)
+            Some((0.90, 1.0)),  // front: fastest
+            None,               // no figures: never on the front
+            Some((0.98, 5.0)),  // a tie with a front point is on the front too
+        ];
+        assert_eq!(
+            pareto_front(&points),
+            vec![true, true, false, true, false, true]
+        );
+    }
 }

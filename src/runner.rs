@@ -1,6 +1,14 @@
-//! The runner: the one loop that runs experiments (quantize, evaluate on each runtime, benchmark,
-//! per-layer error), by id. The
-//! CLI's `sweep`, the GUI's jobs and the tests all come through here.
+//! The runner: the one loop that runs experiments, for every face (the CLI's `sweep`,
+//! `run-plan`, `tune` and `layers --sensitivity`, the window's jobs, the tests).
+//!
+//! Each experiment is quantized, evaluated on each runtime, benchmarked (here or on a device
+//! over SSH) and compared layer by layer, and reported by id: [`RunEvent::Started`], then
+//! [`RunEvent::Done`] with its result or [`RunEvent::Failed`] with a typed
+//! [`ExperimentError`]. A failure or a panic inside one experiment is that experiment's; the
+//! others go on. Only cancellation ends a run early, with what finished already reported.
+//!
+//! The runner also decides what a run measures on: the runtimes (detected where none are named,
+//! [`detect_backends`]) and where latency is timed ([`RunSettings::remote`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,13 +21,18 @@ use crate::data::Dataset;
 use crate::eval::{self, Outputs};
 use crate::jobs::{self, Progress};
 use crate::onnx::{self, pb};
+use crate::profile::{BackendSet, Profile};
 use crate::quant;
-use crate::runtime::Backend;
-use crate::session::{BackendEval, Experiment, ExperimentResult, Session};
+use crate::runtime::{ort::OrtOptions, Backend};
+use crate::session::{
+    BackendEval, Experiment, ExperimentId, ExperimentResult, Measurement, Session,
+};
 use crate::tensor::{self, Feed, InputSpec};
 
 #[derive(Clone, Debug)]
 pub struct RunSettings {
+    /// The runtimes each experiment is measured on; empty: [`detect_backends`] decides, once
+    /// per run (the window does not wait for the look-up at start-up).
     pub backends: Vec<Backend>,
     pub bench: BenchSettings,
     /// Evaluate at most this many samples of the evaluation split.
@@ -35,16 +48,103 @@ pub struct RunSettings {
     pub remote: Option<crate::bench::remote::Remote>,
 }
 
-impl Default for RunSettings {
-    fn default() -> Self {
+impl RunSettings {
+    /// What `profile` measures, on `backends` (empty: detected when the run starts).
+    pub fn of(profile: Profile, backends: Vec<Backend>) -> Self {
+        let p = profile.settings();
         RunSettings {
-            backends: vec![Backend::Tract],
-            bench: BenchSettings::default(),
-            eval_limit: None,
-            layer_samples: 16,
+            backends,
+            bench: profile.bench(),
+            eval_limit: p.eval_limit,
+            layer_samples: p.layer_samples,
             models_dir: None,
             output: None,
             remote: None,
+        }
+    }
+
+    /// How a result measured with these settings was measured (what decides whether it can
+    /// stand in for a new measurement).
+    pub fn measurement(&self) -> Measurement {
+        Measurement {
+            eval_limit: self.eval_limit,
+            backends: self.backends.clone(),
+            device: self.remote.as_ref().map(|r| r.to_string()),
+        }
+    }
+}
+
+impl Default for RunSettings {
+    /// The standard profile on tract alone (no look-up of other runtimes).
+    fn default() -> Self {
+        RunSettings::of(Profile::Standard, vec![Backend::Tract])
+    }
+}
+
+/// The runtimes `set` names that this machine has, and a note when ONNX Runtime was looked for
+/// and not found (why, and that the figures are tract's only).
+pub fn detect_backends(set: BackendSet, ort_options: OrtOptions) -> (Vec<Backend>, Option<String>) {
+    match (crate::runtime::ort::version(), set) {
+        (Ok(_), BackendSet::All) => (vec![Backend::Tract, Backend::Ort(ort_options)], None),
+        (Ok(_), BackendSet::Deployment) => (vec![Backend::Ort(ort_options)], None),
+        (Err(e), _) => (
+            vec![Backend::Tract],
+            Some(format!("measuring on tract only: {e:#}")),
+        ),
+    }
+}
+
+/// What one run reports, experiment by experiment, by id.
+#[derive(Debug)]
+pub enum RunEvent {
+    Started(ExperimentId),
+    Done(ExperimentId, Box<ExperimentResult>),
+    Failed(ExperimentId, Box<Failure>),
+}
+
+impl RunEvent {
+    pub fn id(&self) -> ExperimentId {
+        match self {
+            RunEvent::Started(id) | RunEvent::Done(id, _) | RunEvent::Failed(id, _) => *id,
+        }
+    }
+
+    /// The result a finished experiment keeps (a failure's with its error); `None` for
+    /// `Started`.
+    pub fn into_result(self) -> Option<(ExperimentId, ExperimentResult)> {
+        match self {
+            RunEvent::Started(_) => None,
+            RunEvent::Done(id, result) => Some((id, *result)),
+            RunEvent::Failed(id, failure) => Some((id, failure.into_result())),
+        }
+    }
+}
+
+/// Why an experiment has no complete result.
+#[derive(Debug, thiserror::Error)]
+pub enum ExperimentError {
+    /// A bug: the engine panicked inside this experiment (the others went on).
+    #[error("internal error: {message} (please report it)")]
+    Panicked { message: String },
+    /// The experiment could not be done (a stage failed; the chain says which and why).
+    #[error("{0:#}")]
+    Failed(anyhow::Error),
+}
+
+/// A failed experiment: the error, and what was measured before it (its size, its
+/// quantization report, notes).
+#[derive(Debug)]
+pub struct Failure {
+    pub error: ExperimentError,
+    pub partial: ExperimentResult,
+}
+
+impl Failure {
+    /// The result a session keeps: what was measured, with the error in words.
+    pub fn into_result(self) -> ExperimentResult {
+        ExperimentResult {
+            error: Some(self.error.to_string()),
+            ..self.partial
         }
     }
 }
@@ -65,6 +165,7 @@ pub struct Workbench {
     /// int8 activation ranges by [`calibration_key`]: a config that differs from an earlier
     /// one only in layers kept float, pins or recovery reuses its calibration.
     ranges: HashMap<String, quant::ActivationRanges>,
+    notes: Vec<String>,
 }
 
 /// What an int8 calibration depends on: the config without the settings that only use its
@@ -102,7 +203,164 @@ impl Workbench {
             data,
             float_outputs: HashMap::new(),
             ranges: HashMap::new(),
+            notes: vec![],
         })
+    }
+
+    /// Runs `experiments` one after another, reporting each through `on_event`; an error from
+    /// `on_event` (a session that cannot be saved) ends the run with it. Only cancellation and
+    /// `on_event`'s errors are returned: an experiment's own failure, panics included, is its
+    /// [`RunEvent::Failed`].
+    pub fn run_experiments(
+        &mut self,
+        experiments: impl IntoIterator<Item = Experiment>,
+        settings: &RunSettings,
+        progress: &Progress,
+        on_event: &mut dyn FnMut(RunEvent) -> Result<()>,
+    ) -> Result<()> {
+        let mut settings = std::borrow::Cow::Borrowed(settings);
+        if settings.backends.is_empty() {
+            let (backends, note) = detect_backends(BackendSet::All, OrtOptions::default());
+            self.notes.extend(note);
+            settings.to_mut().backends = backends;
+        }
+        for experiment in experiments {
+            let id = experiment.id;
+            on_event(RunEvent::Started(id))?;
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.run_one(&experiment, &settings, progress)
+            }));
+            let event = match ran {
+                Ok(Ok(Ok(result))) => RunEvent::Done(id, Box::new(result)),
+                Ok(Ok(Err(failure))) => RunEvent::Failed(id, Box::new(failure)),
+                Ok(Err(cancelled)) => return Err(cancelled),
+                Err(panic) => RunEvent::Failed(
+                    id,
+                    Box::new(Failure {
+                        error: ExperimentError::Panicked {
+                            message: jobs::panic_text(panic.as_ref()),
+                        },
+                        partial: self.fresh_result(&settings),
+                    }),
+                ),
+            };
+            on_event(event)?;
+        }
+        Ok(())
+    }
+
+    /// Runs one experiment ([`Workbench::run_experiments`]) and returns the result it keeps (a
+    /// failure's with its error); `Err` only for cancellation.
+    pub fn run_single(
+        &mut self,
+        experiment: Experiment,
+        settings: &RunSettings,
+        progress: &Progress,
+    ) -> Result<ExperimentResult> {
+        let mut kept = None;
+        self.run_experiments([experiment], settings, progress, &mut |event| {
+            if let Some((_, result)) = event.into_result() {
+                kept = Some(result);
+            }
+            Ok(())
+        })?;
+        kept.context("the run reported no result")
+    }
+
+    /// What the runner noticed about the run as a whole (runtimes not found).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    fn fresh_result(&self, settings: &RunSettings) -> ExperimentResult {
+        ExperimentResult {
+            data: Some(self.data.clone()),
+            measured: Some(settings.measurement()),
+            ..Default::default()
+        }
+    }
+
+    /// One experiment: its result, or its failure; `Err` only for cancellation.
+    fn run_one(
+        &mut self,
+        experiment: &Experiment,
+        settings: &RunSettings,
+        progress: &Progress,
+    ) -> Result<std::result::Result<ExperimentResult, Failure>> {
+        let mut result = self.fresh_result(settings);
+        match self.measure_all(experiment, settings, progress, &mut result) {
+            Ok(()) => Ok(Ok(result)),
+            Err(e) if jobs::is_cancelled(&e) => Err(e),
+            Err(e) => Ok(Err(Failure {
+                error: ExperimentError::Failed(e),
+                partial: result,
+            })),
+        }
+    }
+
+    fn measure_all(
+        &mut self,
+        experiment: &Experiment,
+        settings: &RunSettings,
+        progress: &Progress,
+        result: &mut ExperimentResult,
+    ) -> Result<()> {
+        let model = match &experiment.config {
+            None => {
+                result.size_bytes = self.float_bytes;
+                self.float.clone()
+            }
+            Some(config) => {
+                progress.stage("quantizing", 1);
+                let (q, report) = self
+                    .quantize(config, progress)
+                    .with_context(|| format!("quantizing ({})", config.label()))?;
+                result.size_bytes = prost::Message::encoded_len(&q) as u64;
+                if let Some(dir) = &settings.models_dir {
+                    let path = keep_model(dir, experiment, &q)?;
+                    result.model_path = Some(path.display().to_string());
+                }
+                result.quantize = Some(report);
+                q
+            }
+        };
+        for &backend in &settings.backends {
+            progress.check()?;
+            let measured = self.measure(
+                &model,
+                experiment.config.is_none(),
+                backend,
+                settings,
+                progress,
+            );
+            match measured {
+                Ok((eval, bench)) => {
+                    result.evals.push(eval);
+                    match bench {
+                        Ok(bench) => result.benches.push(bench),
+                        Err(e) if jobs::is_cancelled(&e) => return Err(e),
+                        // The accuracy stands without a latency (a device out of reach).
+                        Err(e) => result.notes.push(format!("{}: {e:#}", backend.name())),
+                    }
+                }
+                Err(e) if jobs::is_cancelled(&e) => return Err(e),
+                Err(e) => result.notes.push(format!("{}: {e:#}", backend.name())),
+            }
+        }
+        if result.evals.is_empty() {
+            anyhow::bail!(
+                "no runtime could run the model: {}",
+                result.notes.join("; ")
+            );
+        }
+        if let (Some(config), true) = (&experiment.config, settings.layer_samples > 0) {
+            match self.layer_errors(&model, config, settings, progress) {
+                Ok(layers) => result.layers = layers,
+                Err(e) if jobs::is_cancelled(&e) => return Err(e),
+                Err(e) => result.notes.push(format!("per-layer error: {e:#}")),
+            }
+        }
+        Ok(())
     }
 
     /// The runtime's description and `model`'s outputs over the evaluation samples.
@@ -131,132 +389,14 @@ impl Workbench {
         settings: &RunSettings,
         progress: &Progress,
     ) -> Result<String> {
-        let key = format!("{backend:?} {:?}", settings.eval_limit);
+        let key = reference_key(backend, settings);
         if !self.float_outputs.contains_key(&key) {
-            let (_, outputs) = self.outputs_of(&self.float, backend, settings, progress)?;
+            let (_, outputs) = self
+                .outputs_of(&self.float, backend, settings, progress)
+                .context("the float model's outputs (the reference)")?;
             self.float_outputs.insert(key.clone(), outputs);
         }
         Ok(key)
-    }
-
-    /// Runs one experiment, filling its result. Failures of the experiment itself are recorded
-    /// in `result.error`; only cancellation is returned as an error.
-    pub fn run(
-        &mut self,
-        experiment: &mut Experiment,
-        settings: &RunSettings,
-        progress: &Progress,
-    ) -> Result<()> {
-        self.run_given(experiment, None, settings, progress)
-    }
-
-    /// [`Workbench::run`] on a model quantized elsewhere by the experiment's config (variants
-    /// that reuse another quantization's calibration).
-    pub fn run_model(
-        &mut self,
-        experiment: &mut Experiment,
-        quantized: pb::ModelProto,
-        settings: &RunSettings,
-        progress: &Progress,
-    ) -> Result<()> {
-        self.run_given(experiment, Some(quantized), settings, progress)
-    }
-
-    fn run_given(
-        &mut self,
-        experiment: &mut Experiment,
-        given: Option<pb::ModelProto>,
-        settings: &RunSettings,
-        progress: &Progress,
-    ) -> Result<()> {
-        experiment.result = ExperimentResult {
-            data: Some(self.data.clone()),
-            ..Default::default()
-        };
-        match self.run_inner(experiment, given, settings, progress) {
-            Ok(()) => Ok(()),
-            Err(e) if jobs::is_cancelled(&e) => Err(e),
-            Err(e) => {
-                experiment.result.error = Some(format!("{e:#}"));
-                Ok(())
-            }
-        }
-    }
-
-    fn run_inner(
-        &mut self,
-        experiment: &mut Experiment,
-        given: Option<pb::ModelProto>,
-        settings: &RunSettings,
-        progress: &Progress,
-    ) -> Result<()> {
-        let model = match (&experiment.config, given) {
-            (Some(_), Some(q)) => {
-                experiment.result.size_bytes = prost::Message::encoded_len(&q) as u64;
-                q
-            }
-            (None, _) => {
-                experiment.result.size_bytes = self.float_bytes;
-                self.float.clone()
-            }
-            (Some(config), None) => {
-                progress.stage("quantizing", 1);
-                let (q, report) = self.quantize(config, progress)?;
-                experiment.result.size_bytes = prost::Message::encoded_len(&q) as u64;
-                if let Some(dir) = &settings.models_dir {
-                    let path = keep_model(dir, experiment, &q)?;
-                    experiment.result.model_path = Some(path.display().to_string());
-                }
-                experiment.result.quantize = Some(report);
-                q
-            }
-        };
-        for &backend in &settings.backends {
-            progress.check()?;
-            let measured = self.measure(
-                &model,
-                experiment.config.is_none(),
-                backend,
-                settings,
-                progress,
-            );
-            match measured {
-                Ok((eval, bench)) => {
-                    experiment.result.evals.push(eval);
-                    match bench {
-                        Ok(bench) => experiment.result.benches.push(bench),
-                        Err(e) if jobs::is_cancelled(&e) => return Err(e),
-                        // The accuracy stands without a latency (a device out of reach).
-                        Err(e) => experiment
-                            .result
-                            .notes
-                            .push(format!("{}: {e:#}", backend.name())),
-                    }
-                }
-                Err(e) if jobs::is_cancelled(&e) => return Err(e),
-                Err(e) => experiment
-                    .result
-                    .notes
-                    .push(format!("{}: {e:#}", backend.name())),
-            }
-        }
-        if experiment.result.evals.is_empty() {
-            anyhow::bail!(
-                "no runtime could run the model: {}",
-                experiment.result.notes.join("; ")
-            );
-        }
-        if let (Some(config), true) = (&experiment.config, settings.layer_samples > 0) {
-            match self.layer_errors(&model, config, settings, progress) {
-                Ok(layers) => experiment.result.layers = layers,
-                Err(e) if jobs::is_cancelled(&e) => return Err(e),
-                Err(e) => experiment
-                    .result
-                    .notes
-                    .push(format!("per-layer error: {e:#}")),
-            }
-        }
-        Ok(())
     }
 
     /// `config`'s accuracy figures against float on `backend` over at most `limit` evaluation
@@ -373,7 +513,9 @@ impl Workbench {
         settings: &RunSettings,
         progress: &Progress,
     ) -> Result<(BackendEval, Result<bench::BenchReport>)> {
-        let (runtime_name, outputs) = self.outputs_of(model, backend, settings, progress)?;
+        let (runtime_name, outputs) = self
+            .outputs_of(model, backend, settings, progress)
+            .with_context(|| format!("evaluating on {}", backend.name()))?;
         let scored = settings.output.as_deref();
         let report = if is_float {
             eval::score(&outputs, None, &self.dataset, scored)?
@@ -387,7 +529,9 @@ impl Workbench {
             )?
         };
         if is_float {
-            self.float_outputs.insert(format!("{backend:?}"), outputs);
+            // The float experiment's outputs are the reference every later one compares with.
+            self.float_outputs
+                .insert(reference_key(backend, settings), outputs);
         }
         let bench = match &settings.remote {
             Some(remote) => {
@@ -412,7 +556,7 @@ impl Workbench {
                 )
             }
         }
-        .context("benchmark");
+        .with_context(|| format!("benchmarking on {}", backend.name()));
         Ok((
             BackendEval {
                 backend: backend.name().into(),
@@ -424,25 +568,52 @@ impl Workbench {
     }
 }
 
-/// Runs every experiment of `session` that has no result yet; `after_each` sees the session
-/// after each experiment (to save it, to redraw). Stops at cancellation with what is done kept.
+/// The float outputs a comparison on `backend` with `settings` needs: one per runtime (with its
+/// options) and evaluation limit.
+fn reference_key(backend: Backend, settings: &RunSettings) -> String {
+    format!("{backend:?} {:?}", settings.eval_limit)
+}
+
+/// Runs the experiments of `session` with the given ids (those it still has), recording each
+/// result in the session by id as it finishes; `after_each` sees the session then (to save it,
+/// to redraw). Stops at cancellation with what finished kept.
+pub fn run_ids(
+    session: &mut Session,
+    bench: &mut Workbench,
+    ids: &[ExperimentId],
+    settings: &RunSettings,
+    progress: &Progress,
+    mut after_each: impl FnMut(&Session, ExperimentId) -> Result<()>,
+) -> Result<()> {
+    let experiments: Vec<Experiment> = ids
+        .iter()
+        .filter_map(|&id| session.get(id).cloned())
+        .collect();
+    bench.run_experiments(experiments, settings, progress, &mut |event| {
+        if let Some((id, result)) = event.into_result() {
+            if session.record(id, result) {
+                after_each(session, id)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Runs every experiment of `session` that has no result yet ([`run_ids`]).
 pub fn run_pending(
     session: &mut Session,
     bench: &mut Workbench,
     settings: &RunSettings,
     progress: &Progress,
-    mut after_each: impl FnMut(&Session, usize) -> Result<()>,
+    after_each: impl FnMut(&Session, ExperimentId) -> Result<()>,
 ) -> Result<()> {
-    for index in 0..session.experiments.len() {
-        if session.experiments[index].is_done() {
-            continue;
-        }
-        let mut experiment = session.experiments[index].clone();
-        bench.run(&mut experiment, settings, progress)?;
-        session.experiments[index] = experiment;
-        after_each(session, index)?;
-    }
-    Ok(())
+    let pending: Vec<ExperimentId> = session
+        .experiments
+        .iter()
+        .filter(|e| !e.is_done())
+        .map(|e| e.id)
+        .collect();
+    run_ids(session, bench, &pending, settings, progress, after_each)
 }
 
 /// Writes an experiment's quantized model into `dir` as `ID-NAME-HASH.onnx`: the content hash

@@ -1,14 +1,16 @@
 //! The automatic search: the fastest quantized model that meets a tolerance on the evaluation
 //! set, on the runtime it is for. Every candidate is an experiment of the session (a point on
-//! the plot); candidates already measured in the session are reused, so a search that stopped
+//! the plot), run by the runner and named by id; candidates already measured in the session are
+//! reused when they were measured on the same model, data, evaluation limit, runtime and device
+//! (anything else is measured again, with a note naming what differs), so a search that stopped
 //! resumes where it was.
 //!
 //! 1. A grid: granularity × calibration method × recovery (none, bias correction, AdaRound
 //!    with bias correction), with the target's defaults.
 //! 2. If none meets the goal: from the candidate closest to it, groups of layers kept float
 //!    (`quant::rewrite::float_units`: a layer and those it shares an activation with), ranked
-//!    by the error of each quantized alone (worst first); the fewest leading groups of that ranking that meet the
-//!    goal, by bisection (at most `max_float_layers` layers).
+//!    by the error of each quantized alone (worst first); the fewest leading groups of that
+//!    ranking that meet the goal, by bisection (at most `max_float_layers` layers).
 //!
 //! The chosen candidate is the fastest (p50) of those that meet the goal, not the first.
 
@@ -18,7 +20,8 @@ use crate::host::Machine;
 use crate::jobs::Progress;
 use crate::quant::{self, BiasCorrection, Calibration, Mode, QuantConfig, Target};
 use crate::runner::{RunSettings, Workbench};
-use crate::session::{Experiment, Session};
+use crate::runtime::Backend;
+use crate::session::{Experiment, ExperimentId, ModelRef, Session};
 
 /// What the chosen model must reach on the evaluation set.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -51,21 +54,24 @@ pub struct TuneSettings {
     /// Evaluation samples for the per-layer ranking.
     pub layer_samples: usize,
     /// The runtime the candidates are measured on (one), its benchmark settings, eval limit.
-    pub sweep: RunSettings,
+    pub run: RunSettings,
+    /// The model searched on (the session's results are reused only if they are of this file).
+    pub model: ModelRef,
 }
 
 /// A candidate measured: its figure for the goal, p50, and whether it meets the goal.
 #[derive(Clone, Debug)]
 pub struct Verdict {
-    pub index: usize,
+    pub id: ExperimentId,
     pub figure: Option<f64>,
     pub p50_ms: Option<f64>,
     pub meets: bool,
+    /// Taken from the session instead of measured now.
+    pub reused: bool,
 }
 
 pub struct Outcome {
-    /// The chosen experiment's index in the session.
-    pub chosen: usize,
+    pub chosen: ExperimentId,
     pub verdicts: Vec<Verdict>,
     pub log: Vec<String>,
 }
@@ -77,7 +83,7 @@ pub fn grid(target: Target, samples: usize, machine: &Machine) -> Vec<(QuantConf
         for calibration in [
             Calibration::MinMax,
             Calibration::MeanMinMax,
-            Calibration::Percentile(99.99),
+            Calibration::Percentile(Calibration::DEFAULT_PERCENTILE),
             Calibration::Mse,
             Calibration::Entropy,
         ] {
@@ -106,15 +112,6 @@ pub fn grid(target: Target, samples: usize, machine: &Machine) -> Vec<(QuantConf
     out
 }
 
-fn backend_name(settings: &TuneSettings) -> &'static str {
-    settings
-        .sweep
-        .backends
-        .first()
-        .map(|b| b.name())
-        .unwrap_or("tract")
-}
-
 /// The experiment's figure for `goal` on `backend`, and its p50.
 fn figures(e: &Experiment, goal: Goal, backend: &str) -> (Option<f64>, Option<f64>) {
     let r = e.result.eval(backend);
@@ -135,185 +132,258 @@ fn meets(goal: Goal, figure: Option<f64>, float_top1: Option<f64>) -> bool {
     }
 }
 
-/// Runs (or reuses from `session`) the experiment for `config`; returns its index.
-fn measure(
-    session: &mut Session,
-    bench: &mut Workbench,
-    config: QuantConfig,
+/// Why a result in the session cannot stand in for measuring `config` now, if it cannot.
+pub fn not_reusable(
+    e: &Experiment,
+    session_model: &ModelRef,
+    bench: &Workbench,
     settings: &TuneSettings,
-    progress: &Progress,
-    after_each: &mut dyn FnMut(&Session) -> Result<()>,
-) -> Result<(usize, bool)> {
-    if let Some(i) = session
-        .experiments
-        .iter()
-        .position(|e| e.config.as_ref() == Some(&config) && e.is_done())
-    {
-        return Ok((i, true));
+) -> Option<String> {
+    if session_model.sha256 != settings.model.sha256 {
+        return Some(format!(
+            "the session measured another model file (SHA-256 {}…, this one {}…)",
+            short(&session_model.sha256),
+            short(&settings.model.sha256)
+        ));
     }
-    let mut e = Experiment::quantized(config);
-    bench.run(&mut e, &settings.sweep, progress)?;
-    session.add(e);
-    after_each(session)?;
-    Ok((session.experiments.len() - 1, false))
+    let Some(data) = &e.result.data else {
+        return Some("its data was not recorded".into());
+    };
+    if data.sha256 != bench.data.sha256 {
+        return Some(format!(
+            "it was measured on other data (SHA-256 {}…, this data {}…)",
+            short(&data.sha256),
+            short(&bench.data.sha256)
+        ));
+    }
+    let Some(measured) = &e.result.measured else {
+        return Some("how it was measured (evaluation limit, runtime) was not recorded".into());
+    };
+    if measured.eval_limit != settings.run.eval_limit {
+        let limit = |l: Option<usize>| l.map_or("all".to_string(), |n| n.to_string());
+        return Some(format!(
+            "it was evaluated on {} samples at most, this search on {}",
+            limit(measured.eval_limit),
+            limit(settings.run.eval_limit)
+        ));
+    }
+    let backend = settings.run.backends.first();
+    if !backend.is_some_and(|b| measured.backends.contains(b)) {
+        return Some(format!(
+            "it was measured on {}, this search on {}",
+            measured
+                .backends
+                .iter()
+                .map(|b| format!("{b:?}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            backend.map_or("-".into(), |b| format!("{b:?}"))
+        ));
+    }
+    let device = settings.run.remote.as_ref().map(|r| r.to_string());
+    if measured.device != device {
+        let on = |d: &Option<String>| d.clone().unwrap_or_else(|| "this machine".into());
+        return Some(format!(
+            "its latency was timed on {}, this search times on {}",
+            on(&measured.device),
+            on(&device)
+        ));
+    }
+    None
 }
 
-pub fn tune(
-    session: &mut Session,
-    bench: &mut Workbench,
-    settings: &TuneSettings,
-    progress: &Progress,
-    mut after_each: impl FnMut(&Session) -> Result<()>,
-    mut say: impl FnMut(&str),
-) -> Result<Outcome> {
-    let backend = backend_name(settings);
-    let mut log = vec![];
-    let mut note = |line: String, say: &mut dyn FnMut(&str)| {
-        say(&line);
-        log.push(line);
-    };
-    note(
-        format!(
-            "goal: {} on {backend}; target {}",
-            settings.goal.describe(),
-            settings.target.cli_name()
-        ),
-        &mut say,
-    );
-    let float_index = match session
-        .experiments
-        .iter()
-        .position(|e| e.config.is_none() && e.is_done())
-    {
-        Some(i) => i,
-        None => {
-            let mut f = Experiment::float();
-            bench.run(&mut f, &settings.sweep, progress)?;
-            session.add(f);
-            after_each(session)?;
-            session.experiments.len() - 1
-        }
-    };
-    let float = &session.experiments[float_index];
-    let float_top1 = float.result.eval(backend).and_then(|r| r.top1);
-    let float_p50 = float.result.bench(backend).map(|b| b.p50_ms);
-    if matches!(settings.goal, Goal::MaxDrop(_)) && float_top1.is_none() {
-        bail!("--max-drop needs labelled data (top-1); use --min-agreement or --min-sqnr");
+fn short(hash: &str) -> &str {
+    &hash[..12.min(hash.len())]
+}
+
+/// A search in progress: the session it adds candidates to, and what it has found so far.
+struct Search<'a> {
+    session: &'a mut Session,
+    bench: &'a mut Workbench,
+    settings: &'a TuneSettings,
+    progress: &'a Progress,
+    after_each: &'a mut dyn FnMut(&Session) -> Result<()>,
+    say: &'a mut dyn FnMut(&str),
+    backend: &'static str,
+    float_top1: Option<f64>,
+    verdicts: Vec<Verdict>,
+    log: Vec<String>,
+    /// The reasons already given for not reusing a result (each said once).
+    refused: Vec<String>,
+}
+
+impl Search<'_> {
+    fn note(&mut self, line: String) {
+        (self.say)(&line);
+        self.log.push(line);
     }
 
-    note(
-        format!(
-            "float: {} p50 {}",
-            float_top1.map_or("-".into(), |t| format!("top-1 {t:.4}")),
-            float_p50.map_or("-".into(), |p| format!("{p:.3} ms"))
-        ),
-        &mut say,
-    );
-    let machine = crate::host::detect();
-    let mut verdicts: Vec<Verdict> = vec![];
-    let judge = |session: &Session, index: usize| {
-        let (figure, p50) = figures(&session.experiments[index], settings.goal, backend);
-        Verdict {
-            index,
-            figure,
-            p50_ms: p50,
-            meets: meets(settings.goal, figure, float_top1),
+    /// The finished experiment of the session with `config` (`None`: the float model) that
+    /// can stand in for measuring it now.
+    fn reusable(&mut self, config: Option<&QuantConfig>) -> Option<ExperimentId> {
+        let model = self.session.model.clone();
+        let same: Vec<(ExperimentId, Option<String>)> = self
+            .session
+            .experiments
+            .iter()
+            .filter(|e| e.config.as_ref() == config && e.is_done())
+            .map(|e| (e.id, not_reusable(e, &model, self.bench, self.settings)))
+            .collect();
+        if let Some((id, _)) = same.iter().find(|(_, why)| why.is_none()) {
+            return Some(*id);
         }
-    };
-    let line = |session: &Session, v: &Verdict, reused: bool| {
-        format!(
-            "candidate {}: {} -> {} p50 {} {}{}",
-            v.index + 1,
-            session.experiments[v.index].name,
+        for (id, why) in same {
+            let why = why.unwrap_or_default();
+            if !self.refused.contains(&why) {
+                self.refused.push(why.clone());
+                self.note(format!(
+                    "experiment {id} of the session is not reused: {why}; measured again"
+                ));
+            }
+        }
+        None
+    }
+
+    /// Runs (or reuses from the session) the experiment for `config` (`None`: float).
+    fn measure(&mut self, config: Option<QuantConfig>) -> Result<(ExperimentId, bool)> {
+        if let Some(id) = self.reusable(config.as_ref()) {
+            return Ok((id, true));
+        }
+        let experiment = match config {
+            Some(c) => Experiment::quantized(c),
+            None => Experiment::float(),
+        };
+        let id = self.session.add(experiment);
+        let after_each = &mut *self.after_each;
+        crate::runner::run_ids(
+            self.session,
+            self.bench,
+            &[id],
+            &self.settings.run,
+            self.progress,
+            |s, _| after_each(s),
+        )?;
+        Ok((id, false))
+    }
+
+    fn judge(&self, id: ExperimentId, reused: bool) -> Verdict {
+        let (figure, p50_ms) = match self.session.get(id) {
+            Some(e) => figures(e, self.settings.goal, self.backend),
+            None => (None, None),
+        };
+        Verdict {
+            id,
+            figure,
+            p50_ms,
+            meets: meets(self.settings.goal, figure, self.float_top1),
+            reused,
+        }
+    }
+
+    fn name(&self, id: ExperimentId) -> String {
+        self.session
+            .get(id)
+            .map_or_else(|| id.to_string(), |e| e.name.clone())
+    }
+
+    /// Measures a candidate, judges it and says so; the verdict is kept.
+    fn candidate(&mut self, config: QuantConfig) -> Result<Verdict> {
+        self.progress.check()?;
+        let (id, reused) = self.measure(Some(config))?;
+        let v = self.judge(id, reused);
+        self.note(format!(
+            "candidate {id}: {} -> {} p50 {} {}{}",
+            self.name(id),
             v.figure.map_or("no figure".into(), |f| format!("{f:.4}")),
             v.p50_ms.map_or("-".into(), |p| format!("{p:.3} ms")),
             if v.meets { "meets" } else { "misses" },
             if reused { " (from the session)" } else { "" }
-        )
-    };
-    let grid = grid(settings.target, settings.samples, &machine);
-    if let Some((_, why)) = grid.first() {
-        for w in why {
-            note(w.clone(), &mut say);
-        }
+        ));
+        self.verdicts.push(v.clone());
+        Ok(v)
     }
-    note(
-        format!(
+
+    fn float(&mut self) -> Result<()> {
+        let (id, _) = self.measure(None)?;
+        let float = self.session.get(id);
+        self.float_top1 = float
+            .and_then(|f| f.result.eval(self.backend))
+            .and_then(|r| r.top1);
+        let float_p50 = float
+            .and_then(|f| f.result.bench(self.backend))
+            .map(|b| b.p50_ms);
+        if matches!(self.settings.goal, Goal::MaxDrop(_)) && self.float_top1.is_none() {
+            bail!("--max-drop needs labelled data (top-1); use --min-agreement or --min-sqnr");
+        }
+        let top1 = self.float_top1;
+        self.note(format!(
+            "float: {} p50 {}",
+            top1.map_or("-".into(), |t| format!("top-1 {t:.4}")),
+            float_p50.map_or("-".into(), |p| format!("{p:.3} ms"))
+        ));
+        Ok(())
+    }
+
+    fn stage_one(&mut self) -> Result<()> {
+        let machine = crate::host::detect();
+        let grid = grid(self.settings.target, self.settings.samples, &machine);
+        if let Some((_, why)) = grid.first() {
+            for w in why.clone() {
+                self.note(w);
+            }
+        }
+        self.note(format!(
             "stage 1: {} configurations (per-channel and per-tensor; min-max, mean min-max, percentile, MSE, entropy; no recovery, bias correction, AdaRound with bias correction)",
             grid.len()
-        ),
-        &mut say,
-    );
-    for (config, _) in grid {
-        progress.check()?;
-        let (index, reused) = measure(session, bench, config, settings, progress, &mut after_each)?;
-        let v = judge(session, index);
-        note(line(session, &v, reused), &mut say);
-        // Measured, yet no agreement: the scored output is no class-score vector (a map, a
-        // sequence), and no candidate will have one.
-        let measured = session.experiments[index].result.eval(backend).is_some();
-        if matches!(settings.goal, Goal::MinAgreement(_)) && measured && v.figure.is_none() {
-            bail!(
-                "--min-agreement needs an output of class scores (agreement is the share of equal top-1 classes); this model's scored output is not one: use --min-sqnr"
-            );
+        ));
+        for (config, _) in grid {
+            let v = self.candidate(config)?;
+            // Measured, yet no agreement: the scored output is no class-score vector (a map, a
+            // sequence), and no candidate will have one.
+            let measured = self
+                .session
+                .get(v.id)
+                .is_some_and(|e| e.result.eval(self.backend).is_some());
+            if matches!(self.settings.goal, Goal::MinAgreement(_)) && measured && v.figure.is_none()
+            {
+                bail!(
+                    "--min-agreement needs an output of class scores (agreement is the share of equal top-1 classes); this model's scored output is not one: use --min-sqnr"
+                );
+            }
         }
-        verdicts.push(v);
+        Ok(())
     }
-    if !verdicts.iter().any(|v| v.meets) {
-        // Stage 2: the closest candidate, its worst layers kept float one by one.
-        let Some(closest) = verdicts
-            .iter()
-            .filter(|v| v.figure.is_some())
-            .max_by(|a, b| {
-                a.figure
-                    .unwrap_or(f64::MIN)
-                    .total_cmp(&b.figure.unwrap_or(f64::MIN))
-            })
-            .cloned()
-        else {
-            bail!("no candidate could be measured on {backend}");
-        };
-        let base = session.experiments[closest.index]
-            .config
-            .clone()
-            .unwrap_or_default();
-        note(
-            format!(
-                "stage 2: none meets the goal; from candidate {} ({}), groups of layers kept float (a layer with the layers it shares an activation with), ranked by the SQNR of each quantized alone (no recovery) on {} samples, worst first; the fewest leading groups that meet the goal",
-                closest.index + 1,
-                base.label(),
-                settings.layer_samples.max(1)
-            ),
-            &mut say,
-        );
-        let prepared = quant::prepare_float(&bench.float, &base)?.model;
-        let types = quant::prepare::model_tensor_types(&prepared);
-        let units = quant::rewrite::float_units(crate::onnx::graph(&prepared), &base, &types);
-        let runtime = settings
-            .sweep
+
+    /// The groups of layers of `base`, each with its score quantized alone (the rest float),
+    /// worst first.
+    fn rank_groups(
+        &mut self,
+        base: &QuantConfig,
+        units: Vec<Vec<String>>,
+        budget: usize,
+    ) -> Result<Vec<Vec<String>>> {
+        let runtime = self
+            .settings
+            .run
             .backends
             .first()
             .copied()
-            .unwrap_or(crate::runtime::Backend::Tract);
-        let limit = Some(settings.layer_samples.max(1));
+            .unwrap_or(Backend::Tract);
+        let limit = Some(self.settings.layer_samples.max(1));
         // SQNR where the output has one, else the goal's own figure.
         let score_of = |r: &crate::eval::EvalReport| r.sqnr_db.or(r.agreement).or(r.top1);
         // Each group measured as the only one quantized (the rest float): its own share of the
         // output error. Keeping each float alone instead recovers a fraction of a dB, below the
-        // noise of a few samples. Shares do not add up exactly, hence the bisection below.
-        let all: Vec<String> = {
-            let mut all: Vec<String> = units.iter().flatten().cloned().collect();
-            all.sort();
-            all.dedup();
-            all
-        };
-        let budget = settings.max_float_layers.unwrap_or(all.len() / 2).max(1);
+        // noise of a few samples. Shares do not add up exactly, hence the bisection.
+        let mut all: Vec<String> = units.iter().flatten().cloned().collect();
+        all.sort();
+        all.dedup();
         let mut ranked: Vec<(f64, Vec<String>)> = vec![];
         for unit in units {
             if unit.len() > budget || unit.iter().all(|n| base.keep_float.contains(n)) {
                 continue;
             }
-            progress.check()?;
+            self.progress.check()?;
             // Ranked without recovery: the groups' activations decide, and AdaRound and bias
             // correction would cost seconds per group.
             let mut variant = QuantConfig {
@@ -324,117 +394,211 @@ pub fn tune(
             variant
                 .keep_float
                 .extend(all.iter().filter(|n| !unit.contains(n)).cloned());
-            match bench.score(&variant, runtime, limit, &settings.sweep, progress) {
-                Ok(r) => {
-                    if let Some(score) = score_of(&r) {
-                        ranked.push((score, unit));
-                    }
-                }
+            let scored =
+                self.bench
+                    .score(&variant, runtime, limit, &self.settings.run, self.progress);
+            match scored {
+                Ok(r) => ranked.extend(score_of(&r).map(|score| (score, unit))),
                 Err(e) if crate::jobs::is_cancelled(&e) => return Err(e),
-                Err(e) => note(format!("{}: {e:#}", unit.join("+")), &mut say),
+                Err(e) => self.note(format!("{}: {e:#}", unit.join("+"))),
             }
         }
         ranked.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.len().cmp(&b.1.len())));
-        note(
-            format!(
-                "{} groups measured, each the only one quantized; the worst: {}",
-                ranked.len(),
-                ranked
-                    .iter()
-                    .take(5)
-                    .map(|(score, unit)| format!("{} {score:.2}", unit.join("+")))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            &mut say,
-        );
-        // Prefixes of the ranking: the first k groups float together, within the layer budget.
-        let mut prefixes: Vec<Vec<String>> = vec![];
-        let mut floated = base.keep_float.clone();
-        for (_, unit) in &ranked {
-            let new: Vec<&String> = unit.iter().filter(|n| !floated.contains(n)).collect();
-            if new.is_empty() {
-                continue;
-            }
-            if floated.len() - base.keep_float.len() + new.len() > budget {
-                break;
-            }
-            floated.extend(new.into_iter().cloned());
-            prefixes.push(floated.clone());
-        }
-        // The fewest groups that meet the goal, by bisection over the prefixes (more float
-        // layers recover more, and cost latency): the largest first, then halves.
+        self.note(format!(
+            "{} groups measured, each the only one quantized; the worst: {}",
+            ranked.len(),
+            ranked
+                .iter()
+                .take(5)
+                .map(|(score, unit)| format!("{} {score:.2}", unit.join("+")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        Ok(ranked.into_iter().map(|(_, unit)| unit).collect())
+    }
+
+    /// Stage 2 from `closest`: the fewest leading groups of the ranking kept float that meet
+    /// the goal, by bisection over the prefixes (more float layers recover more and cost
+    /// latency): the largest first, then halves.
+    fn stage_two(&mut self, closest: &Verdict) -> Result<()> {
+        let base = self
+            .session
+            .get(closest.id)
+            .and_then(|e| e.config.clone())
+            .unwrap_or_default();
+        self.note(format!(
+            "stage 2: none meets the goal; from candidate {} ({}), groups of layers kept float (a layer with the layers it shares an activation with), ranked by the SQNR of each quantized alone (no recovery) on {} samples, worst first; the fewest leading groups that meet the goal",
+            closest.id,
+            base.label(),
+            self.settings.layer_samples.max(1)
+        ));
+        let prepared = quant::prepare_float(&self.bench.float, &base)?.model;
+        let types = quant::prepare::model_tensor_types(&prepared);
+        let units = quant::rewrite::float_units(crate::onnx::graph(&prepared), &base, &types);
+        let layers = units
+            .iter()
+            .flatten()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        let budget = self.settings.max_float_layers.unwrap_or(layers / 2).max(1);
+        let ranked = self.rank_groups(&base, units, budget)?;
+        let prefixes = prefixes(&base.keep_float, &ranked, budget);
         let last = prefixes.len().saturating_sub(1);
         let (mut lo, mut hi): (Option<usize>, Option<usize>) = (None, None);
         let mut next = (!prefixes.is_empty()).then_some(last);
         while let Some(k) = next {
-            progress.check()?;
-            let config = QuantConfig {
+            let layers = prefixes[k].len() - base.keep_float.len();
+            self.note(format!(
+                "keeping the first {} groups float ({layers} layers)",
+                k + 1
+            ));
+            let v = self.candidate(QuantConfig {
                 keep_float: prefixes[k].clone(),
                 ..base.clone()
-            };
-            let layers = prefixes[k].len() - base.keep_float.len();
-            note(
-                format!("keeping the first {} groups float ({layers} layers)", k + 1),
-                &mut say,
-            );
-            let (index, reused) =
-                measure(session, bench, config, settings, progress, &mut after_each)?;
-            let v = judge(session, index);
-            note(line(session, &v, reused), &mut say);
+            })?;
             if v.meets {
                 hi = Some(k);
             } else {
                 lo = Some(k);
                 if k == last {
-                    note(
-                        format!("even {layers} float layers miss the goal (--max-float-layers allows more)"),
-                        &mut say,
-                    );
+                    self.note(format!(
+                        "even {layers} float layers miss the goal (--max-float-layers allows more)"
+                    ));
                 }
             }
-            verdicts.push(v);
             next = hi.and_then(|h| {
                 let l = lo.map_or(0, |l| l + 1);
                 (l < h).then(|| l + (h - l) / 2)
             });
         }
+        Ok(())
     }
-    let Some(best) = verdicts
-        .iter()
-        .filter(|v| v.meets)
-        .min_by(|a, b| {
-            a.p50_ms
-                .unwrap_or(f64::MAX)
-                .total_cmp(&b.p50_ms.unwrap_or(f64::MAX))
-        })
-        .cloned()
-    else {
-        bail!(
-            "no candidate meets the goal ({}); the closest: {}",
-            settings.goal.describe(),
-            verdicts
+
+    /// The fastest candidate that meets the goal.
+    fn choose(&mut self) -> Result<Verdict> {
+        let best = self
+            .verdicts
+            .iter()
+            .filter(|v| v.meets)
+            .min_by(|a, b| {
+                a.p50_ms
+                    .unwrap_or(f64::MAX)
+                    .total_cmp(&b.p50_ms.unwrap_or(f64::MAX))
+            })
+            .cloned();
+        let Some(best) = best else {
+            let closest = self
+                .verdicts
                 .iter()
-                .filter_map(|v| v.figure.map(|f| (f, v.index)))
+                .filter_map(|v| v.figure.map(|f| (f, v.id)))
                 .max_by(|a, b| a.0.total_cmp(&b.0))
-                .map_or("none measured".into(), |(f, i)| format!(
-                    "{} at {f:.4}",
-                    session.experiments[i].name
-                ))
-        );
-    };
-    let passing = verdicts.iter().filter(|v| v.meets).count();
-    note(
-        format!(
+                .map_or("none measured".into(), |(f, id)| {
+                    format!("{} at {f:.4}", self.name(id))
+                });
+            bail!(
+                "no candidate meets the goal ({}); the closest: {closest}",
+                self.settings.goal.describe()
+            );
+        };
+        let passing = self.verdicts.iter().filter(|v| v.meets).count();
+        self.note(format!(
             "chosen: candidate {} ({}), the fastest of {passing} that meet the goal",
-            best.index + 1,
-            session.experiments[best.index].name
-        ),
-        &mut say,
-    );
+            best.id,
+            self.name(best.id)
+        ));
+        Ok(best)
+    }
+}
+
+/// The layers kept float by the first k groups of `ranked`, for each k, within `budget` layers
+/// beyond `kept` (groups adding nothing new are skipped).
+fn prefixes(kept: &[String], ranked: &[Vec<String>], budget: usize) -> Vec<Vec<String>> {
+    let mut out: Vec<Vec<String>> = vec![];
+    let mut floated = kept.to_vec();
+    for unit in ranked {
+        let new: Vec<&String> = unit.iter().filter(|n| !floated.contains(n)).collect();
+        if new.is_empty() {
+            continue;
+        }
+        if floated.len() - kept.len() + new.len() > budget {
+            break;
+        }
+        floated.extend(new.into_iter().cloned());
+        out.push(floated.clone());
+    }
+    out
+}
+
+pub fn tune(
+    session: &mut Session,
+    bench: &mut Workbench,
+    settings: &TuneSettings,
+    progress: &Progress,
+    mut after_each: impl FnMut(&Session) -> Result<()>,
+    mut say: impl FnMut(&str),
+) -> Result<Outcome> {
+    let backend = settings
+        .run
+        .backends
+        .first()
+        .map(|b| b.name())
+        .unwrap_or("tract");
+    let mut search = Search {
+        session,
+        bench,
+        settings,
+        progress,
+        after_each: &mut after_each,
+        say: &mut say,
+        backend,
+        float_top1: None,
+        verdicts: vec![],
+        log: vec![],
+        refused: vec![],
+    };
+    search.note(format!(
+        "goal: {} on {backend}; target {}",
+        settings.goal.describe(),
+        settings.target.cli_name()
+    ));
+    search.float()?;
+    search.stage_one()?;
+    if !search.verdicts.iter().any(|v| v.meets) {
+        let closest = search
+            .verdicts
+            .iter()
+            .filter(|v| v.figure.is_some())
+            .max_by(|a, b| {
+                a.figure
+                    .unwrap_or(f64::MIN)
+                    .total_cmp(&b.figure.unwrap_or(f64::MIN))
+            })
+            .cloned();
+        let Some(closest) = closest else {
+            bail!("no candidate could be measured on {backend}");
+        };
+        search.stage_two(&closest)?;
+    }
+    let chosen = search.choose()?.id;
     Ok(Outcome {
-        chosen: best.index,
-        verdicts,
-        log,
+        chosen,
+        verdicts: search.verdicts,
+        log: search.log,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_grow_by_groups_within_the_budget() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let ranked = vec![s(&["a", "b"]), s(&["b"]), s(&["c"]), s(&["d", "e", "f"])];
+        // "b" adds nothing new after "a+b"; "d+e+f" would pass the budget of 4 beyond "k".
+        assert_eq!(
+            prefixes(&s(&["k"]), &ranked, 4),
+            vec![s(&["k", "a", "b"]), s(&["k", "a", "b", "c"])]
+        );
+    }
 }

@@ -690,7 +690,7 @@ fn saved_session(dir: &std::path::Path) -> std::path::PathBuf {
         quantbench::session::ModelRef::of_file(&mnist_model()).unwrap(),
         None,
     );
-    for e in quantbench::session::standard_preset(10) {
+    for e in quantbench::session::standard_preset(10, &quantbench::host::detect()) {
         s.add(e);
     }
     let path = dir.join("s.ron");

@@ -7,6 +7,7 @@ mod common;
 use std::process::Output;
 
 use common::*;
+use quantbench::onnx;
 
 fn stdout_json(out: &Output) -> serde_json::Value {
     assert!(
@@ -107,6 +108,8 @@ fn eval_json_has_the_contract_fields() {
             m.to_str().unwrap(),
             "--limit",
             "300",
+            "--backend",
+            "tract",
             "--json",
         ],
         dir.path(),
@@ -117,6 +120,57 @@ fn eval_json_has_the_contract_fields() {
     assert!(json["top1"].as_f64().unwrap() > 0.97);
     assert!(json["top5"].as_f64().is_some());
     assert!(json["cosine"].as_f64().unwrap() > 0.9999);
-    // A model compared with itself has no noise: SQNR is infinite, serialized as null.
-    assert!(json["sqnr_db"].is_null());
+    // A model compared with itself has no noise: SQNR is infinite, written as "inf" (a
+    // script tells it from "nan", a broken model, and from null, not measured).
+    assert_eq!(json["sqnr_db"], "inf");
+    assert_eq!(json["broken"], false);
+}
+
+/// A model whose outputs are NaN is told apart from a lossless one in `eval --json`: its SQNR
+/// is "nan" (not null, not "inf") and `broken` is true.
+#[test]
+fn eval_json_tells_a_broken_model_from_a_lossless_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = mnist_model();
+    let mut broken = onnx::read_model(&m).unwrap();
+    let graph = onnx::graph_mut(&mut broken);
+    let out = graph.output[0].name.clone();
+    // sqrt(logits − 1e9): NaN for every sample.
+    graph
+        .initializer
+        .push(onnx::f32_tensor("qb_test_offset", &[], &[1e9]));
+    graph.node.push(onnx::node(
+        "Sub",
+        "qb_test_sub",
+        &[&out, "qb_test_offset"],
+        &["qb_test_negative"],
+    ));
+    graph.node.push(onnx::node(
+        "Sqrt",
+        "qb_test_sqrt",
+        &["qb_test_negative"],
+        &["qb_test_nan"],
+    ));
+    graph.output[0].name = "qb_test_nan".into();
+    let path = dir.path().join("broken.onnx");
+    onnx::write_model(&path, &broken, onnx::SINGLE_FILE_LIMIT).unwrap();
+    let json = stdout_json(&run(
+        &[
+            "eval",
+            path.to_str().unwrap(),
+            "--data",
+            mnist_data().to_str().unwrap(),
+            "--reference",
+            m.to_str().unwrap(),
+            "--limit",
+            "20",
+            "--backend",
+            "tract",
+            "--json",
+        ],
+        dir.path(),
+    ));
+    assert_eq!(json["sqnr_db"], "nan", "{json}");
+    assert_eq!(json["broken"], true);
+    assert_eq!(json["non_finite_samples"], 20);
 }

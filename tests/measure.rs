@@ -110,7 +110,7 @@ fn mnist_session() -> (Session, Workbench) {
         ModelRef::of_file(&mnist_model()).unwrap(),
         Some(DatasetRef::of(&data)),
     );
-    for e in session::standard_preset(100) {
+    for e in session::standard_preset(100, &quantbench::host::detect()) {
         s.add(e);
     }
     let bytes = std::fs::metadata(mnist_model()).unwrap().len();

@@ -135,9 +135,11 @@ fn isolated_and_cumulative_error_match_a_hand_computed_two_layer_model() {
         &[1, 8],
     );
     let data = synthetic(&float);
+    // Per tensor: the hand computation below uses one scale per weight.
     let config = QuantConfig {
         ops: vec!["MatMul".into()],
         samples: 16,
+        per_channel: false,
         ..Default::default()
     };
     let (q, _) = quant::quantize(&float, &config, Some(&data), &Progress::new()).unwrap();
@@ -329,7 +331,11 @@ fn mean_channel_error(
 fn bias_correction_reduces_the_mean_output_error_on_the_calibration_set() {
     let float = read(&rapid_model());
     let data = Dataset::open(&rapid_data()).unwrap();
-    let base = QuantConfig::default();
+    // Per tensor, where rounding shifts the layers' means most (what bias correction undoes).
+    let base = QuantConfig {
+        per_channel: false,
+        ..Default::default()
+    };
     let prepared = quant::prepare_float(&float, &base).unwrap().model;
     let g = onnx::graph(&prepared);
     let convs: Vec<String> = g
@@ -582,8 +588,10 @@ fn adaround_error_is_the_layers_measured_error_and_never_exceeds_nearest() {
         &[1, 4, 9, 10],
     );
     let data = synthetic(&float);
+    // Per tensor: one grid for all six filters, where rounding choices matter most.
     let rtn_config = QuantConfig {
         mode: quant::Mode::Int4Weights,
+        per_channel: false,
         ..Default::default()
     };
     let (rtn, _) = quant::quantize(&float, &rtn_config, Some(&data), &Progress::new()).unwrap();

@@ -17,6 +17,16 @@ fn screenshot_command_runs_the_preset_and_writes_the_window_as_png() {
     let dir = tempfile::tempdir().unwrap();
     let png = dir.path().join("shot.png");
     let session = dir.path().join("session.ron");
+    // The window's data folder is the test's own; the user's (under HOME and XDG_DATA_HOME,
+    // pointed at empty folders here) is never written.
+    let (data, home, xdg) = (
+        dir.path().join("data"),
+        dir.path().join("home"),
+        dir.path().join("xdg"),
+    );
+    for d in [&home, &xdg] {
+        std::fs::create_dir_all(d).unwrap();
+    }
     let out = std::process::Command::new(bin())
         .args([
             "screenshot",
@@ -25,6 +35,9 @@ fn screenshot_command_runs_the_preset_and_writes_the_window_as_png() {
             "--session-out",
             session.to_str().unwrap(),
         ])
+        .env("QUANTBENCH_DATA_DIR", &data)
+        .env("HOME", &home)
+        .env("XDG_DATA_HOME", &xdg)
         .current_dir(root())
         .output()
         .unwrap();
@@ -43,4 +56,33 @@ fn screenshot_command_runs_the_preset_and_writes_the_window_as_png() {
         .experiments
         .iter()
         .all(|e| e.result.error.is_none() && !e.result.evals.is_empty()));
+    let autosaves: Vec<_> = std::fs::read_dir(data.join("sessions"))
+        .expect("the autosave went to QUANTBENCH_DATA_DIR")
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "ron"))
+        .collect();
+    assert_eq!(autosaves.len(), 1, "{autosaves:?}");
+    // (Mesa may keep a shader cache under HOME: only quantbench's own files count.)
+    for d in [&home, &xdg] {
+        let ours: Vec<_> = walk(d)
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains("quantbench"))
+            .collect();
+        assert!(
+            ours.is_empty(),
+            "written outside the test's folder: {ours:?}"
+        );
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
 }

@@ -1,5 +1,6 @@
 //! The option groups several commands share: how to read data without a description
-//! (`InferArgs`, `ReadArgs`) and which runtime to use (`BackendArgs`).
+//! (`InferArgs`, `ReadArgs`), which runtime to use (`BackendArgs`), how much to measure
+//! (`ProfileArgs`) and where latency is timed (`RemoteArgs`).
 
 use std::path::{Path, PathBuf};
 
@@ -7,6 +8,7 @@ use anyhow::Result;
 
 use quantbench::data::Dataset;
 use quantbench::onnx;
+use quantbench::profile::{BackendSet, Profile};
 use quantbench::runtime::Backend;
 
 /// How to read data that has no description (a folder, a CSV...): what the model cannot say.
@@ -126,9 +128,11 @@ pub fn open_data(path: &Path, model: &onnx::pb::ModelProto, infer: &InferArgs) -
 
 #[derive(clap::Args, Clone)]
 pub struct BackendArgs {
-    /// tract (embedded) or ort (ONNX Runtime, loaded from ORT_DYLIB_PATH or the Python package).
-    #[arg(long, default_value = "tract")]
-    pub backend: String,
+    /// tract (embedded) or ort (ONNX Runtime, loaded from ORT_DYLIB_PATH or the Python
+    /// package); default: ort when ONNX Runtime is found (the runtime int8 files are deployed
+    /// on), else tract, said on stderr.
+    #[arg(long)]
+    pub backend: Option<String>,
     /// ONNX Runtime graph optimization level: disabled, basic, extended, all.
     #[arg(long, default_value = "all")]
     pub ort_opt: quantbench::runtime::ort::OptLevel,
@@ -139,11 +143,29 @@ pub struct BackendArgs {
 
 impl BackendArgs {
     pub fn backend(&self) -> Result<Backend> {
-        Backend::parse(
-            &self.backend,
-            ort_options(self.ort_opt, self.x64_quant_precision),
-        )
+        let options = ort_options(self.ort_opt, self.x64_quant_precision);
+        match &self.backend {
+            Some(name) => Backend::parse(name, options),
+            None => {
+                let (found, note) =
+                    quantbench::runner::detect_backends(BackendSet::Deployment, options);
+                if let Some(note) = note {
+                    eprintln!("note: {note}");
+                }
+                Ok(found.first().copied().unwrap_or(Backend::Tract))
+            }
+        }
     }
+}
+
+/// How much a command measures: a named profile, then single fields.
+#[derive(clap::Args, Clone, Copy)]
+pub struct ProfileArgs {
+    /// quick (seconds, a few samples), standard or thorough (figures for a report): sets the
+    /// calibration samples, evaluation limit, per-layer samples, benchmark runs and warm-up
+    /// that the flags below do not set.
+    #[arg(long, default_value_t = Profile::Standard)]
+    pub profile: Profile,
 }
 
 pub fn ort_options(

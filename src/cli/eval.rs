@@ -113,6 +113,7 @@ pub fn eval(args: EvalArgs) -> Result<ExitCode> {
     };
     if args.json {
         let mut value = serde_json::to_value(&report)?;
+        value["broken"] = serde_json::json!(report.is_broken());
         value["backend"] = serde_json::json!(backend.name());
         value["runtime"] = serde_json::json!(candidate.describe());
         if let Some(layers) = &layers {

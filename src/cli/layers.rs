@@ -7,17 +7,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::Serialize;
 
 use quantbench::eval::layers::{LayerMetrics, LayerReport};
 use quantbench::jobs::Progress;
 use quantbench::onnx;
-use quantbench::quant::{self, Mode, QuantConfig, Ranges};
+use quantbench::quant::{self, Mode, QuantConfig};
 use quantbench::runner::{RunSettings, Workbench};
-use quantbench::session::Experiment;
+use quantbench::sensitivity::SensitivityReport;
 
-use super::args::{open_data, BackendArgs, InferArgs};
+use super::args::{open_data, BackendArgs, InferArgs, ProfileArgs};
 use super::quantize::ConfigArgs;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -62,9 +62,9 @@ pub struct LayersArgs {
     mode: Vec<ModeArg>,
     #[command(flatten)]
     settings: ConfigArgs,
-    /// Evaluation samples compared per layer.
-    #[arg(long, default_value_t = 32)]
-    layer_samples: usize,
+    /// Evaluation samples compared per layer (default: the profile's).
+    #[arg(long)]
+    layer_samples: Option<usize>,
     /// Sort by the shown view's SQNR, worst first (default: graph order).
     #[arg(long)]
     sort: bool,
@@ -73,30 +73,15 @@ pub struct LayersArgs {
     /// calibration reused).
     #[arg(long)]
     sensitivity: bool,
-    /// Benchmark runs per candidate in the sensitivity ranking.
-    #[arg(long, default_value_t = 30)]
-    runs: usize,
+    /// Benchmark runs per candidate in the sensitivity ranking (default: the profile's).
+    #[arg(long)]
+    runs: Option<usize>,
+    #[command(flatten)]
+    profile: ProfileArgs,
     #[command(flatten)]
     backend: BackendArgs,
     #[arg(long)]
     json: bool,
-}
-
-#[derive(Serialize)]
-struct Sensitivity {
-    layer: String,
-    op_type: String,
-    /// The task metric with this layer kept in float, and the whole-model figure it improves on.
-    metric: f64,
-    recovered: f64,
-    /// Output SQNR against float with this layer kept float, and what it gains (the tiebreak
-    /// where the task metric cannot tell layers apart).
-    sqnr_db: Option<f64>,
-    sqnr_gained_db: Option<f64>,
-    p50_ms: f64,
-    latency_cost_ms: f64,
-    /// `recovered / max(latency_cost_ms, 0.01)`.
-    score: f64,
 }
 
 #[derive(Serialize)]
@@ -106,17 +91,6 @@ struct LayersOutput {
     layers: Vec<LayerReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sensitivity: Option<SensitivityReport>,
-}
-
-#[derive(Serialize)]
-struct SensitivityReport {
-    backend: String,
-    /// The whole model quantized: metric and p50.
-    metric: f64,
-    p50_ms: f64,
-    float_metric: f64,
-    float_p50_ms: f64,
-    ranking: Vec<Sensitivity>,
 }
 
 pub fn layers(args: LayersArgs) -> Result<ExitCode> {
@@ -136,16 +110,18 @@ pub fn layers(args: LayersArgs) -> Result<ExitCode> {
     dataset.check_fits(&inputs)?;
     let progress = Progress::new();
     let data = config.needs_data().then_some(&*dataset);
-    let (quantized, report, ranges) =
-        quant::quantize_keeping_ranges(&model, &config, data.map(Ranges::Calibrate), &progress)
-            .with_context(|| format!("{}: quantization failed", args.model.display()))?;
+    let (quantized, report) = quant::quantize(&model, &config, data, &progress)
+        .with_context(|| format!("{}: quantization failed", args.model.display()))?;
     let prepared = quant::prepare_float(&model, &config)?.model;
     let started = std::time::Instant::now();
+    let layer_samples = args
+        .layer_samples
+        .unwrap_or(args.profile.profile.settings().layer_samples);
     let layers = quantbench::eval::layers::analyse(
         &quantized,
         &prepared,
         &dataset,
-        args.layer_samples,
+        layer_samples,
         &progress,
     )?;
     let layer_seconds = started.elapsed().as_secs_f64();
@@ -154,7 +130,6 @@ pub fn layers(args: LayersArgs) -> Result<ExitCode> {
             &args,
             &model,
             &config,
-            &ranges,
             dataset.clone(),
             &progress,
         )?)
@@ -181,7 +156,7 @@ pub fn layers(args: LayersArgs) -> Result<ExitCode> {
         args.model.display(),
         config.label(),
         layers.len(),
-        args.layer_samples.min(dataset.indices(quantbench::data::Purpose::Evaluation)?.len()),
+        layer_samples.min(dataset.indices(quantbench::data::Purpose::Evaluation)?.len()),
     );
     let mut order: Vec<usize> = (0..layers.len()).collect();
     let shown = |l: &LayerReport| match view {
@@ -281,125 +256,36 @@ fn clip(s: &str, n: usize) -> String {
     }
 }
 
-/// The candidate layers: nodes of a quantized op type that the config does not keep float.
-fn candidates(model: &onnx::pb::ModelProto, config: &QuantConfig) -> Vec<(String, String)> {
-    onnx::graph(model)
-        .node
-        .iter()
-        .filter(|n| config.ops.contains(&n.op_type) && !n.name.is_empty())
-        .filter(|n| {
-            !config
-                .keep_float
-                .iter()
-                .any(|k| k == &n.name || k == &n.op_type)
-        })
-        .map(|n| (n.name.clone(), n.op_type.clone()))
-        .collect()
-}
-
+/// The layers ranked by what keeping each float recovers per millisecond
+/// ([`quantbench::sensitivity`]), with a line of progress on stderr.
 fn sensitivity(
     args: &LayersArgs,
     model: &onnx::pb::ModelProto,
     config: &QuantConfig,
-    base_ranges: &quant::ActivationRanges,
     dataset: Arc<quantbench::data::Dataset>,
     progress: &Progress,
 ) -> Result<SensitivityReport> {
-    let backend = args.backend.backend()?;
+    let profile = args.profile.profile.settings();
     let settings = RunSettings {
-        backends: vec![backend],
         bench: quantbench::bench::BenchSettings {
-            runs: args.runs.max(1),
-            warmup: 3,
+            runs: args.runs.unwrap_or(profile.runs).max(1),
+            warmup: profile.warmup,
             threads: 1,
         },
-        layer_samples: 0,
-        ..Default::default()
+        ..RunSettings::of(args.profile.profile, vec![args.backend.backend()?])
     };
     let size = onnx::encode_model(model).len() as u64;
-    let mut bench = Workbench::new(model.clone(), size, dataset.clone())?;
-    // Top-1 where labelled, agreement with float otherwise (the float model agrees fully).
-    let figure = |e: &Experiment| -> Option<(f64, f64)> {
-        let r = &e.result.evals.first()?.report;
-        let metric = match (r.top1, r.agreement, &e.config) {
-            (Some(t), _, _) => t,
-            (None, Some(a), _) => a,
-            (None, None, None) => 1.0,
-            (None, None, Some(_)) => return None,
-        };
-        Some((metric, e.result.benches.first()?.p50_ms))
-    };
-    let mut float = Experiment::float();
-    bench.run(&mut float, &settings, progress)?;
-    let float_fig = figure(&float).unwrap_or((1.0, 0.0));
-    let mut whole = Experiment::quantized(config.clone());
-    bench.run(&mut whole, &settings, progress)?;
-    let Some(whole_fig) = figure(&whole) else {
-        bail!(
-            "the quantized model could not be measured: {}",
-            whole.result.error.unwrap_or_default()
-        );
-    };
-    let sqnr = |e: &Experiment| e.result.evals.first().and_then(|r| r.report.sqnr_db);
-    let candidates = candidates(&bench.float, config);
-    let mut ranking = vec![];
-    for (k, (layer, op_type)) in candidates.iter().enumerate() {
-        progress.check()?;
-        eprint!(
-            "\rsensitivity: {}/{} {}",
-            k + 1,
-            candidates.len(),
-            clip(layer, 40)
-        );
-        let mut variant = config.clone();
-        variant.keep_float.push(layer.clone());
-        // The float activations do not change when a layer stays float: the ranges do not.
-        let ranges = if config.mode.needs_calibration() {
-            Some(Ranges::Known(base_ranges, Some(&dataset)))
-        } else {
-            config.needs_data().then_some(Ranges::Calibrate(&dataset))
-        };
-        let (q, _) = match quant::quantize_with(&bench.float, &variant, ranges, progress) {
-            Ok(q) => q,
-            Err(e) if quantbench::jobs::is_cancelled(&e) => return Err(e),
-            Err(e) => {
-                eprintln!("\n{layer}: {e:#}");
-                continue;
-            }
-        };
-        let mut e = Experiment::quantized(variant);
-        bench.run_model(&mut e, q, &settings, progress)?;
-        let Some((metric, p50)) = figure(&e) else {
-            continue;
-        };
-        let recovered = metric - whole_fig.0;
-        let cost = p50 - whole_fig.1;
-        let sqnr_db = sqnr(&e);
-        ranking.push(Sensitivity {
-            layer: layer.clone(),
-            op_type: op_type.clone(),
-            metric,
-            recovered,
-            sqnr_db,
-            sqnr_gained_db: sqnr_db.zip(sqnr(&whole)).map(|(a, b)| a - b),
-            p50_ms: p50,
-            latency_cost_ms: cost,
-            score: recovered / cost.max(0.01),
-        });
-    }
+    let mut bench = Workbench::new(model.clone(), size, dataset)?;
+    let report = quantbench::sensitivity::rank(
+        &mut bench,
+        config,
+        &settings,
+        progress,
+        &mut |k, n, layer| eprint!("\rsensitivity: {}/{n} {}", k + 1, clip(layer, 40)),
+    )?;
     eprintln!();
-    let gained = |s: &Sensitivity| s.sqnr_gained_db.unwrap_or(0.0);
-    ranking.sort_by(|a, b| {
-        b.score
-            .total_cmp(&a.score)
-            .then(gained(b).total_cmp(&gained(a)))
-    });
-    Ok(SensitivityReport {
-        backend: backend.name().to_string(),
-        metric: whole_fig.0,
-        p50_ms: whole_fig.1,
-        float_metric: float_fig.0,
-        float_p50_ms: float_fig.1,
-        ranking,
-    })
+    for s in &report.skipped {
+        eprintln!("not ranked: {s}");
+    }
+    Ok(report)
 }

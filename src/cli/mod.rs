@@ -46,10 +46,10 @@ enum Command {
         out: PathBuf,
         /// tradeoff, heatmap, compare, layers or all.
         #[arg(long, default_value = "all")]
-        view: crate::gui::CentralView,
+        view: String,
         /// The left panel's tab: model, dataset or settings.
         #[arg(long, default_value = "model")]
-        tab: crate::gui::SetupTab,
+        tab: String,
         /// Also write the session with everything that ran.
         #[arg(long)]
         session_out: Option<PathBuf>,
@@ -114,11 +114,7 @@ pub fn run() -> Result<ExitCode> {
     match command {
         #[cfg(feature = "gui")]
         Command::Gui { path } => {
-            crate::gui::run(crate::gui::Startup {
-                open: path,
-                started: Some(started),
-                ..Default::default()
-            })?;
+            crate::gui::launch(crate::gui::Launch::Open(path), started)?;
             Ok(ExitCode::SUCCESS)
         }
         #[cfg(feature = "gui")]
@@ -131,19 +127,15 @@ pub fn run() -> Result<ExitCode> {
             inspect,
         } => {
             quantbench::fileio::check_output_dir(&out)?;
-            let plan = crate::gui::ScreenshotPlan {
+            let launch = crate::gui::Launch::Screenshot {
+                path,
                 out: out.clone(),
                 view,
                 tab,
                 session_out,
                 inspect,
             };
-            crate::gui::run(crate::gui::Startup {
-                open: path,
-                screenshot: Some(plan),
-                started: Some(started),
-                ..Default::default()
-            })?;
+            crate::gui::launch(launch, started)?;
             if !out.is_file() {
                 anyhow::bail!(
                     "{}: the window closed before the screenshot was taken",
@@ -159,15 +151,12 @@ pub fn run() -> Result<ExitCode> {
             data,
             export,
         } => {
-            crate::gui::run(crate::gui::Startup {
-                frame_bench: Some(crate::gui::FrameBenchPlan {
-                    model,
-                    data,
-                    export,
-                }),
-                started: Some(started),
-                ..Default::default()
-            })?;
+            let launch = crate::gui::Launch::FrameBench {
+                model,
+                data,
+                export,
+            };
+            crate::gui::launch(launch, started)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Inspect { model, json } => inspect(&model, json),
@@ -187,10 +176,7 @@ pub fn run() -> Result<ExitCode> {
 
 #[cfg(feature = "gui")]
 fn open_window(started: std::time::Instant) -> Result<ExitCode> {
-    crate::gui::run(crate::gui::Startup {
-        started: Some(started),
-        ..Default::default()
-    })?;
+    crate::gui::launch(crate::gui::Launch::Open(None), started)?;
     Ok(ExitCode::SUCCESS)
 }
 

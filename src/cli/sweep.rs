@@ -9,9 +9,11 @@ use anyhow::{Context, Result};
 use quantbench::jobs::{Job, JobEnd};
 use quantbench::onnx;
 use quantbench::quant::QuantConfig;
+use quantbench::runner::{RunEvent, RunSettings};
 use quantbench::runtime::Backend;
+use quantbench::session::{ExperimentId, Session};
 
-use super::args::{open_data, ort_options, InferArgs, ReadArgs};
+use super::args::{open_data, ort_options, InferArgs, ProfileArgs, ReadArgs};
 
 /// What a sweep runs, shared by `sweep` (here, now) and `plan` (later, anywhere).
 #[derive(clap::Args)]
@@ -33,7 +35,8 @@ pub struct SweepCommon {
     /// description. May be given twice.
     #[arg(long)]
     preset: Vec<String>,
-    /// Runtimes to measure on, comma-separated (default: tract, and ort when installed).
+    /// Runtimes to measure on, comma-separated (default: the profile's: tract, and ort when
+    /// installed; quick: ort alone when installed).
     #[arg(long, value_delimiter = ',')]
     backends: Option<Vec<String>>,
     /// ONNX Runtime graph optimization level: disabled, basic, extended, all.
@@ -42,15 +45,18 @@ pub struct SweepCommon {
     /// ONNX Runtime: exact int8 kernels on CPUs without VNNI (session.x64quantprecision=1).
     #[arg(long)]
     x64_quant_precision: bool,
-    /// Calibration samples for each quantized config of a preset.
-    #[arg(long, default_value_t = 200)]
-    samples: usize,
-    /// Evaluate at most this many samples (spread evenly over the evaluation split).
+    /// Calibration samples for each quantized config of a preset (default: the profile's).
+    #[arg(long)]
+    samples: Option<usize>,
+    /// Evaluate at most this many samples, spread evenly over the evaluation split (default:
+    /// the profile's; standard and thorough: all).
     #[arg(long)]
     eval_limit: Option<usize>,
-    /// Benchmark runs per config and runtime.
-    #[arg(long, default_value_t = 100)]
-    runs: usize,
+    /// Benchmark runs per config and runtime (default: the profile's).
+    #[arg(long)]
+    runs: Option<usize>,
+    #[command(flatten)]
+    profile: ProfileArgs,
     #[command(flatten)]
     remote: super::args::RemoteArgs,
 }
@@ -69,7 +75,7 @@ pub struct Setup {
     pub model: quantbench::onnx::pb::ModelProto,
     pub dataset: quantbench::data::Dataset,
     pub experiments: Vec<quantbench::session::Experiment>,
-    pub settings: quantbench::runner::RunSettings,
+    pub settings: RunSettings,
 }
 
 /// Configs from a `.ron` file: one config, or a list of them.
@@ -108,8 +114,10 @@ pub fn setup(args: &SweepCommon) -> Result<Setup> {
     if standard && !config_files.is_empty() {
         anyhow::bail!("give --preset standard or configs, not both");
     }
+    let profile = args.profile.profile.settings();
+    let samples = args.samples.unwrap_or(profile.samples);
     let experiments: Vec<Experiment> = match (standard, config_files.is_empty()) {
-        (true, _) => quantbench::session::standard_preset(args.samples),
+        (true, _) => quantbench::session::standard_preset(samples, &quantbench::host::detect()),
         (false, false) => {
             let mut e = vec![Experiment::float()];
             for path in &config_files {
@@ -137,27 +145,24 @@ pub fn setup(args: &SweepCommon) -> Result<Setup> {
                 Ok(backend)
             })
             .collect::<Result<Vec<_>>>()?,
-        None => match quantbench::runtime::ort::version() {
-            Ok(_) => vec![Backend::Tract, Backend::Ort(ort_options)],
-            Err(e) => {
-                eprintln!("note: measuring on tract only: {e:#}");
-                vec![Backend::Tract]
+        None => {
+            let (found, note) = quantbench::runner::detect_backends(profile.backends, ort_options);
+            if let Some(note) = note {
+                eprintln!("note: {note}");
             }
-        },
+            found
+        }
     };
-    let settings = quantbench::runner::RunSettings {
-        backends,
-        bench: quantbench::bench::BenchSettings {
-            runs: args.runs,
-            warmup: 10.min(args.runs),
-            threads: 1,
-        },
-        eval_limit: args.eval_limit,
-        layer_samples: 16,
-        models_dir: None,
-        output: args.output.clone(),
-        remote: args.remote.remote(),
-    };
+    let mut settings = RunSettings::of(args.profile.profile, backends);
+    if let Some(runs) = args.runs {
+        settings.bench.runs = runs;
+        settings.bench.warmup = settings.bench.warmup.min(runs);
+    }
+    if args.eval_limit.is_some() {
+        settings.eval_limit = args.eval_limit;
+    }
+    settings.output = args.output.clone();
+    settings.remote = args.remote.remote();
     Ok(Setup {
         model,
         dataset,
@@ -167,7 +172,7 @@ pub fn setup(args: &SweepCommon) -> Result<Setup> {
 }
 
 pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
-    use quantbench::session::{DatasetRef, ModelRef, Session};
+    use quantbench::session::{DatasetRef, ModelRef};
     quantbench::fileio::check_output_dir(&args.out)?;
     let Setup {
         model,
@@ -190,72 +195,25 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         .map(|m| m.len())
         .unwrap_or(0);
     let mut workbench = quantbench::runner::Workbench::new(model, file_bytes, dataset)?;
-    let out = args.out.clone();
-    let total = session.experiments.len();
-    let names: Vec<String> = session.experiments.iter().map(|e| e.name.clone()).collect();
-    let mut job_session = session.clone();
+    let pending = session.experiments.clone();
     let job = Job::spawn(
         "sweep",
         || {},
         move |cx| {
-            cx.send(SweepEvent::Started(0));
-            quantbench::runner::run_pending(
-                &mut job_session,
-                &mut workbench,
-                &settings,
-                &cx.progress,
-                |s, i| {
-                    cx.send(SweepEvent::Finished(i, Box::new(s.experiments[i].clone())));
-                    Ok(())
-                },
-            )
+            workbench.run_experiments(pending, &settings, &cx.progress, &mut |event| {
+                cx.send(event);
+                Ok(())
+            })
         },
     )?;
-    let bar = indicatif::ProgressBar::new(0).with_style(
-        indicatif::ProgressStyle::with_template("{prefix} [{bar:24}] {msg} {pos}/{len} {eta}")
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .progress_chars("#>."),
-    );
-    let mut saved = Ok(());
-    let current = std::cell::Cell::new(0);
-    let end = job.run_to_end(
-        std::time::Duration::from_millis(100),
-        |event| match event {
-            SweepEvent::Started(i) => current.set(i),
-            SweepEvent::Finished(i, experiment) => {
-                let e = &experiment;
-                bar.suspend(|| {
-                    match &e.result.error {
-                        Some(err) => eprintln!("[{}/{total}] {}: failed: {err}", i + 1, e.name),
-                        None => eprintln!("[{}/{total}] {}: done", i + 1, e.name),
-                    }
-                    for n in &e.result.notes {
-                        eprintln!("    note: {n}");
-                    }
-                });
-                session.experiments[i] = *experiment;
-                current.set(i + 1);
-                // Saved after each experiment: an interrupted sweep keeps what finished.
-                if saved.is_ok() {
-                    saved = session.save(&out);
-                }
-            }
-        },
-        |progress| {
-            let (stage, done, stage_total) = progress.snapshot();
-            let name = names.get(current.get()).map(String::as_str).unwrap_or("");
-            bar.set_prefix(format!("[{}/{total}]", (current.get() + 1).min(total)));
-            bar.set_message(format!("{name}: {stage}"));
-            bar.set_length(stage_total);
-            bar.set_position(done);
-        },
-    );
-    bar.finish_and_clear();
-    saved?;
+    let end = follow(job, &mut session, &args.out)?;
     match end {
         JobEnd::Done(()) => {}
         JobEnd::Cancelled => {
-            anyhow::bail!("cancelled; finished experiments are in {}", out.display())
+            anyhow::bail!(
+                "cancelled; finished experiments are in {}",
+                args.out.display()
+            )
         }
         JobEnd::Failed(e) => return Err(e),
     }
@@ -264,9 +222,65 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// What the sweep's job reports to the terminal.
-enum SweepEvent {
-    /// Experiment `index` (of the session's list) is next.
-    Started(usize),
-    Finished(usize, Box<quantbench::session::Experiment>),
+/// Shows the sweep's progress on a bar, records each result in `session` by id and saves it
+/// after each (an interrupted sweep keeps what finished).
+fn follow(
+    job: Job<RunEvent, ()>,
+    session: &mut Session,
+    out: &std::path::Path,
+) -> Result<JobEnd<()>> {
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("{prefix} [{bar:24}] {msg} {pos}/{len} {eta}")
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .progress_chars("#>."),
+    );
+    let total = session.experiments.len();
+    let names: Vec<(ExperimentId, String)> = session
+        .experiments
+        .iter()
+        .map(|e| (e.id, e.name.clone()))
+        .collect();
+    let position = |id: ExperimentId| names.iter().position(|(i, _)| *i == id).unwrap_or(0);
+    let current = std::cell::Cell::new(None::<ExperimentId>);
+    let mut saved = Ok(());
+    let end = job.run_to_end(
+        std::time::Duration::from_millis(100),
+        |event| {
+            if let RunEvent::Started(id) = event {
+                current.set(Some(id));
+                return;
+            }
+            let Some((id, result)) = event.into_result() else {
+                return;
+            };
+            let name = &names[position(id)].1;
+            bar.suspend(|| {
+                match &result.error {
+                    Some(err) => eprintln!("[{}/{total}] {name}: failed: {err}", position(id) + 1),
+                    None => eprintln!("[{}/{total}] {name}: done", position(id) + 1),
+                }
+                for n in &result.notes {
+                    eprintln!("    note: {n}");
+                }
+            });
+            session.record(id, result);
+            if saved.is_ok() {
+                saved = session.save(out);
+            }
+        },
+        |progress| {
+            let (stage, done, stage_total) = progress.snapshot();
+            let at = current.get().map_or(0, position);
+            bar.set_prefix(format!("[{}/{total}]", (at + 1).min(total)));
+            bar.set_message(format!(
+                "{}: {stage}",
+                names.get(at).map_or("", |n| n.1.as_str())
+            ));
+            bar.set_length(stage_total);
+            bar.set_position(done);
+        },
+    );
+    bar.finish_and_clear();
+    saved?;
+    Ok(end)
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
+use quantbench::eval::figure;
 use quantbench::jobs::Progress;
 use quantbench::onnx;
 use quantbench::quant::{self, Target};
@@ -14,7 +15,7 @@ use quantbench::runtime::Backend;
 use quantbench::session::{DatasetRef, ModelRef, Session};
 use quantbench::tune::{Goal, TuneSettings};
 
-use super::args::{open_data, ort_options, InferArgs};
+use super::args::{open_data, ort_options, InferArgs, ProfileArgs};
 
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("goal").required(true).args(["max_drop", "min_agreement", "min_sqnr"])))]
@@ -25,9 +26,9 @@ pub struct TuneArgs {
     data: PathBuf,
     #[command(flatten)]
     infer: InferArgs,
-    /// The runtime the model is for: ort-cpu (measured on ONNX Runtime), tract, tensorrt or
-    /// generic (measured on tract).
-    #[arg(long, default_value = "ort-cpu")]
+    /// The runtime the model is for: ort-cpu (measured on ONNX Runtime; the default), tract,
+    /// tensorrt or generic (measured on tract).
+    #[arg(long, default_value_t = Target::DEFAULT)]
     target: Target,
     /// Top-1 may drop at most this much below float (labelled data), e.g. 0.01.
     #[arg(long)]
@@ -44,15 +45,17 @@ pub struct TuneArgs {
     /// Every candidate goes here (and is reused from here: a stopped search resumes).
     #[arg(long)]
     session: Option<PathBuf>,
-    /// Calibration samples per candidate.
-    #[arg(long, default_value_t = 200)]
-    samples: usize,
-    /// Evaluate at most this many samples.
+    /// Calibration samples per candidate (default: the profile's).
+    #[arg(long)]
+    samples: Option<usize>,
+    /// Evaluate at most this many samples (default: the profile's).
     #[arg(long)]
     eval_limit: Option<usize>,
-    /// Benchmark runs per candidate.
-    #[arg(long, default_value_t = 50)]
-    runs: usize,
+    /// Benchmark runs per candidate (default: the profile's).
+    #[arg(long)]
+    runs: Option<usize>,
+    #[command(flatten)]
+    profile: ProfileArgs,
     /// Layers the search may keep float (default: half of those it quantizes).
     #[arg(long)]
     max_float_layers: Option<usize>,
@@ -64,16 +67,17 @@ pub struct TuneArgs {
     remote: super::args::RemoteArgs,
 }
 
-pub fn tune(args: TuneArgs) -> Result<ExitCode> {
-    quantbench::fileio::check_output_dir(&args.out)?;
-    let goal = match (args.max_drop, args.min_agreement, args.min_sqnr) {
+fn goal(args: &TuneArgs) -> Result<Goal> {
+    Ok(match (args.max_drop, args.min_agreement, args.min_sqnr) {
         (Some(d), _, _) => Goal::MaxDrop(d),
         (_, Some(a), _) => Goal::MinAgreement(a),
         (_, _, Some(s)) => Goal::MinSqnr(s),
         _ => anyhow::bail!("give --max-drop, --min-agreement or --min-sqnr"),
-    };
-    let model = onnx::read_model(&args.model)?;
-    let dataset = open_data(&args.data, &model, &args.infer)?;
+    })
+}
+
+/// The search's settings: the profile's, with the flags over them, on the target's runtime.
+fn settings(args: &TuneArgs, goal: Goal, model: ModelRef) -> Result<TuneSettings> {
     let backend = match args.target {
         Target::OrtCpu => {
             quantbench::runtime::ort::version()
@@ -82,37 +86,43 @@ pub fn tune(args: TuneArgs) -> Result<ExitCode> {
         }
         _ => Backend::Tract,
     };
-    let mut session = match &args.session {
-        Some(p) if p.exists() => Session::load(p)?,
-        _ => Session::new(
-            ModelRef::of_file(&args.model)?,
-            Some(DatasetRef::of(&dataset)),
-        ),
-    };
-    let models_dir = args.session.as_ref().map(|p| p.with_extension("models"));
-    if let Some(d) = &models_dir {
-        std::fs::create_dir_all(d).with_context(|| format!("{}: cannot create", d.display()))?;
+    let profile = args.profile.profile;
+    let mut run = RunSettings::of(profile, vec![backend]);
+    if let Some(runs) = args.runs {
+        run.bench.runs = runs.max(1);
+        run.bench.warmup = run.bench.warmup.min(runs);
     }
-    let settings = TuneSettings {
+    if args.eval_limit.is_some() {
+        run.eval_limit = args.eval_limit;
+    }
+    run.layer_samples = 0;
+    run.models_dir = args.session.as_ref().map(|p| p.with_extension("models"));
+    run.remote = args.remote.remote();
+    Ok(TuneSettings {
         goal,
         target: args.target,
-        samples: args.samples,
+        samples: args.samples.unwrap_or(profile.settings().samples),
         max_float_layers: args.max_float_layers,
-        layer_samples: 16,
-        sweep: RunSettings {
-            backends: vec![backend],
-            bench: quantbench::bench::BenchSettings {
-                runs: args.runs.max(1),
-                warmup: 5,
-                threads: 1,
-            },
-            eval_limit: args.eval_limit,
-            layer_samples: 0,
-            models_dir,
-            output: None,
-            remote: args.remote.remote(),
-        },
+        layer_samples: profile.settings().layer_samples,
+        run,
+        model,
+    })
+}
+
+pub fn tune(args: TuneArgs) -> Result<ExitCode> {
+    quantbench::fileio::check_output_dir(&args.out)?;
+    let goal = goal(&args)?;
+    let model = onnx::read_model(&args.model)?;
+    let dataset = open_data(&args.data, &model, &args.infer)?;
+    let model_ref = ModelRef::of_file(&args.model)?;
+    let settings = settings(&args, goal, model_ref.clone())?;
+    let mut session = match &args.session {
+        Some(p) if p.exists() => Session::load(p)?,
+        _ => Session::new(model_ref, Some(DatasetRef::of(&dataset))),
     };
+    if let Some(d) = &settings.run.models_dir {
+        std::fs::create_dir_all(d).with_context(|| format!("{}: cannot create", d.display()))?;
+    }
     let size = std::fs::metadata(&args.model).map(|m| m.len()).unwrap_or(0);
     let mut bench = Workbench::new(model, size, dataset)?;
     let started = std::time::Instant::now();
@@ -129,7 +139,9 @@ pub fn tune(args: TuneArgs) -> Result<ExitCode> {
         },
         |line| eprintln!("{line}"),
     )?;
-    let chosen = &session.experiments[outcome.chosen];
+    let chosen = session
+        .get(outcome.chosen)
+        .context("the chosen candidate is in the session")?;
     let config = chosen
         .config
         .clone()
@@ -140,29 +152,50 @@ pub fn tune(args: TuneArgs) -> Result<ExitCode> {
     };
     onnx::write_model(&args.out, &quantized, onnx::SINGLE_FILE_LIMIT)?;
     let seconds = started.elapsed().as_secs_f64();
-    let b = backend.name();
-    let eval = chosen.result.eval(b);
-    let p50 = chosen.result.bench(b).map(|r| r.p50_ms);
     eprintln!(
         "wrote {} ({}) after {} candidates in {seconds:.1} s",
         args.out.display(),
         chosen.name,
         outcome.verdicts.len()
     );
+    print_chosen(
+        &args,
+        chosen,
+        &config,
+        &outcome,
+        settings.run.backends[0],
+        seconds,
+    )
+}
+
+fn print_chosen(
+    args: &TuneArgs,
+    chosen: &quantbench::session::Experiment,
+    config: &quant::QuantConfig,
+    outcome: &quantbench::tune::Outcome,
+    backend: Backend,
+    seconds: f64,
+) -> Result<ExitCode> {
+    let b = backend.name();
+    let eval = chosen.result.eval(b);
+    let p50 = chosen.result.bench(b).map(|r| r.p50_ms);
     if args.json {
         println!(
             "{}",
             serde_json::json!({
                 "chosen": chosen.name,
+                "id": chosen.id,
                 "config": config,
                 "backend": b,
                 "top1": eval.and_then(|r| r.top1),
                 "agreement": eval.and_then(|r| r.agreement),
-                "sqnr_db": eval.and_then(|r| r.sqnr_db),
+                "sqnr_db": figure::to_json(eval.and_then(|r| r.sqnr_db)),
+                "broken": eval.is_some_and(|r| r.is_broken()),
                 "p50_ms": p50,
                 "size_bytes": chosen.result.size_bytes,
                 "kept_float": config.keep_float,
                 "candidates": outcome.verdicts.len(),
+                "reused": outcome.verdicts.iter().filter(|v| v.reused).count(),
                 "seconds": seconds,
                 "output": args.out.display().to_string(),
             })

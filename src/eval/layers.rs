@@ -28,6 +28,7 @@ pub struct LayerError {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub node: String,
     /// Cumulative SQNR (the whole model quantized).
+    #[serde(with = "crate::eval::figure")]
     pub sqnr_db: f64,
     /// Every metric, both ways, where [`analyse`] measured them (sessions from before it hold
     /// the SQNR only).
@@ -174,13 +175,18 @@ pub fn by_tensor(layers: &[LayerError]) -> HashMap<&str, f64> {
 /// The error of one quantized tensor against its float value, over the samples compared.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LayerMetrics {
+    #[serde(with = "crate::eval::figure")]
     pub sqnr_db: f64,
+    #[serde(with = "crate::eval::figure")]
     pub cosine: f64,
     /// RMS error over RMS float value.
+    #[serde(with = "crate::eval::figure")]
     pub relative_rmse: f64,
+    #[serde(with = "crate::eval::figure")]
     pub max_abs_error: f64,
     /// RMS error over the tensor's quantization step (TensorFlow Lite's `rmse/scale`): about
     /// 1/√12 ≈ 0.289 when the only error is rounding to that step.
+    #[serde(default, with = "crate::eval::figure::option")]
     pub rmse_over_scale: Option<f64>,
 }
 

@@ -4,6 +4,7 @@
 //! Samples run in parallel (rayon); per-sample outputs are collected in sample order and
 //! reduced serially, so the figures are identical to a serial run.
 
+pub mod figure;
 pub mod layers;
 pub mod metrics;
 
@@ -24,11 +25,17 @@ pub struct EvalReport {
     pub samples: usize,
     pub top1: Option<f64>,
     pub top5: Option<f64>,
-    /// Against the reference model, when one was given (for the scored output).
+    /// Against the reference model, when one was given (for the scored output). Non-finite
+    /// figures are written as words ([`figure`]): `"inf"` for a lossless copy, `"nan"` where
+    /// the outputs hold NaN.
     pub agreement: Option<f64>,
+    #[serde(with = "crate::eval::figure::option")]
     pub sqnr_db: Option<f64>,
+    #[serde(with = "crate::eval::figure::option")]
     pub cosine: Option<f64>,
+    #[serde(with = "crate::eval::figure::option")]
     pub max_abs_error: Option<f64>,
+    #[serde(with = "crate::eval::figure::option")]
     pub mean_abs_error: Option<f64>,
     pub classes: usize,
     /// Which metrics apply, and why others do not.
@@ -48,15 +55,27 @@ pub struct EvalReport {
     pub synthetic: bool,
 }
 
+impl EvalReport {
+    /// The model computed NaN or an infinity for some sample: its figures describe a broken
+    /// model, not a lossy one.
+    pub fn is_broken(&self) -> bool {
+        self.non_finite_samples > 0
+    }
+}
+
 /// One output's fidelity against the reference.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OutputFidelity {
     pub name: String,
     pub shape: Vec<usize>,
     pub agreement: Option<f64>,
+    #[serde(with = "crate::eval::figure")]
     pub sqnr_db: f64,
+    #[serde(with = "crate::eval::figure")]
     pub cosine: f64,
+    #[serde(with = "crate::eval::figure")]
     pub max_abs_error: f64,
+    #[serde(with = "crate::eval::figure")]
     pub mean_abs_error: f64,
     pub non_finite_samples: usize,
 }

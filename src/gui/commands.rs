@@ -1,8 +1,11 @@
 //! What panels ask the app to do, and the sender they ask through: commands are collected while
-//! a frame draws and applied once, after it (easy to test, easy to log).
+//! a frame draws and applied once, after it (easy to test, easy to log). A command names the
+//! experiment it acts on by id: rows added or removed meanwhile never move it onto another.
 
 use std::cell::RefCell;
 use std::path::PathBuf;
+
+use quantbench::session::ExperimentId;
 
 use super::CentralView;
 
@@ -19,12 +22,12 @@ pub enum AppCommand {
     ToggleKeepFloat(String),
     AddExperiment,
     AddPreset,
-    RemoveExperiment(usize),
-    Select(Option<usize>),
+    RemoveExperiment(ExperimentId),
+    Select(Option<ExperimentId>),
     Run,
     Cancel,
     ExportModel {
-        experiment: usize,
+        experiment: ExperimentId,
         path: PathBuf,
     },
     SaveSession(PathBuf),
@@ -43,12 +46,13 @@ pub enum AppCommand {
     DismissOffer,
     /// A variant of an experiment, added and run at once (its calibration reused).
     Vary {
-        experiment: usize,
+        experiment: ExperimentId,
         change: Variation,
     },
-    /// The calibration inspector for an activation, with an experiment's settings.
+    /// The calibration inspector for an activation, with an experiment's settings (`None`: the
+    /// Settings tab's).
     InspectCalibration {
-        experiment: usize,
+        experiment: Option<ExperimentId>,
         tensor: String,
     },
     CloseInspector,
@@ -64,6 +68,41 @@ pub enum Variation {
     /// This activation between 8 and 16 bits.
     ToggleInt16(String),
     Unpin(String),
+}
+
+impl Variation {
+    /// Changes `config` as this variation says; what changed, in words (the variant's name).
+    pub fn apply(&self, config: &mut quantbench::quant::QuantConfig) -> String {
+        match self {
+            Variation::ToggleFloat(node) => {
+                if let Some(i) = config.keep_float.iter().position(|k| k == node) {
+                    config.keep_float.remove(i);
+                    format!("{node} int8")
+                } else {
+                    config.keep_float.push(node.clone());
+                    format!("{node} float")
+                }
+            }
+            Variation::Pin(tensor, range) => {
+                config.pinned_ranges.insert(tensor.clone(), *range);
+                format!("{tensor} pinned [{:.4}, {:.4}]", range.0, range.1)
+            }
+            Variation::ToggleInt16(tensor) => {
+                let wide = &mut config.int16_activations;
+                if let Some(i) = wide.iter().position(|t| t == tensor) {
+                    wide.remove(i);
+                    format!("{tensor} 8-bit")
+                } else {
+                    wide.push(tensor.clone());
+                    format!("{tensor} 16-bit")
+                }
+            }
+            Variation::Unpin(tensor) => {
+                config.pinned_ranges.remove(tensor);
+                format!("{tensor} unpinned")
+            }
+        }
+    }
 }
 
 /// Sends commands from panels that only borrow the app's state.

@@ -2,13 +2,13 @@
 
 use eframe::egui;
 
-use super::app::AppCtx;
-use quantbench::session::{Experiment, Session};
+use super::context::AppCtx;
+use quantbench::session::{Experiment, ExperimentId, Session};
 
 #[derive(Default)]
 pub struct CompareView {
-    a: Option<usize>,
-    b: Option<usize>,
+    a: Option<ExperimentId>,
+    b: Option<ExperimentId>,
     /// Once the user picks the second experiment, it no longer follows the selection.
     b_picked: bool,
 }
@@ -105,17 +105,23 @@ fn rows(e: &Experiment, backends: &[String]) -> Vec<(String, String)> {
     out
 }
 
-fn pick(ui: &mut egui::Ui, id: &str, label: egui::Id, slot: &mut Option<usize>, session: &Session) {
+fn pick(
+    ui: &mut egui::Ui,
+    id: &str,
+    label: egui::Id,
+    slot: &mut Option<ExperimentId>,
+    session: &Session,
+) {
     let text = slot
-        .and_then(|i| session.experiments.get(i))
+        .and_then(|id| session.get(id))
         .map(|e| e.name.clone())
         .unwrap_or("choose…".into());
     egui::ComboBox::from_id_salt(id)
         .selected_text(text)
         .width(190.0)
         .show_ui(ui, |ui| {
-            for (i, e) in session.experiments.iter().enumerate() {
-                ui.selectable_value(slot, Some(i), format!("{}: {}", i + 1, e.name));
+            for e in &session.experiments {
+                ui.selectable_value(slot, Some(e.id), format!("{}: {}", e.id, e.name));
             }
         })
         .response
@@ -126,17 +132,17 @@ impl CompareView {
     pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &AppCtx) {
         let Self { a, b, b_picked } = self;
         let Some(session) = ctx.session else { return };
-        let n = session.experiments.len();
         // Defaults: the float baseline against the selected (or the last finished) experiment.
-        if a.is_none_or(|i| i >= n) {
-            *a = session.experiments.iter().position(|e| e.config.is_none());
+        if a.is_none_or(|id| session.get(id).is_none()) {
+            *a = session.float().map(|e| e.id);
         }
-        if !*b_picked || b.is_none_or(|i| i >= n) {
+        if !*b_picked || b.is_none_or(|id| session.get(id).is_none()) {
             *b = ctx.selected.or_else(|| {
                 session
                     .experiments
                     .iter()
-                    .rposition(|e| e.is_done() && e.config.is_some())
+                    .rfind(|e| e.is_done() && e.config.is_some())
+                    .map(|e| e.id)
             });
         }
         ui.horizontal(|ui| {
@@ -153,8 +159,8 @@ impl CompareView {
             }
         });
         let (Some(ea), Some(eb)) = (
-            a.and_then(|i| session.experiments.get(i)),
-            b.and_then(|i| session.experiments.get(i)),
+            a.and_then(|id| session.get(id)),
+            b.and_then(|id| session.get(id)),
         ) else {
             ui.weak("Choose two experiments.");
             return;

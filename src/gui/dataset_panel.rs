@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use eframe::egui;
 
-use super::app::AppCtx;
+use super::context::AppCtx;
 use super::AppCommand;
 use quantbench::data::infer::Preset;
 use quantbench::data::{Color, Dataset, DatasetDesc, Layout, Source, ValueScale};
@@ -156,7 +156,7 @@ impl DatasetPanel {
             ui.small(n);
         }
         if let Some(m) = &loaded.mismatch {
-            ui.colored_label(ui.visuals().error_fg_color, m);
+            ui.colored_label(ui.visuals().error_fg_color, format!("{m:#}"));
         }
         ui.horizontal_wrapped(|ui| {
             for (texture, caption) in &loaded.previews {

@@ -125,10 +125,12 @@ impl FrameBench {
             Step::Run => {
                 if app.is_idle() {
                     self.end();
-                    let index = app
-                        .session
-                        .as_ref()
-                        .and_then(|s| s.experiments.iter().position(|e| e.config.is_some()));
+                    let index = app.session.as_ref().and_then(|s| {
+                        s.experiments
+                            .iter()
+                            .find(|e| e.config.is_some())
+                            .map(|e| e.id)
+                    });
                     let Some(experiment) = index else {
                         eprintln!("bench-gui: no quantized experiment: {:?}", app.messages);
                         self.step = Step::Done;

@@ -4,10 +4,10 @@
 
 use eframe::egui;
 
-use super::app::AppCtx;
+use super::context::AppCtx;
 use super::AppCommand;
 use quantbench::eval::layers::{LayerError, LayerMetrics};
-use quantbench::session::Session;
+use quantbench::session::{Experiment, ExperimentId, Session};
 
 /// The whole model quantized, or each layer alone with float inputs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -117,28 +117,30 @@ pub fn color_for(db: f64) -> egui::Color32 {
     egui::Color32::from_rgb(r as u8, g as u8, b as u8)
 }
 
-/// Rows (tensor, op type), columns (experiment indices) and SQNR values[row][col].
-pub type Matrix = (Vec<(String, String)>, Vec<usize>, Vec<Vec<Option<f64>>>);
+/// Rows (tensor, op type), columns (experiments by id) and values[row][col].
+pub type Matrix = (
+    Vec<(String, String)>,
+    Vec<ExperimentId>,
+    Vec<Vec<Option<f64>>>,
+);
 
-/// (row names with op types, columns as experiment indices, values[row][col]); rows in the
-/// order of `graph_order` (tensor names as the graph produces them), unknown ones last.
-/// `metric` in `mode` for each cell.
+/// (row names with op types, columns as experiments, values[row][col]); rows in the order of
+/// `graph_order` (tensor names as the graph produces them), unknown ones last. `metric` in
+/// `mode` for each cell.
 pub fn matrix_of(
     session: &Session,
     graph_order: &[String],
     mode: ErrorMode,
     metric: Metric,
 ) -> Matrix {
-    let columns: Vec<usize> = session
+    let columns: Vec<&Experiment> = session
         .experiments
         .iter()
-        .enumerate()
-        .filter(|(_, e)| !e.result.layers.is_empty())
-        .map(|(i, _)| i)
+        .filter(|e| !e.result.layers.is_empty())
         .collect();
     let mut rows: Vec<(String, String)> = vec![];
-    for &c in &columns {
-        for l in &session.experiments[c].result.layers {
+    for e in &columns {
+        for l in &e.result.layers {
             if !rows.iter().any(|(t, _)| *t == l.tensor) {
                 rows.push((l.tensor.clone(), l.op_type.clone()));
             }
@@ -156,9 +158,8 @@ pub fn matrix_of(
         .map(|(t, _)| {
             columns
                 .iter()
-                .map(|&c| {
-                    session.experiments[c]
-                        .result
+                .map(|e| {
+                    e.result
                         .layers
                         .iter()
                         .find(|l| l.tensor == *t)
@@ -167,16 +168,19 @@ pub fn matrix_of(
                 .collect()
         })
         .collect();
-    (rows, columns, values)
+    (rows, columns.iter().map(|e| e.id).collect(), values)
+}
+
+/// The grid's geometry.
+struct Cells {
+    label_width: f32,
+    gap: f32,
+    w: f32,
+    h: f32,
 }
 
 impl HeatmapView {
     pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &AppCtx) {
-        let Self {
-            worst_only,
-            mode,
-            metric,
-        } = self;
         let Some(session) = ctx.session else { return };
         let order: Vec<String> = ctx
             .model
@@ -189,8 +193,56 @@ impl HeatmapView {
                     .collect()
             })
             .unwrap_or_default();
-        let (rows, columns, values) = matrix_of(session, &order, *mode, *metric);
-        let (mode_now, metric_now) = (*mode, *metric);
+        let (rows, columns, values) = matrix_of(session, &order, self.mode, self.metric);
+        self.controls(ui);
+        if columns.is_empty() {
+            ui.weak("Per-layer error appears here once quantized experiments have run.");
+            return;
+        }
+        legend(ui, self.metric);
+        let shown: Vec<usize> = (0..rows.len())
+            .filter(|&r| {
+                !self.worst_only
+                    || values[r]
+                        .iter()
+                        .flatten()
+                        .any(|v| self.metric.as_db(*v) < 20.0)
+            })
+            .collect();
+        let label_width = 150.0;
+        let gap = 4.0;
+        // Leave room for the scroll bar.
+        let w = ((ui.available_width() - label_width - gap - 18.0) / columns.len() as f32)
+            .clamp(14.0, 60.0);
+        let cells = Cells {
+            label_width,
+            gap,
+            w,
+            h: 14.0,
+        };
+        let experiments: Vec<&Experiment> =
+            columns.iter().filter_map(|&id| session.get(id)).collect();
+        headers(ui, ctx, &experiments, &cells);
+        egui::ScrollArea::vertical()
+            .id_salt("heatmap_rows")
+            .auto_shrink([false, true])
+            .max_height(ui.available_height())
+            .show_rows(ui, cells.h, shown.len(), |ui, range| {
+                for &r in &shown[range] {
+                    ui.horizontal(|ui| {
+                        ui.spacing_mut().item_spacing.x = 0.0;
+                        self.row(ui, ctx, &rows[r], &experiments, &values[r], &cells);
+                    });
+                }
+            });
+    }
+
+    fn controls(&mut self, ui: &mut egui::Ui) {
+        let Self {
+            worst_only,
+            mode,
+            metric,
+        } = self;
         ui.horizontal(|ui| {
             let label = ui.strong("Per-layer");
             egui::ComboBox::from_id_salt("heatmap_metric")
@@ -210,176 +262,143 @@ impl HeatmapView {
             );
             ui.checkbox(worst_only, "only the worst rows");
         });
-        let (mode, metric) = (mode_now, metric_now);
-        if columns.is_empty() {
-            ui.weak("Per-layer error appears here once quantized experiments have run.");
-            return;
-        }
-        // Legend.
-        ui.horizontal(|ui| {
-            for db in [0.0, 10.0, 20.0, 30.0, 40.0] {
-                let (rect, _) =
-                    ui.allocate_exact_size(egui::vec2(14.0, 10.0), egui::Sense::hover());
-                ui.painter().rect_filled(rect, 0.0, color_for(db));
-                ui.small(format!("{db:.0}"));
-            }
-            ui.small(match metric {
-                Metric::Sqnr => "dB (exact: dark green)",
-                _ => "on the SQNR scale",
-            });
-        });
-        let shown: Vec<usize> = (0..rows.len())
-            .filter(|&r| {
-                !*worst_only || values[r].iter().flatten().any(|v| metric.as_db(*v) < 20.0)
-            })
-            .collect();
-        let label_width = 150.0;
-        let gap = 4.0;
-        // Leave room for the scroll bar.
-        let cell_w = ((ui.available_width() - label_width - gap - 18.0) / columns.len() as f32)
-            .clamp(14.0, 60.0);
-        let cell_h = 14.0;
-        // Column headers: number and name of each experiment, written upwards (the full name
-        // and its runtime figures on hover), at most HEADER_MAX tall.
-        const HEADER_MAX: f32 = 175.0;
-        let font = egui::FontId::proportional(11.5);
-        let galleys: Vec<_> = columns
-            .iter()
-            .map(|&c| {
-                let selected = ctx.selected == Some(c);
-                let color = if selected {
-                    ui.visuals().strong_text_color()
-                } else {
-                    ui.visuals().text_color()
-                };
-                let text = format!("{} {}", c + 1, session.experiments[c].name);
-                let mut job = egui::text::LayoutJob::simple_singleline(text, font.clone(), color);
-                job.wrap = egui::text::TextWrapping::truncate_at_width(HEADER_MAX);
-                ui.painter().layout_job(job)
-            })
-            .collect();
-        let header_h = galleys
-            .iter()
-            .map(|g| g.size().x)
-            .fold(0.0, f32::max)
-            .min(HEADER_MAX)
-            + 4.0;
-        ui.horizontal(|ui| {
-            ui.spacing_mut().item_spacing.x = 0.0;
-            ui.add_space(label_width + gap);
-            for (&c, galley) in columns.iter().zip(galleys) {
-                let (rect, response) =
-                    ui.allocate_exact_size(egui::vec2(cell_w, header_h), egui::Sense::click());
-                // Rotated a quarter turn: the text runs up from the bottom of the header.
-                let pos = egui::pos2(rect.center().x - galley.size().y / 2.0, rect.bottom() - 2.0);
-                let color = ui.visuals().text_color();
-                ui.painter().add(
-                    egui::epaint::TextShape::new(pos, galley, color)
-                        .with_angle(-std::f32::consts::FRAC_PI_2),
-                );
-                if response.clicked() {
-                    ctx.commands.send(AppCommand::Select(Some(c)));
-                }
-                response.on_hover_text(&session.experiments[c].name);
-            }
-        });
-        egui::ScrollArea::vertical()
-            .id_salt("heatmap_rows")
-            .auto_shrink([false, true])
-            .max_height(ui.available_height())
-            .show_rows(ui, cell_h, shown.len(), |ui, range| {
-                for &r in &shown[range] {
-                    ui.horizontal(|ui| {
-                        ui.spacing_mut().item_spacing.x = 0.0;
-                        let (name, op) = &rows[r];
-                        let (label_rect, label_resp) = ui.allocate_exact_size(
-                            egui::vec2(label_width, cell_h),
-                            egui::Sense::hover(),
-                        );
-                        let short: String = if name.chars().count() > 22 {
-                            format!(
-                                "…{}",
-                                name.chars()
-                                    .rev()
-                                    .take(21)
-                                    .collect::<Vec<_>>()
-                                    .into_iter()
-                                    .rev()
-                                    .collect::<String>()
-                            )
-                        } else {
-                            name.clone()
-                        };
-                        ui.painter().text(
-                            label_rect.left_center(),
-                            egui::Align2::LEFT_CENTER,
-                            short,
-                            egui::FontId::proportional(11.0),
-                            ui.visuals().text_color(),
-                        );
-                        label_resp.on_hover_text(format!("{name} ({op})"));
-                        ui.add_space(gap);
-                        for (k, &c) in columns.iter().enumerate() {
-                            let (rect, resp) = ui.allocate_exact_size(
-                                egui::vec2(cell_w, cell_h),
-                                egui::Sense::click(),
-                            );
-                            match values[r][k] {
-                                Some(v) => {
-                                    ui.painter().rect_filled(
-                                        rect.shrink(0.5),
-                                        0.0,
-                                        color_for(metric.as_db(v)),
-                                    );
-                                    let node = session.experiments[c]
-                                        .result
-                                        .layers
-                                        .iter()
-                                        .find(|l| l.tensor == *name)
-                                        .filter(|l| {
-                                            session.experiments[c]
-                                                .config
-                                                .as_ref()
-                                                .is_some_and(|cfg| cfg.can_keep_float(&l.op_type))
-                                        })
-                                        .map(|l| l.node.clone())
-                                        .filter(|n| !n.is_empty());
-                                    let resp = resp.on_hover_text(format!(
-                                        "{name} ({op})\n{}\n{} {}: {}{}",
-                                        session.experiments[c].name,
-                                        match mode {
-                                            ErrorMode::Cumulative => "cumulative",
-                                            ErrorMode::Isolated => "isolated",
-                                        },
-                                        metric.name(),
-                                        metric.text(v),
-                                        match &node {
-                                            Some(n) =>
-                                                format!("\nclick: a variant with {n} kept float"),
-                                            None => String::new(),
-                                        }
-                                    ));
-                                    if let (true, Some(node)) = (resp.clicked(), node) {
-                                        ctx.commands.send(AppCommand::Vary {
-                                            experiment: c,
-                                            change: super::commands::Variation::ToggleFloat(node),
-                                        });
-                                    }
-                                }
-                                None => {
-                                    ui.painter().rect_stroke(
-                                        rect.shrink(1.0),
-                                        0.0,
-                                        ui.visuals().widgets.noninteractive.bg_stroke,
-                                        egui::StrokeKind::Inside,
-                                    );
-                                }
-                            }
-                        }
-                    });
-                }
-            });
     }
+
+    /// One tensor's row: its name, then a cell per experiment.
+    fn row(
+        &self,
+        ui: &mut egui::Ui,
+        ctx: &AppCtx,
+        (name, op): &(String, String),
+        experiments: &[&Experiment],
+        values: &[Option<f64>],
+        cells: &Cells,
+    ) {
+        let (label_rect, label_resp) =
+            ui.allocate_exact_size(egui::vec2(cells.label_width, cells.h), egui::Sense::hover());
+        let n = name.chars().count();
+        let short: String = if n > 22 {
+            format!("…{}", name.chars().skip(n - 21).collect::<String>())
+        } else {
+            name.clone()
+        };
+        ui.painter().text(
+            label_rect.left_center(),
+            egui::Align2::LEFT_CENTER,
+            short,
+            egui::FontId::proportional(11.0),
+            ui.visuals().text_color(),
+        );
+        label_resp.on_hover_text(format!("{name} ({op})"));
+        ui.add_space(cells.gap);
+        for (e, value) in experiments.iter().zip(values) {
+            let (rect, resp) =
+                ui.allocate_exact_size(egui::vec2(cells.w, cells.h), egui::Sense::click());
+            let Some(v) = *value else {
+                ui.painter().rect_stroke(
+                    rect.shrink(1.0),
+                    0.0,
+                    ui.visuals().widgets.noninteractive.bg_stroke,
+                    egui::StrokeKind::Inside,
+                );
+                continue;
+            };
+            ui.painter()
+                .rect_filled(rect.shrink(0.5), 0.0, color_for(self.metric.as_db(v)));
+            let node = e
+                .result
+                .layers
+                .iter()
+                .find(|l| l.tensor == *name)
+                .filter(|l| {
+                    e.config
+                        .as_ref()
+                        .is_some_and(|cfg| cfg.can_keep_float(&l.op_type))
+                })
+                .map(|l| l.node.clone())
+                .filter(|n| !n.is_empty());
+            let resp = resp.on_hover_text(format!(
+                "{name} ({op})\n{}\n{} {}: {}{}",
+                e.name,
+                match self.mode {
+                    ErrorMode::Cumulative => "cumulative",
+                    ErrorMode::Isolated => "isolated",
+                },
+                self.metric.name(),
+                self.metric.text(v),
+                match &node {
+                    Some(n) => format!("\nclick: a variant with {n} kept float"),
+                    None => String::new(),
+                }
+            ));
+            if let (true, Some(node)) = (resp.clicked(), node) {
+                ctx.commands.send(AppCommand::Vary {
+                    experiment: e.id,
+                    change: super::commands::Variation::ToggleFloat(node),
+                });
+            }
+        }
+    }
+}
+
+fn legend(ui: &mut egui::Ui, metric: Metric) {
+    ui.horizontal(|ui| {
+        for db in [0.0, 10.0, 20.0, 30.0, 40.0] {
+            let (rect, _) = ui.allocate_exact_size(egui::vec2(14.0, 10.0), egui::Sense::hover());
+            ui.painter().rect_filled(rect, 0.0, color_for(db));
+            ui.small(format!("{db:.0}"));
+        }
+        ui.small(match metric {
+            Metric::Sqnr => "dB (exact: dark green)",
+            _ => "on the SQNR scale",
+        });
+    });
+}
+
+/// Column headers: id and name of each experiment, written upwards (the full name on hover),
+/// at most `HEADER_MAX` tall; a click selects the experiment.
+fn headers(ui: &mut egui::Ui, ctx: &AppCtx, experiments: &[&Experiment], cells: &Cells) {
+    const HEADER_MAX: f32 = 175.0;
+    let font = egui::FontId::proportional(11.5);
+    let galleys: Vec<_> = experiments
+        .iter()
+        .map(|e| {
+            let color = if ctx.selected == Some(e.id) {
+                ui.visuals().strong_text_color()
+            } else {
+                ui.visuals().text_color()
+            };
+            let text = format!("{} {}", e.id.0, e.name);
+            let mut job = egui::text::LayoutJob::simple_singleline(text, font.clone(), color);
+            job.wrap = egui::text::TextWrapping::truncate_at_width(HEADER_MAX);
+            ui.painter().layout_job(job)
+        })
+        .collect();
+    let header_h = galleys
+        .iter()
+        .map(|g| g.size().x)
+        .fold(0.0, f32::max)
+        .min(HEADER_MAX)
+        + 4.0;
+    ui.horizontal(|ui| {
+        ui.spacing_mut().item_spacing.x = 0.0;
+        ui.add_space(cells.label_width + cells.gap);
+        for (e, galley) in experiments.iter().zip(galleys) {
+            let (rect, response) =
+                ui.allocate_exact_size(egui::vec2(cells.w, header_h), egui::Sense::click());
+            // Rotated a quarter turn: the text runs up from the bottom of the header.
+            let pos = egui::pos2(rect.center().x - galley.size().y / 2.0, rect.bottom() - 2.0);
+            let color = ui.visuals().text_color();
+            ui.painter().add(
+                egui::epaint::TextShape::new(pos, galley, color)
+                    .with_angle(-std::f32::consts::FRAC_PI_2),
+            );
+            if response.clicked() {
+                ctx.commands.send(AppCommand::Select(Some(e.id)));
+            }
+            response.on_hover_text(&e.name);
+        }
+    });
 }
 
 #[cfg(test)]

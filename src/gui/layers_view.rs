@@ -5,11 +5,12 @@
 use eframe::egui;
 use egui_plot::{Bar, BarChart, Legend, Plot, VLine};
 
-use super::app::AppCtx;
 use super::commands::Variation;
+use super::context::AppCtx;
 use super::AppCommand;
 use quantbench::eval::layers::{LayerError, LayerMetrics};
 use quantbench::quant::inspect::Inspection;
+use quantbench::session::ExperimentId;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Column {
@@ -118,26 +119,20 @@ impl LayersView {
         };
         // The selected experiment, or the last one with per-layer figures.
         let chosen = ctx
-            .selected
-            .filter(|&i| {
-                session
-                    .experiments
-                    .get(i)
-                    .is_some_and(|e| !e.result.layers.is_empty())
-            })
+            .selected_experiment()
+            .filter(|e| !e.result.layers.is_empty())
             .or_else(|| {
                 session
                     .experiments
                     .iter()
-                    .rposition(|e| !e.result.layers.is_empty())
+                    .rfind(|e| !e.result.layers.is_empty())
             });
-        let Some(index) = chosen else {
+        let Some(e) = chosen else {
             ui.weak("The per-layer table appears here once a quantized experiment has run.");
             return;
         };
-        let e = &session.experiments[index];
         ui.horizontal(|ui| {
-            ui.strong(format!("Layers of {} {}", index + 1, e.name));
+            ui.strong(format!("Layers of {} {}", e.id.0, e.name));
             ui.weak("click a header to sort; Float / 16-bit: a variant with that layer float, or that activation on 16 bits");
         });
         let layers = &e.result.layers;
@@ -176,7 +171,7 @@ impl LayersView {
                         ui.end_row();
                         for &r in &rows {
                             let l = &layers[r];
-                            actions(ui, ctx, index, &e.name, l, &config);
+                            actions(ui, ctx, e.id, &e.name, l, &config);
                             ui.label(format!("{}", r + 1));
                             ui.label(short(&l.tensor, 34)).on_hover_text(&l.tensor);
                             ui.label(&l.op_type);
@@ -206,7 +201,7 @@ impl LayersView {
 fn actions(
     ui: &mut egui::Ui,
     ctx: &AppCtx,
-    index: usize,
+    id: ExperimentId,
     experiment: &str,
     l: &LayerError,
     config: &quantbench::quant::QuantConfig,
@@ -224,7 +219,7 @@ fn actions(
             .clicked()
         {
             ctx.commands.send(AppCommand::Vary {
-                experiment: index,
+                experiment: id,
                 change: Variation::ToggleFloat(l.node.clone()),
             });
         }
@@ -234,7 +229,7 @@ fn actions(
             .clicked()
         {
             ctx.commands.send(AppCommand::Vary {
-                experiment: index,
+                experiment: id,
                 change: Variation::ToggleInt16(l.tensor.clone()),
             });
         }
@@ -246,15 +241,21 @@ fn actions(
             .clicked()
         {
             ctx.commands.send(AppCommand::InspectCalibration {
-                experiment: index,
+                experiment: Some(id),
                 tensor: l.tensor.clone(),
             });
         }
     });
 }
 
-/// The calibration inspector window: `found` for experiment `experiment`'s settings.
-pub fn inspector_window(ctx: &egui::Context, app: &AppCtx, experiment: usize, found: &Inspection) {
+/// The calibration inspector window: `found` for experiment `experiment`'s settings (`None`:
+/// the Settings tab's).
+pub fn inspector_window(
+    ctx: &egui::Context,
+    app: &AppCtx,
+    experiment: Option<ExperimentId>,
+    found: &Inspection,
+) {
     let mut open = true;
     egui::Window::new(format!("Calibration of {}", short(&found.tensor, 40)))
         .open(&mut open)
@@ -268,89 +269,101 @@ pub fn inspector_window(ctx: &egui::Context, app: &AppCtx, experiment: usize, fo
             if let Some(note) = &found.note {
                 ui.weak(note);
             }
-            let bars: Vec<Bar> = found
-                .counts
-                .iter()
-                .enumerate()
-                .map(|(i, &c)| {
-                    let x = found.first_edge as f64 + (i as f64 + 0.5) * found.bin_width as f64;
-                    // log10(1 + count): the tails that clipping decides are visible.
-                    Bar::new(x, (1.0 + c as f64).log10()).width(found.bin_width as f64)
-                })
-                .collect();
-            let colours = [
-                egui::Color32::from_rgb(31, 119, 180),
-                egui::Color32::from_rgb(255, 127, 14),
-                egui::Color32::from_rgb(44, 160, 44),
-                egui::Color32::from_rgb(214, 39, 40),
-                egui::Color32::from_rgb(148, 103, 189),
-            ];
-            Plot::new("calibration_histogram")
-                .height(220.0)
-                .legend(Legend::default())
-                .y_axis_label("log10(1 + count)")
-                .allow_scroll(false)
-                .show(ui, |plot| {
-                    plot.bar_chart(
-                        BarChart::new("values", bars).color(egui::Color32::from_gray(150)),
-                    );
-                    for (f, &colour) in found.methods.iter().zip(colours.iter().cycle()) {
-                        for x in [f.range.0, f.range.1] {
-                            plot.vline(VLine::new(&f.method, x as f64).color(colour));
-                        }
-                    }
-                    if let Some(p) = &found.pinned {
-                        for x in [p.range.0, p.range.1] {
-                            plot.vline(
-                                VLine::new("pinned", x as f64)
-                                    .color(egui::Color32::BLACK)
-                                    .width(2.0),
-                            );
-                        }
-                    }
-                });
-            egui::Grid::new("calibration_methods")
-                .striped(true)
-                .num_columns(5)
-                .show(ui, |ui| {
-                    for h in ["method", "range", "clipped", "SQNR", ""] {
-                        ui.strong(h);
-                    }
-                    ui.end_row();
-                    for f in found.methods.iter().chain(&found.pinned) {
-                        let mark = if f.method == found.configured {
-                            " (configured)"
-                        } else {
-                            ""
-                        };
-                        ui.label(format!("{}{mark}", f.method));
-                        ui.label(format!("[{:.5}, {:.5}]", f.range.0, f.range.1));
-                        ui.label(format!("{:.4}%", 100.0 * f.clipped));
-                        ui.label(format!("{:.2} dB", f.sqnr_db));
-                        if f.method == "pinned" {
-                            if ui.button("Unpin").clicked() {
-                                app.commands.send(AppCommand::Vary {
-                                    experiment,
-                                    change: Variation::Unpin(found.tensor.clone()),
-                                });
-                            }
-                        } else if ui
-                            .add_enabled(found.pinnable, egui::Button::new("Pin"))
-                            .on_hover_text("a new experiment with this range for this tensor (calibration reused); export writes it")
-                            .clicked()
-                        {
-                            app.commands.send(AppCommand::Vary {
-                                experiment,
-                                change: Variation::Pin(found.tensor.clone(), f.range),
-                            });
-                        }
-                        ui.end_row();
-                    }
-                });
+            histogram(ui, found);
+            methods(ui, app, experiment, found);
         });
     if !open {
         app.commands.send(AppCommand::CloseInspector);
     }
+}
+
+/// The activation's histogram (log counts), each method's range and the pinned one.
+fn histogram(ui: &mut egui::Ui, found: &Inspection) {
+    let bars: Vec<Bar> = found
+        .counts
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            let x = found.first_edge as f64 + (i as f64 + 0.5) * found.bin_width as f64;
+            // log10(1 + count): the tails that clipping decides are visible.
+            Bar::new(x, (1.0 + c as f64).log10()).width(found.bin_width as f64)
+        })
+        .collect();
+    let colours = [
+        egui::Color32::from_rgb(31, 119, 180),
+        egui::Color32::from_rgb(255, 127, 14),
+        egui::Color32::from_rgb(44, 160, 44),
+        egui::Color32::from_rgb(214, 39, 40),
+        egui::Color32::from_rgb(148, 103, 189),
+    ];
+    Plot::new("calibration_histogram")
+        .height(220.0)
+        .legend(Legend::default())
+        .y_axis_label("log10(1 + count)")
+        .allow_scroll(false)
+        .show(ui, |plot| {
+            plot.bar_chart(BarChart::new("values", bars).color(egui::Color32::from_gray(150)));
+            for (f, &colour) in found.methods.iter().zip(colours.iter().cycle()) {
+                for x in [f.range.0, f.range.1] {
+                    plot.vline(VLine::new(&f.method, x as f64).color(colour));
+                }
+            }
+            if let Some(p) = &found.pinned {
+                for x in [p.range.0, p.range.1] {
+                    plot.vline(
+                        VLine::new("pinned", x as f64)
+                            .color(egui::Color32::BLACK)
+                            .width(2.0),
+                    );
+                }
+            }
+        });
+}
+
+/// Each method's range, clipped share and SQNR, with Pin (a variant of `experiment` with that
+/// range) or Unpin.
+fn methods(ui: &mut egui::Ui, app: &AppCtx, experiment: Option<ExperimentId>, found: &Inspection) {
+    egui::Grid::new("calibration_methods")
+        .striped(true)
+        .num_columns(5)
+        .show(ui, |ui| {
+            for h in ["method", "range", "clipped", "SQNR", ""] {
+                ui.strong(h);
+            }
+            ui.end_row();
+            for f in found.methods.iter().chain(&found.pinned) {
+                let mark = if f.method == found.configured {
+                    " (configured)"
+                } else {
+                    ""
+                };
+                ui.label(format!("{}{mark}", f.method));
+                ui.label(format!("[{:.5}, {:.5}]", f.range.0, f.range.1));
+                ui.label(format!("{:.4}%", 100.0 * f.clipped));
+                ui.label(format!("{:.2} dB", f.sqnr_db));
+                let change = if f.method == "pinned" {
+                    let unpin = ui.add_enabled(experiment.is_some(), egui::Button::new("Unpin"));
+                    unpin
+                        .clicked()
+                        .then(|| Variation::Unpin(found.tensor.clone()))
+                } else {
+                    let pin = ui
+                        .add_enabled(
+                            found.pinnable && experiment.is_some(),
+                            egui::Button::new("Pin"),
+                        )
+                        .on_hover_text("a new experiment with this range for this tensor (calibration reused); export writes it")
+                        .on_disabled_hover_text("open the inspector from an experiment's Layers row to pin a range in a variant of it");
+                    pin.clicked()
+                        .then(|| Variation::Pin(found.tensor.clone(), f.range))
+                };
+                if let (Some(experiment), Some(change)) = (experiment, change) {
+                    app.commands
+                        .send(AppCommand::Vary { experiment, change });
+                }
+                ui.end_row();
+            }
+        });
 }
 
 #[cfg(test)]

@@ -1,16 +1,18 @@
-//! The desktop workbench: an eframe app over the engine. Panels draw state and send
-//! `AppCommand`s; the app applies them once per frame; everything heavy (opening, running,
-//! exporting, saving) runs as a job of the engine's job service (`jobs.rs` for experiments,
-//! `tasks.rs` for the rest), so the window never waits on computation.
+//! The desktop workbench: an eframe app over the engine. Panels draw what [`context::AppCtx`]
+//! lends them and send `AppCommand`s; the app applies them once per frame; everything heavy
+//! (opening, running, exporting, saving) is a background task ([`background`]: the work itself
+//! in `tasks.rs` and the engine's runner), so the window never waits on computation. The
+//! command line starts it through [`launch`].
 
 mod app;
+mod background;
 mod commands;
 mod compare;
+mod context;
 mod dataset_panel;
 mod experiments_panel;
 mod frame_bench;
 mod heatmap;
-mod jobs;
 mod layers_view;
 mod model_panel;
 mod settings_panel;
@@ -25,13 +27,89 @@ use std::time::Instant;
 
 use anyhow::{anyhow, Result};
 
-pub use app::{CentralView, SetupTab, WorkbenchApp};
-pub use commands::AppCommand;
-pub use frame_bench::FrameBenchPlan;
+use app::{CentralView, SetupTab, WorkbenchApp};
+use commands::AppCommand;
+use frame_bench::FrameBenchPlan;
+
+/// How the command line starts the window.
+#[derive(Clone, Debug)]
+pub enum Launch {
+    /// The workbench on a model (`.onnx`), a saved session (`.ron`) or a plan folder; `None`:
+    /// the bundled MNIST sample.
+    Open(Option<PathBuf>),
+    /// Open `path` (default: the sample with the standard preset), run what its session lacks,
+    /// save a PNG of `view` (tradeoff, heatmap, compare, layers or all) with `tab` (model,
+    /// dataset or settings) on the left, and close; also write the session to `session_out`,
+    /// and open the calibration inspector on `inspect` first.
+    Screenshot {
+        path: Option<PathBuf>,
+        out: PathBuf,
+        view: String,
+        tab: String,
+        session_out: Option<PathBuf>,
+        inspect: Option<String>,
+    },
+    /// `bench-gui`: open `model`, run an int8-weights experiment on `data`, export it to
+    /// `export`, timing every frame of the UI thread.
+    FrameBench {
+        model: PathBuf,
+        data: PathBuf,
+        export: PathBuf,
+    },
+}
+
+/// Opens the window as `launch` says; returns when it closes. `started`: when the process began
+/// (the time to the first frame is measured from it).
+pub fn launch(launch: Launch, started: Instant) -> Result<()> {
+    let startup = match launch {
+        Launch::Open(open) => Startup {
+            open,
+            ..Default::default()
+        },
+        Launch::Screenshot {
+            path,
+            out,
+            view,
+            tab,
+            session_out,
+            inspect,
+        } => {
+            let view: CentralView = view.parse().map_err(|e: String| anyhow!("--view: {e}"))?;
+            let tab: SetupTab = tab.parse().map_err(|e: String| anyhow!("--tab: {e}"))?;
+            Startup {
+                open: path,
+                screenshot: Some(ScreenshotPlan {
+                    out,
+                    view,
+                    tab,
+                    session_out,
+                    inspect,
+                }),
+                ..Default::default()
+            }
+        }
+        Launch::FrameBench {
+            model,
+            data,
+            export,
+        } => Startup {
+            frame_bench: Some(FrameBenchPlan {
+                model,
+                data,
+                export,
+            }),
+            ..Default::default()
+        },
+    };
+    run(Startup {
+        started: Some(started),
+        ..startup
+    })
+}
 
 /// What the window opens with.
 #[derive(Clone, Debug, Default)]
-pub struct Startup {
+struct Startup {
     /// A model (`.onnx`) or a saved session (`.ron`); `None`: the bundled MNIST sample.
     pub open: Option<PathBuf>,
     /// Headless screenshot mode: run what the session lacks, save this PNG, close.
@@ -42,7 +120,7 @@ pub struct Startup {
 }
 
 #[derive(Clone, Debug)]
-pub struct ScreenshotPlan {
+struct ScreenshotPlan {
     pub out: PathBuf,
     pub view: CentralView,
     /// The left panel's tab to show.
@@ -78,7 +156,7 @@ fn window_icon() -> eframe::egui::IconData {
     }
 }
 
-pub fn run(startup: Startup) -> Result<()> {
+fn run(startup: Startup) -> Result<()> {
     let size = [1280.0, 800.0];
     let options = eframe::NativeOptions {
         viewport: eframe::egui::ViewportBuilder::default()
@@ -88,6 +166,11 @@ pub fn run(startup: Startup) -> Result<()> {
             .with_icon(window_icon())
             .with_drag_and_drop(true),
         renderer: eframe::Renderer::Glow,
+        // With QUANTBENCH_DATA_DIR set, the window's own state (panel sizes, recent files) is
+        // kept there too: nothing goes to the user's data folder.
+        persistence_path: std::env::var_os("QUANTBENCH_DATA_DIR")
+            .filter(|d| !d.is_empty())
+            .map(|d| PathBuf::from(d).join("app.ron")),
         ..Default::default()
     };
     eframe::run_native(

@@ -3,7 +3,7 @@
 
 use eframe::egui;
 
-use super::app::AppCtx;
+use super::context::AppCtx;
 use super::AppCommand;
 use quantbench::onnx::inspect::human_bytes;
 

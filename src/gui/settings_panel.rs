@@ -2,7 +2,7 @@
 
 use eframe::egui;
 
-use super::app::AppCtx;
+use super::context::AppCtx;
 use quantbench::host::Machine;
 use quantbench::quant::{
     ActivationType, BiasCorrection, Calibration, Int4Storage, Mode, QuantConfig, Symmetry, Target,
@@ -23,26 +23,27 @@ pub struct SettingsPanel {
     /// Per-field parse or validation errors: (field, reason).
     errors: Vec<(&'static str, String)>,
     /// This CPU (its int8 instruction sets decide what a target's defaults are).
-    machine: Machine,
+    pub machine: Machine,
     /// Why the chosen target set what it set.
     target_why: Vec<String>,
 }
 
 impl Default for SettingsPanel {
     fn default() -> Self {
+        let machine = quantbench::host::detect();
+        // What the CLI and the standard preset start from: the default config as its target
+        // sets it on this CPU.
+        let (config, target_why) = QuantConfig::recommended(&machine);
         let mut p = SettingsPanel {
-            config: QuantConfig {
-                per_channel: true,
-                ..Default::default()
-            },
+            config,
             samples_text: String::new(),
-            percentile_text: "99.99".into(),
+            percentile_text: Calibration::DEFAULT_PERCENTILE.to_string(),
             block_text: String::new(),
             keep_text: String::new(),
             extra_ops_text: String::new(),
             errors: vec![],
-            machine: quantbench::host::detect(),
-            target_why: vec![],
+            machine,
+            target_why,
         };
         p.sync_text();
         p
@@ -255,7 +256,7 @@ impl SettingsPanel {
                         let percentile = self.percentile_text.trim().parse::<f64>();
                         c.calibration = match choice {
                             1 => Calibration::Percentile(
-                                percentile.as_ref().copied().unwrap_or(99.99),
+                                percentile.as_ref().copied().unwrap_or(Calibration::DEFAULT_PERCENTILE),
                             ),
                             2 => Calibration::Entropy,
                             3 => Calibration::Mse,

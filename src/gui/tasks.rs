@@ -24,7 +24,7 @@ pub struct OpenedDataset {
     /// What had to be guessed to read it (a folder or file opened without a description).
     pub notes: Vec<String>,
     /// Why the dataset does not fit the model, if it does not.
-    pub mismatch: Option<String>,
+    pub mismatch: Option<anyhow::Error>,
     pub previews: Vec<(egui::ColorImage, String)>,
 }
 
@@ -45,9 +45,9 @@ pub struct OpenedModel {
     /// A new session on the model (made here: it records the machine, read from the system).
     pub session: Session,
     /// A description found beside the model (opened, or why not).
-    pub dataset: Option<Result<OpenedDataset, String>>,
+    pub dataset: Option<Result<OpenedDataset>>,
     /// Without one: whether the dataset open now fits this model (`Some(why)` when not).
-    pub current_fit: Option<Option<String>>,
+    pub current_fit: Option<Option<anyhow::Error>>,
     /// Where this model's session is autosaved (a new file: earlier ones are never
     /// overwritten); `None` without a data folder.
     pub autosave: Option<PathBuf>,
@@ -71,11 +71,10 @@ pub enum Loaded {
     Dataset(Box<OpenedDataset>),
 }
 
-fn fit(dataset: &Dataset, model: &pb::ModelProto) -> Option<String> {
+fn fit(dataset: &Dataset, model: &pb::ModelProto) -> Option<anyhow::Error> {
     quantbench::tensor::model_inputs(model)
         .and_then(|inputs| dataset.check_fits(&inputs))
         .err()
-        .map(|e| format!("{e:#}"))
 }
 
 fn opened(
@@ -139,11 +138,7 @@ pub fn open_model(
         .find(|p| p.is_file());
     let (dataset, current_fit) = match (beside, current) {
         (Some(ds), _) => (
-            Some(
-                Dataset::open(&ds)
-                    .map(|d| opened(ds, d, vec![], &proto))
-                    .map_err(|e| format!("{e:#}")),
-            ),
+            Some(Dataset::open(&ds).map(|d| opened(ds, d, vec![], &proto))),
             None,
         ),
         (None, Some(current)) => (None, Some(fit(&current, &proto))),
@@ -178,8 +173,7 @@ pub fn open_session(path: &Path, sessions: Option<&Path>) -> Result<OpenedSessio
     // The session's own dataset, not a description that happens to lie beside the model.
     model.dataset = session.dataset.as_ref().map(|d| {
         reopen_dataset(d, &model.proto)
-            .map_err(|e| format!("{e:#}"))
-            .map_err(|e| format!("{}: the session's dataset: {e}", path.display()))
+            .with_context(|| format!("{}: the session's dataset", path.display()))
     });
     model.earlier = None;
     let changed = (model.model_ref.sha256 != session.model.sha256).then(|| {
@@ -249,7 +243,11 @@ pub fn export_plan(
     use quantbench::plan;
     let mut settings = settings.clone();
     if settings.backends.is_empty() {
-        settings.backends = quantbench::runtime::Backend::available(Default::default());
+        settings.backends = quantbench::runner::detect_backends(
+            quantbench::profile::BackendSet::All,
+            Default::default(),
+        )
+        .0;
     }
     // Kept models belong to the window's session folder, not to the plan's tasks.
     settings.models_dir = None;

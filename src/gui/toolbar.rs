@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use eframe::egui;
 
-use super::app::{AppCtx, CentralView, Level, Offer};
+use super::app::CentralView;
+use super::context::{AppCtx, Level, Offer};
 use super::AppCommand;
 
 #[derive(Default)]

@@ -98,6 +98,11 @@ pub enum Calibration {
     Mse,
 }
 
+impl Calibration {
+    /// The percentile a bare `percentile` means (CLI, window and search alike).
+    pub const DEFAULT_PERCENTILE: f64 = 99.99;
+}
+
 impl std::fmt::Display for Calibration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -118,7 +123,7 @@ impl std::str::FromStr for Calibration {
             "mean-minmax" => Ok(Calibration::MeanMinMax),
             "entropy" => Ok(Calibration::Entropy),
             "mse" => Ok(Calibration::Mse),
-            "percentile" => Ok(Calibration::Percentile(99.999)),
+            "percentile" => Ok(Calibration::Percentile(Calibration::DEFAULT_PERCENTILE)),
             _ => match s.strip_prefix("percentile=") {
                 Some(p) => {
                     let p: f64 = p.parse().map_err(|_| format!("'{p}' is not a number"))?;
@@ -160,9 +165,11 @@ pub enum Int4Storage {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum Target {
     /// No runtime in particular: the settings as given.
-    #[default]
     Generic,
     /// ONNX Runtime on a CPU: its u8×s8 kernels saturate 16-bit sums on x86 without VNNI.
+    /// The default: the runtime most int8 ONNX files are deployed on, and the setting that
+    /// looks at the CPU.
+    #[default]
     OrtCpu,
     /// tract: Q/DQ computed in float, exact at 8 bits.
     Tract,
@@ -171,6 +178,9 @@ pub enum Target {
 }
 
 impl Target {
+    /// What a config that names no target is for.
+    pub const DEFAULT: Target = Target::OrtCpu;
+
     pub const ALL: [Target; 4] = [
         Target::Generic,
         Target::OrtCpu,
@@ -185,6 +195,12 @@ impl Target {
             Target::Tract => "tract",
             Target::TensorRt => "tensorrt",
         }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.cli_name())
     }
 }
 
@@ -264,6 +280,9 @@ pub struct QuantConfig {
     pub int16_activations: Vec<String>,
 }
 
+/// Calibration samples when a config does not say (the standard run profile's).
+pub const DEFAULT_CALIBRATION_SAMPLES: usize = 200;
+
 pub const DEFAULT_OPS: [&str; 10] = [
     "Conv",
     "ConvTranspose",
@@ -282,17 +301,17 @@ impl Default for QuantConfig {
         QuantConfig {
             mode: Mode::Int8,
             symmetry: Symmetry::WeightsOnly,
-            per_channel: false,
+            per_channel: true,
             activations: ActivationType::Uint8,
             calibration: Calibration::MinMax,
-            samples: 200,
+            samples: DEFAULT_CALIBRATION_SAMPLES,
             keep_float: vec![],
             ops: DEFAULT_OPS.iter().map(|s| s.to_string()).collect(),
             int4_block_size: None,
             int4_storage: Int4Storage::Auto,
             opset: None,
             reduce_range: false,
-            target: Target::Generic,
+            target: Target::DEFAULT,
             cle: false,
             bias_correction: None,
             adaround: false,
@@ -318,6 +337,14 @@ impl QuantConfig {
             .validate()
             .with_context(|| format!("{}: invalid config", path.display()))?;
         Ok(config)
+    }
+
+    /// The default config, with what its target sets on `machine` (the CPU that will run the
+    /// model), and why: what the CLI, the window and the standard preset start from.
+    pub fn recommended(machine: &crate::host::Machine) -> (QuantConfig, Vec<String>) {
+        let mut config = QuantConfig::default();
+        let why = config.apply_target(config.target, machine);
+        (config, why)
     }
 
     /// Sets what runs exactly on `target` on `machine` (the CPU that will run the model) and

@@ -16,7 +16,7 @@ use crate::quant::{prepare, prepare_float, rewrite, Calibration, Mode, QuantConf
 pub const METHODS: [Calibration; 5] = [
     Calibration::MinMax,
     Calibration::MeanMinMax,
-    Calibration::Percentile(99.99),
+    Calibration::Percentile(Calibration::DEFAULT_PERCENTILE),
     Calibration::Entropy,
     Calibration::Mse,
 ];

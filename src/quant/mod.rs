@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 pub use config::{
     ActivationType, BiasCorrection, Calibration, Int4Storage, Mode, QuantConfig, Symmetry, Target,
+    DEFAULT_CALIBRATION_SAMPLES,
 };
 
 use crate::data::Dataset;

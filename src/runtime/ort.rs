@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::Tensor;
@@ -88,22 +88,32 @@ struct Loaded {
     path: PathBuf,
 }
 
-static RUNTIME: OnceLock<std::result::Result<Loaded, String>> = OnceLock::new();
+static RUNTIME: OnceLock<std::result::Result<Loaded, Unavailable>> = OnceLock::new();
 
 const INSTALL_HINT: &str =
     "install it with `pip install onnxruntime`, or set ORT_DYLIB_PATH to libonnxruntime.so";
 
+/// Why ONNX Runtime cannot be used in this process (looked for once, then remembered).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unavailable {
+    #[error("ONNX Runtime: ORT_DYLIB_PATH={} is not a file; {INSTALL_HINT}", path.display())]
+    NotAFile { path: PathBuf },
+    #[error("ONNX Runtime library not found; {INSTALL_HINT}")]
+    NotFound,
+    #[error("ONNX Runtime: cannot load {}: {reason}; {INSTALL_HINT}", path.display())]
+    CannotLoad { path: PathBuf, reason: String },
+    #[error("ONNX Runtime: {reason}")]
+    NoEnvironment { reason: String },
+}
+
 /// Where `libonnxruntime.so` is: `ORT_DYLIB_PATH`, else the Python package's `capi/` folder.
-pub fn find_library() -> Result<PathBuf> {
+pub fn find_library() -> std::result::Result<PathBuf, Unavailable> {
     if let Ok(p) = std::env::var("ORT_DYLIB_PATH") {
-        let p = PathBuf::from(p);
-        if p.is_file() {
-            return Ok(p);
+        let path = PathBuf::from(p);
+        if path.is_file() {
+            return Ok(path);
         }
-        bail!(
-            "ONNX Runtime: ORT_DYLIB_PATH={} is not a file; {INSTALL_HINT}",
-            p.display()
-        );
+        return Err(Unavailable::NotAFile { path });
     }
     let out = std::process::Command::new("python3")
         .args([
@@ -120,7 +130,7 @@ pub fn find_library() -> Result<PathBuf> {
             }
         }
     }
-    bail!("ONNX Runtime library not found; {INSTALL_HINT}")
+    Err(Unavailable::NotFound)
 }
 
 fn library_in(dir: &Path) -> Option<PathBuf> {
@@ -137,28 +147,32 @@ fn library_in(dir: &Path) -> Option<PathBuf> {
     found.pop()
 }
 
-fn runtime() -> Result<&'static Loaded> {
-    let loaded = RUNTIME.get_or_init(|| {
-        let path = find_library().map_err(|e| e.to_string())?;
-        let builder = ort::init_from(&path).map_err(|e| {
-            format!(
-                "ONNX Runtime: cannot load {}: {e}; {INSTALL_HINT}",
-                path.display()
-            )
+fn load() -> std::result::Result<Loaded, Unavailable> {
+    let path = find_library()?;
+    let builder = ort::init_from(&path).map_err(|e| Unavailable::CannotLoad {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    let env = builder
+        .with_name("quantbench")
+        .build()
+        .map_err(|e| Unavailable::NoEnvironment {
+            reason: e.to_string(),
         })?;
-        let env = builder
-            .with_name("quantbench")
-            .build()
-            .map_err(|e| format!("ONNX Runtime: {e}"))?;
-        let version = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_prefix("libonnxruntime.so."))
-            .map(str::to_string)
-            .unwrap_or_else(|| ort::info().to_string());
-        Ok(Loaded { env, version, path })
-    });
-    loaded.as_ref().map_err(|e| anyhow!("{e}"))
+    let version = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("libonnxruntime.so."))
+        .map(str::to_string)
+        .unwrap_or_else(|| ort::info().to_string());
+    Ok(Loaded { env, version, path })
+}
+
+fn runtime() -> Result<&'static Loaded> {
+    RUNTIME
+        .get_or_init(load)
+        .as_ref()
+        .map_err(|e| anyhow::Error::new(e.clone()))
 }
 
 /// `ONNX Runtime 1.32.0`, or why it is not available.

@@ -1,0 +1,163 @@
+//! The workbench driven by labels with egui_kittest, headless (no window, no GPU), on the
+//! bundled MNIST sample: the harness and its helpers here, the tests by topic beside it.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use eframe::egui;
+use egui_kittest::kittest::{NodeT, Queryable};
+use egui_kittest::Harness;
+
+use super::app::WorkbenchApp;
+use super::context::Level;
+use super::AppCommand;
+use quantbench::session::{Experiment, ExperimentId};
+
+mod data;
+mod experiments;
+mod export;
+mod layers;
+mod layout;
+mod scale_out;
+mod sessions;
+mod settings;
+
+fn sample() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample_data/mnist/model.onnx")
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Engine calls made inside a frame of a test's window, by test thread: each harness installs
+/// a tap that records them, and `run_until_idle` asserts there were none.
+static ENGINE_CALLS_IN_FRAMES: Mutex<Vec<(String, &'static str)>> = Mutex::new(Vec::new());
+
+fn thread_name() -> String {
+    std::thread::current().name().unwrap_or("?").to_string()
+}
+
+/// A tap that records engine work done inside a frame (on the UI thread), and passes the
+/// rest to `other` (on job threads).
+fn watch_frames(other: impl Fn(&'static str) + Send + Sync + 'static) {
+    quantbench::jobs::set_tap(Some(Arc::new(move |what| {
+        if super::app::in_frame() {
+            ENGINE_CALLS_IN_FRAMES
+                .lock()
+                .unwrap()
+                .push((thread_name(), what));
+        } else {
+            other(what);
+        }
+    })));
+}
+
+fn engine_calls_in_frames() -> Vec<&'static str> {
+    let me = thread_name();
+    ENGINE_CALLS_IN_FRAMES
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(t, _)| *t == me)
+        .map(|(_, w)| *w)
+        .collect()
+}
+
+/// An empty headless app with quick settings (few samples, few runs) and a data folder of its
+/// own (autosaves, kept models), watched for engine work on its thread.
+fn empty_harness() -> Harness<'static, WorkbenchApp> {
+    watch_frames(|_| {});
+    Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .build_eframe(|cc| {
+            let mut app = WorkbenchApp::empty(Some(cc.egui_ctx.clone()), Instant::now());
+            app.is_test = true;
+            app.run_settings.eval_limit = Some(300);
+            app.run_settings.bench.runs = 5;
+            app.run_settings.bench.warmup = 1;
+            app.run_settings.layer_samples = 4;
+            let temp = tempfile::tempdir().unwrap();
+            app.data_dir = Some(temp.path().to_path_buf());
+            app.temp = Some(temp);
+            app
+        })
+}
+
+/// The app on the MNIST sample, opened and ready.
+fn harness() -> Harness<'static, WorkbenchApp> {
+    let mut h = empty_harness();
+    open(&mut h, sample());
+    h
+}
+
+/// Opens a model or session the way the toolbar does and waits until it is open.
+fn open(h: &mut Harness<'static, WorkbenchApp>, path: PathBuf) {
+    h.state_mut().apply(AppCommand::OpenPath(path));
+    run_until_idle(h);
+}
+
+/// Steps the UI until no background work is left, blocking on the work's messages in between
+/// (the harness has no frame clock; this waits on the jobs, it does not sleep). Fails when a
+/// frame did engine work.
+fn run_until_idle(h: &mut Harness<'static, WorkbenchApp>) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    h.run_steps(2);
+    while !h.state().is_idle() {
+        assert!(
+            Instant::now() < deadline,
+            "the background work did not finish"
+        );
+        h.state_mut().wait_for_work(Duration::from_secs(5));
+        h.run_steps(1);
+    }
+    h.run_steps(2);
+    let calls = engine_calls_in_frames();
+    assert!(
+        calls.is_empty(),
+        "engine work inside a frame (on the UI thread): {calls:?}"
+    );
+}
+
+/// Moves the pointer onto the widget labelled `label`, then clicks it (egui needs the pointer
+/// over a widget a frame before the press, as with a real mouse).
+fn click(h: &mut Harness<'static, WorkbenchApp>, label: &str) {
+    h.get_by_label(label).hover();
+    h.run_steps(1);
+    h.get_by_label(label).click();
+    h.run_steps(1);
+}
+
+fn click_contains(h: &mut Harness<'static, WorkbenchApp>, label: &str) {
+    h.get_by_label_contains(label).hover();
+    h.run_steps(1);
+    h.get_by_label_contains(label).click();
+    h.run_steps(1);
+}
+
+/// Focuses the text field labelled `label` and types `text` into it.
+fn type_into(h: &mut Harness<'static, WorkbenchApp>, label: &str, text: &str) {
+    h.get_by_label(label).focus();
+    h.run_steps(1);
+    h.get_by_label(label).type_text(text);
+    h.run_steps(1);
+}
+
+/// Adds the current settings as an experiment (with the float baseline) and runs both.
+fn add_and_run(h: &mut Harness<'static, WorkbenchApp>) {
+    click(h, "Add experiment");
+    h.run();
+    click_contains(h, "Run (2 pending)");
+    run_until_idle(h);
+}
+
+/// Opens the Settings tab and picks percentile calibration from its combo box.
+fn choose_percentile_calibration(h: &mut Harness<'static, WorkbenchApp>) {
+    click(h, "Settings");
+    h.run();
+    click(h, "Calibration");
+    h.run();
+    click(h, "percentile");
+    h.run();
+}
