@@ -482,3 +482,60 @@ fn an_unreachable_benchmark_device_keeps_the_accuracy_and_says_why() {
         );
     }
 }
+
+/// The runner isolates a panic to its experiment for every face (this is the CLI sweep's
+/// loop): the experiment is reported as Failed with a typed Panicked error by id, the others
+/// finish, and every experiment is reported once, Started before its end, in order.
+#[test]
+fn a_panic_fails_its_experiment_alone_in_the_one_runner() {
+    let (s, mut wb) = mnist_session();
+    let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let f = fired.clone();
+    jobs::set_tap(Some(Arc::new(move |what| {
+        if what == "quantize" && !f.swap(true, Ordering::SeqCst) {
+            panic!("injected: index 9 out of bounds in the rewrite");
+        }
+    })));
+    let settings = RunSettings {
+        backends: vec![Backend::Tract],
+        ..small_sweep_settings(None)
+    };
+    let mut events = vec![];
+    let ran = wb.run_experiments(
+        s.experiments.clone(),
+        &settings,
+        &Progress::new(),
+        &mut |e| {
+            events.push(e);
+            Ok(())
+        },
+    );
+    jobs::set_tap(None);
+    ran.unwrap();
+    let ids: Vec<_> = s.experiments.iter().map(|e| e.id).collect();
+    assert_eq!(events.len(), 2 * ids.len());
+    for (k, id) in ids.iter().enumerate() {
+        assert!(matches!(events[2 * k], runner::RunEvent::Started(x) if x == *id));
+        assert_eq!(events[2 * k + 1].id(), *id);
+    }
+    let failed: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            runner::RunEvent::Failed(id, f) => Some((*id, &f.error)),
+            _ => None,
+        })
+        .collect();
+    // The first quantized experiment (fp16) quantizes first.
+    assert_eq!(failed.len(), 1, "{events:?}");
+    assert_eq!(failed[0].0, ids[1]);
+    assert!(
+        matches!(failed[0].1, runner::ExperimentError::Panicked { message } if message.contains("index 9 out of bounds")),
+        "{:?}",
+        failed[0].1
+    );
+    let done = events
+        .iter()
+        .filter(|e| matches!(e, runner::RunEvent::Done(..)))
+        .count();
+    assert_eq!(done, ids.len() - 1);
+}
