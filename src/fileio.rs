@@ -105,3 +105,9 @@ fn replace_atomic(
     }
     Ok(())
 }
+
+/// The SHA-256 of `bytes`, in hex: what names a content (model hashes, data file names).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(bytes))
+}

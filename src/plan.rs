@@ -20,12 +20,13 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::bench::BenchSettings;
+use crate::fileio::sha256_hex;
 use crate::host::Machine;
 use crate::jobs::Progress;
 use crate::onnx;
 use crate::runner::{RunSettings, Workbench};
 use crate::runtime::Backend;
-use crate::session::{sha256_hex, DatasetRef, Experiment, ModelRef, Session};
+use crate::session::{DatasetRef, Experiment, ModelRef, Session};
 
 pub const PLAN_FILE: &str = "plan.ron";
 pub const MODEL_FILE: &str = "model.onnx";

@@ -622,7 +622,7 @@ pub fn run_pending(
 pub fn keep_model(dir: &Path, experiment: &Experiment, model: &pb::ModelProto) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
     let bytes = onnx::encode_model(model);
-    let hash = crate::session::sha256_hex(&bytes);
+    let hash = crate::fileio::sha256_hex(&bytes);
     let path = crate::paths::absolute(&dir.join(format!(
         "{:02}-{}-{}.onnx",
         experiment.id,

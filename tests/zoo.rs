@@ -477,16 +477,24 @@ fn embedding_tables_get_int8_rows() {
     assert!(g.initializer.iter().any(|t| t.name == "pos_emb"));
 }
 
-/// Models over the single-file limit are written with their weights in `<name>.data` beside
-/// them (a small limit stands in for 2 GB here); quantbench, ONNX's checker and ONNX Runtime read
-/// them back with the same values. External data outside the model's folder is refused.
+/// Models over the single-file limit are written with their weights in `<name>.<hash>.data`
+/// beside them (a small limit stands in for 2 GB here); quantbench, ONNX's checker and ONNX
+/// Runtime read them back with the same values. External data outside the model's folder is
+/// refused.
 #[test]
 fn external_data_is_written_beside_the_model_and_read_back() {
     let float = read(&zoo("encoder"));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("encoder.onnx");
     onnx::write_model(&path, &float, 1 << 10).unwrap();
-    let data = dir.path().join("encoder.onnx.data");
+    let data = onnx::external_data_files(&path).unwrap();
+    assert_eq!(data.len(), 1, "{data:?}");
+    let data = data[0].clone();
+    let name = data.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        name.starts_with("encoder.onnx.") && name.ends_with(".data"),
+        "{name}"
+    );
     assert!(data.is_file());
     assert!(std::fs::metadata(&path).unwrap().len() < 10_000);
     let back = onnx::read_model(&path).unwrap();
@@ -517,10 +525,7 @@ for a, b in zip(s.run(None, feed), f.run(None, feed)):
     // A location that leaves the model's folder, and an absolute one, are refused.
     let inner = dir.path().join("inner");
     std::fs::create_dir(&inner).unwrap();
-    for location in [
-        "../encoder.onnx.data".to_string(),
-        data.display().to_string(),
-    ] {
+    for location in [format!("../{name}"), data.display().to_string()] {
         let mut model = onnx::read_model(&path).unwrap();
         let g = model.graph.as_mut().unwrap();
         let t = g

@@ -136,7 +136,7 @@ fn resume_for(
     selection: quantbench::data::Selection,
     backend: &str,
 ) -> Result<quantbench::eval::Resume> {
-    use quantbench::session::sha256_hex;
+    use quantbench::fileio::sha256_hex;
     let file_hash = |p: &Path| -> Result<String> {
         let bytes = std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))?;
         Ok(sha256_hex(&bytes))

@@ -328,19 +328,13 @@ pub enum ExportSource {
 pub fn export(source: ExportSource, out: &Path) -> Result<()> {
     match source {
         ExportSource::Kept(kept) => {
-            let external = kept.with_file_name(format!(
-                "{}.data",
-                kept.file_name()
-                    .map(|n| n.to_string_lossy())
-                    .unwrap_or_default()
-            ));
-            if external.is_file() {
+            if onnx::external_data_files(&kept)?.is_empty() {
+                quantbench::fileio::copy_atomic(&kept, out)
+            } else {
                 // Its weights are in a file named after the kept one: written anew under the
                 // export's name.
                 let model = onnx::read_model(&kept)?;
                 onnx::write_model(out, &model, onnx::SINGLE_FILE_LIMIT)
-            } else {
-                quantbench::fileio::copy_atomic(&kept, out)
             }
         }
         ExportSource::Float(model) => onnx::write_model(out, &model, onnx::SINGLE_FILE_LIMIT),

@@ -180,19 +180,31 @@ fn load_external_data(model: &mut pb::ModelProto, dir: &Path) -> Result<()> {
 pub const SINGLE_FILE_LIMIT: u64 = (2 << 30) - (64 << 20);
 
 /// Writes a model to `path` atomically. Models larger than `limit` bytes (use
-/// [`SINGLE_FILE_LIMIT`]) keep every tensor of 1 KiB or more in `<file name>.data` beside them,
-/// as ONNX's external data, written (atomically) before the model that names it.
+/// [`SINGLE_FILE_LIMIT`]) keep every tensor of 1 KiB or more in ONNX external data beside
+/// them, in `<file name>.<hash>.data`: a name of its own for each content, written before the
+/// model that names it, so that a kill at any moment leaves the old pair (the old model names
+/// the old data file, still there) or the new one, never new weights beside an old graph.
+/// Afterwards the data files of earlier writes to `path` (`<file name>[.<hash>].data`, the
+/// only names removed) are.
 pub fn write_model(path: &Path, model: &pb::ModelProto, limit: u64) -> Result<()> {
-    let size = model.encoded_len() as u64;
-    if size <= limit {
-        return crate::fileio::write_atomic(path, &encode_model(model));
-    }
     let file_name = path
         .file_name()
         .ok_or_else(|| anyhow!("{}: not a file path", path.display()))?
         .to_string_lossy()
         .into_owned();
-    let location = format!("{file_name}.data");
+    let written = if model.encoded_len() as u64 <= limit {
+        crate::fileio::write_atomic(path, &encode_model(model))?;
+        None
+    } else {
+        Some(write_split(path, &file_name, model, limit)?)
+    };
+    remove_earlier_data(path, &file_name, written.as_deref());
+    Ok(())
+}
+
+/// Writes the data file, then the model naming it; returns the data file's name.
+fn write_split(path: &Path, file_name: &str, model: &pb::ModelProto, limit: u64) -> Result<String> {
+    const PENDING: &str = "qb.pending-location";
     let mut data: Vec<u8> = Vec::new();
     let mut model = model.clone();
     if let Some(graph) = model.graph.as_mut() {
@@ -213,7 +225,7 @@ pub fn write_model(path: &Path, model: &pb::ModelProto, limit: u64) -> Result<()
             t.uint64_data.clear();
             t.data_location = Some(pb::tensor_proto::DataLocation::External as i32);
             t.external_data = [
-                ("location", location.clone()),
+                ("location", PENDING.to_string()),
                 ("offset", offset.to_string()),
                 ("length", bytes.len().to_string()),
             ]
@@ -226,6 +238,20 @@ pub fn write_model(path: &Path, model: &pb::ModelProto, limit: u64) -> Result<()
             Ok(())
         })?;
     }
+    let location = format!(
+        "{file_name}.{}.data",
+        &crate::fileio::sha256_hex(&data)[..12]
+    );
+    if let Some(graph) = model.graph.as_mut() {
+        for_each_tensor_mut(graph, &mut |t| {
+            for e in t.external_data.iter_mut() {
+                if e.key == "location" && e.value == PENDING {
+                    e.value = location.clone();
+                }
+            }
+            Ok(())
+        })?;
+    }
     let encoded = encode_model(&model);
     if encoded.len() as u64 > limit.max(SINGLE_FILE_LIMIT) {
         bail!(
@@ -235,7 +261,37 @@ pub fn write_model(path: &Path, model: &pb::ModelProto, limit: u64) -> Result<()
         );
     }
     crate::fileio::write_atomic(&path.with_file_name(&location), &data)?;
-    crate::fileio::write_atomic(path, &encoded)
+    crate::fileio::write_atomic(path, &encoded)?;
+    Ok(location)
+}
+
+/// Removes the data files earlier writes of `file_name` left beside it (`<file name>.data`,
+/// `<file name>.<12 hex digits>.data`), all but `keep`. Best effort: a file that cannot be
+/// removed stays, named by nothing.
+fn remove_earlier_data(path: &Path, file_name: &str, keep: Option<&str>) {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(middle) = name
+            .strip_prefix(file_name)
+            .and_then(|rest| rest.strip_suffix(".data"))
+        else {
+            continue;
+        };
+        let ours = middle.is_empty()
+            || middle
+                .strip_prefix('.')
+                .is_some_and(|h| h.len() == 12 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+        if ours && keep != Some(name.as_str()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// A tensor's values as little-endian bytes, the way `raw_data` holds them.

@@ -41,15 +41,10 @@ impl ModelRef {
     pub fn of_bytes(path: &Path, bytes: &[u8]) -> ModelRef {
         ModelRef {
             path: crate::paths::absolute(path).display().to_string(),
-            sha256: sha256_hex(bytes),
+            sha256: crate::fileio::sha256_hex(bytes),
             bytes: bytes.len() as u64,
         }
     }
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    format!("{:x}", sha2::Sha256::digest(bytes))
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
