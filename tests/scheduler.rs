@@ -316,52 +316,93 @@ fn command_output(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-#[test]
-#[ignore = "needs munge and Slurm (slurm-wlm): tests/run_all.sh installs them and runs it"]
-fn a_slurm_array_job_runs_the_plan_and_its_merge_equals_the_local_sweep() {
-    let started = std::time::Instant::now();
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    for sub in ["munge", "state", "spool", "log"] {
-        std::fs::create_dir_all(root.join(sub)).unwrap();
+/// A single-node Slurm cluster in `root` (munge with a throwaway key, slurmctld, slurmd on free
+/// ports), stopped when dropped; its config file.
+struct Cluster {
+    conf: std::path::PathBuf,
+    // Dropped (stopped) in this order: the node, the controller, then munge they both use.
+    slurmd: Daemon,
+    ctld: Daemon,
+    munge: Daemon,
+}
+
+impl Cluster {
+    fn start(root: &Path) -> Cluster {
+        for sub in ["munge", "state", "spool", "log"] {
+            std::fs::create_dir_all(root.join(sub)).unwrap();
+        }
+        // munge: a throwaway key, its own socket.
+        use std::os::unix::fs::PermissionsExt;
+        let key: Vec<u8> = (0..1024u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        let key_path = root.join("munge/munge.key");
+        std::fs::write(&key_path, key).unwrap();
+        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        std::fs::set_permissions(root.join("munge"), std::fs::Permissions::from_mode(0o711))
+            .unwrap();
+        let socket = root.join("munge/munge.sock");
+        let munge = Daemon::start(
+            "munged",
+            Command::new("munged")
+                .arg("--foreground")
+                .arg("--force")
+                .arg(format!("--key-file={}", key_path.display()))
+                .arg(format!("--socket={}", socket.display()))
+                .arg(format!(
+                    "--pid-file={}",
+                    root.join("munge/munged.pid").display()
+                ))
+                .arg(format!("--seed-file={}", root.join("munge/seed").display()))
+                .arg(format!(
+                    "--log-file={}",
+                    root.join("log/munged.log").display()
+                )),
+            "work threads",
+        );
+        let host = command_output("hostname", &[]);
+        let conf = root.join("slurm.conf");
+        std::fs::write(&conf, slurm_conf(root, &host, &socket)).unwrap();
+        let ctld = Daemon::start(
+            "slurmctld",
+            Command::new("slurmctld")
+                .args(["-D", "-i", "-f"])
+                .arg(&conf)
+                .env("SLURM_CONF", &conf),
+            "Running as primary controller",
+        );
+        let slurmd = Daemon::start(
+            "slurmd",
+            Command::new("slurmd")
+                .args(["-D", "-N", &host, "-f"])
+                .arg(&conf)
+                .env("SLURM_CONF", &conf),
+            "slurmd started",
+        );
+        Cluster {
+            conf,
+            slurmd,
+            ctld,
+            munge,
+        }
     }
-    // munge: a throwaway key, its own socket.
-    use std::os::unix::fs::PermissionsExt;
-    let key: Vec<u8> = (0..1024u32)
-        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-        .collect();
-    let key_path = root.join("munge/munge.key");
-    std::fs::write(&key_path, key).unwrap();
-    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o400)).unwrap();
-    std::fs::set_permissions(root.join("munge"), std::fs::Permissions::from_mode(0o711)).unwrap();
-    let socket = root.join("munge/munge.sock");
-    let munge = Daemon::start(
-        "munged",
-        Command::new("munged")
-            .arg("--foreground")
-            .arg("--force")
-            .arg(format!("--key-file={}", key_path.display()))
-            .arg(format!("--socket={}", socket.display()))
-            .arg(format!(
-                "--pid-file={}",
-                root.join("munge/munged.pid").display()
-            ))
-            .arg(format!("--seed-file={}", root.join("munge/seed").display()))
-            .arg(format!(
-                "--log-file={}",
-                root.join("log/munged.log").display()
-            )),
-        "work threads",
-    );
-    let host = command_output("hostname", &[]);
+
+    fn logs(&self) -> String {
+        format!(
+            "{}\n{}\n{}",
+            self.munge.log(),
+            self.ctld.log(),
+            self.slurmd.log()
+        )
+    }
+}
+
+fn slurm_conf(root: &Path, host: &str, socket: &Path) -> String {
     let user = command_output("id", &["-un"]);
     let cpus = std::thread::available_parallelism().unwrap().get();
-    let conf = root.join("slurm.conf");
     let r = root.display();
-    std::fs::write(
-        &conf,
-        format!(
-            "ClusterName=quantbench-test
+    format!(
+        "ClusterName=quantbench-test
 SlurmctldHost={host}(127.0.0.1)
 SlurmctldPort={ctld_port}
 SlurmdPort={slurmd_port}
@@ -390,29 +431,21 @@ Waittime=0
 NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} State=UNKNOWN
 PartitionName=test Nodes={host} Default=YES MaxTime=INFINITE State=UP
 ",
-            ctld_port = free_port(),
-            slurmd_port = free_port(),
-            socket = socket.display(),
-        ),
+        ctld_port = free_port(),
+        slurmd_port = free_port(),
+        socket = socket.display(),
     )
-    .unwrap();
-    let ctld = Daemon::start(
-        "slurmctld",
-        Command::new("slurmctld")
-            .args(["-D", "-i", "-f"])
-            .arg(&conf)
-            .env("SLURM_CONF", &conf),
-        "Running as primary controller",
-    );
-    let slurmd = Daemon::start(
-        "slurmd",
-        Command::new("slurmd")
-            .args(["-D", "-N", &host, "-f"])
-            .arg(&conf)
-            .env("SLURM_CONF", &conf),
-        "slurmd started",
-    );
-    let logs = || format!("{}\n{}\n{}", munge.log(), ctld.log(), slurmd.log());
+}
+
+#[test]
+#[ignore = "needs munge and Slurm (slurm-wlm): tests/run_all.sh installs them and runs it"]
+fn a_slurm_array_job_runs_the_plan_and_its_merge_equals_the_local_sweep() {
+    let started = std::time::Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let cluster = Cluster::start(root);
+    let conf = cluster.conf.clone();
+    let logs = || cluster.logs();
 
     let plan_dir = root.join("plan");
     plan(
@@ -625,43 +658,7 @@ fn a_remote_bench_over_ssh_times_the_model_on_the_device_and_records_it() {
     assert_eq!(there["device"], server.destination.as_str());
     assert_eq!(local_a["device"], serde_json::Value::Null);
 
-    // A sweep pointed at the device: its accuracy is the local sweep's (measured here, the
-    // same values), every latency comes from the device and says so.
-    let (d, c) = (mnist_data(), configs(dir.path()));
-    let remote_sweep = dir.path().join("remote.ron");
-    let mut args = vec!["sweep"];
-    args.extend(sweep_args(m, d.to_str().unwrap(), c.to_str().unwrap()));
-    args.extend(["--out", remote_sweep.to_str().unwrap()]);
-    args.extend(&remote_args);
-    ok(run(&args, dir.path()));
-    let remote_session = Session::load(&remote_sweep).unwrap();
-    let local_session = local_sweep(dir.path());
-    assert_eq!(figures(&remote_session), figures(&local_session));
-    for (r, l) in remote_session
-        .experiments
-        .iter()
-        .zip(&local_session.experiments)
-    {
-        for (rb, lb) in r.result.benches.iter().zip(&l.result.benches) {
-            eprintln!(
-                "remote sweep: {} on {}: p50 here {:.4} ms, on the device {:.4} ms",
-                r.name, rb.backend, lb.p50_ms, rb.p50_ms
-            );
-        }
-    }
-    let benches: Vec<_> = remote_session
-        .experiments
-        .iter()
-        .flat_map(|e| &e.result.benches)
-        .collect();
-    assert_eq!(benches.len(), 3 * 2, "three experiments on two runtimes");
-    for b in benches {
-        assert_eq!(b.device.as_deref(), Some(server.destination.as_str()));
-        assert!(b.device_label().ends_with(&format!(
-            "over SSH ({}, {} cores)",
-            b.machine.cpu, b.machine.cores
-        )));
-    }
+    remote_sweep_matches_the_local_one(dir.path(), m, &remote_args, &server.destination);
     // Nothing is left on the device.
     let leftovers = std::fs::read_dir(std::env::temp_dir())
         .unwrap()
@@ -690,5 +687,50 @@ fn a_remote_bench_over_ssh_times_the_model_on_the_device_and_records_it() {
     } else {
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         assert!(stderr.contains("has neither"), "{stderr}");
+    }
+}
+
+/// A sweep pointed at the device: its accuracy is the local sweep's (measured here, the same
+/// values), every latency comes from the device and says so.
+fn remote_sweep_matches_the_local_one(
+    dir: &Path,
+    m: &str,
+    remote_args: &[&str],
+    destination: &str,
+) {
+    let (d, c) = (mnist_data(), configs(dir));
+    let remote_sweep = dir.join("remote.ron");
+    let mut args = vec!["sweep"];
+    args.extend(sweep_args(m, d.to_str().unwrap(), c.to_str().unwrap()));
+    args.extend(["--out", remote_sweep.to_str().unwrap()]);
+    args.extend(remote_args);
+    ok(run(&args, dir));
+    let remote_session = Session::load(&remote_sweep).unwrap();
+    let local_session = local_sweep(dir);
+    assert_eq!(figures(&remote_session), figures(&local_session));
+    for (r, l) in remote_session
+        .experiments
+        .iter()
+        .zip(&local_session.experiments)
+    {
+        for (rb, lb) in r.result.benches.iter().zip(&l.result.benches) {
+            eprintln!(
+                "remote sweep: {} on {}: p50 here {:.4} ms, on the device {:.4} ms",
+                r.name, rb.backend, lb.p50_ms, rb.p50_ms
+            );
+        }
+    }
+    let benches: Vec<_> = remote_session
+        .experiments
+        .iter()
+        .flat_map(|e| &e.result.benches)
+        .collect();
+    assert_eq!(benches.len(), 3 * 2, "three experiments on two runtimes");
+    for b in benches {
+        assert_eq!(b.device.as_deref(), Some(destination));
+        assert!(b.device_label().ends_with(&format!(
+            "over SSH ({}, {} cores)",
+            b.machine.cpu, b.machine.cores
+        )));
     }
 }

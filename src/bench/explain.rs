@@ -209,6 +209,13 @@ pub fn explain(
         int8_features: features.to_vec(),
         advice: vec![],
     };
+    e.advice = advice(&e, features, has_vnni);
+    Ok(e)
+}
+
+/// What to try, from what the explanation found.
+fn advice(e: &SpeedExplanation, features: &[String], has_vnni: bool) -> Vec<String> {
+    let mut advice = vec![];
     let share = e.float_share();
     if share > 0.2 {
         let top: Vec<String> = e
@@ -217,7 +224,7 @@ pub fn explain(
             .take(3)
             .map(|f| format!("{} ({})", f.node, f.reason))
             .collect();
-        e.advice.push(format!(
+        advice.push(format!(
             "{:.0}% of the multiply-accumulates still run in float; the largest: {}. Quantize what they read and write (add the ops around them to `ops`, or take them out of `keep_float`)",
             share * 100.0,
             top.join("; ")
@@ -229,19 +236,19 @@ pub fn explain(
             .iter()
             .map(|(op, n)| format!("{op} ×{n}"))
             .collect();
-        e.advice.push(format!(
+        advice.push(format!(
             "Q/DQ pairs feed ops ONNX Runtime has no int8 kernel for ({}): each is a dequantize and a quantize around a float op that a float Conv before it would have fused (HardSwish, HardSigmoid, Sigmoid). Keeping the layers on both sides float can be faster than int8 there: `quantbench tune` tries such groups and keeps the fastest that meets its goal",
             list.join(", ")
         ));
     }
     if !has_vnni {
-        e.advice.push(format!(
+        advice.push(format!(
             "this CPU ({}) has no VNNI: int8 dot products go through 16-bit intermediate sums (vpmaddubsw), so int8 kernels gain less over float here than on a VNNI CPU; with ONNX Runtime use `--target ort-cpu` (7-bit weights) to stay exact",
             if features.is_empty() { "no AVX2".to_string() } else { features.join(", ") }
         ));
     }
-    if e.advice.is_empty() {
-        e.advice.push("every weighted op is an int8 node unit: the model is as quantized as ONNX Runtime can run it".into());
+    if advice.is_empty() {
+        advice.push("every weighted op is an int8 node unit: the model is as quantized as ONNX Runtime can run it".into());
     }
-    Ok(e)
+    advice
 }

@@ -18,10 +18,14 @@ pub struct BenchArgs {
     /// Measure throughput with 1..N concurrent streams, each with its own loaded model.
     #[arg(long, default_value_t = 1)]
     threads: usize,
-    #[arg(long, default_value_t = 100)]
-    runs: usize,
-    #[arg(long, default_value_t = 10)]
-    warmup: usize,
+    /// Timed runs (default: the profile's).
+    #[arg(long)]
+    runs: Option<usize>,
+    /// Untimed runs before them (default: the profile's).
+    #[arg(long)]
+    warmup: Option<usize>,
+    #[command(flatten)]
+    profile: super::args::ProfileArgs,
     /// Feed the first sample of this data (default: synthetic inputs of the model's types).
     #[arg(long)]
     data: Option<PathBuf>,
@@ -44,10 +48,10 @@ pub struct BenchArgs {
     json: bool,
 }
 
-pub fn bench(args: BenchArgs) -> Result<ExitCode> {
-    let backend = args.backend.backend()?;
-    let model = onnx::read_model(&args.model)?;
-    let inputs = quantbench::tensor::model_inputs(&model)
+/// The input the benchmark feeds: the first sample of `--data`, or synthetic inputs of the
+/// model's types (shaped by `--shape`).
+fn input(args: &BenchArgs, model: &onnx::pb::ModelProto) -> Result<Vec<quantbench::tensor::Feed>> {
+    let inputs = quantbench::tensor::model_inputs(model)
         .with_context(|| args.model.display().to_string())?;
     let mut infer = args.infer.clone();
     let data = match (&args.data, &args.shape) {
@@ -70,7 +74,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     if data.as_os_str() == quantbench::data::infer::SYNTHETIC {
         infer.read.synthetic_samples = Some(1);
     }
-    let dataset = open_data(&data, &model, &infer)?;
+    let dataset = open_data(&data, model, &infer)?;
     let input = dataset.bound(0, &inputs)?.inputs;
     if let (Some(shape), Some(first)) = (&args.shape, input.first()) {
         if &first.shape != shape {
@@ -82,9 +86,17 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
             );
         }
     }
+    Ok(input)
+}
+
+pub fn bench(args: BenchArgs) -> Result<ExitCode> {
+    let backend = args.backend.backend()?;
+    let model = onnx::read_model(&args.model)?;
+    let input = input(&args, &model)?;
+    let profile = args.profile.profile.bench();
     let settings = quantbench::bench::BenchSettings {
-        runs: args.runs,
-        warmup: args.warmup,
+        runs: args.runs.unwrap_or(profile.runs),
+        warmup: args.warmup.unwrap_or(profile.warmup),
         threads: args.threads,
     };
     let remote = args.remote.remote();
@@ -113,9 +125,6 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         Some(path) => Some(measure(path, &onnx::read_model(path)?)?),
         None => None,
     };
-    let speedup = reference
-        .as_ref()
-        .map(|r| r.p50_ms / report.p50_ms.max(1e-9));
     let explanation = if args.explain {
         let m = &report.machine;
         Some(quantbench::bench::explain::explain(
@@ -127,21 +136,52 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     } else {
         None
     };
+    let measured = Measured {
+        report,
+        reference,
+        explanation,
+    };
     if args.json {
-        let mut value = serde_json::to_value(&report)?;
-        if let (Some(r), Some(s)) = (&reference, speedup) {
+        println!("{}", serde_json::to_string(&measured.json(args.threads)?)?);
+    } else {
+        measured.print(&args);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `bench` found: the model's figures, the reference's, and why (not) faster.
+struct Measured {
+    report: quantbench::bench::BenchReport,
+    reference: Option<quantbench::bench::BenchReport>,
+    explanation: Option<quantbench::bench::explain::SpeedExplanation>,
+}
+
+impl Measured {
+    fn speedup(&self) -> Option<f64> {
+        self.reference
+            .as_ref()
+            .map(|r| r.p50_ms / self.report.p50_ms.max(1e-9))
+    }
+
+    fn json(&self, threads: usize) -> Result<serde_json::Value> {
+        let report = &self.report;
+        let mut value = serde_json::to_value(report)?;
+        if let (Some(r), Some(s)) = (&self.reference, self.speedup()) {
             value["reference_p50_ms"] = serde_json::json!(r.p50_ms);
             value["speedup"] = serde_json::json!(s);
         }
-        if let Some(e) = &explanation {
+        if let Some(e) = &self.explanation {
             value["explain"] = serde_json::to_value(e)?;
             value["explain"]["float_share"] = serde_json::json!(e.float_share());
         }
         value["throughput_per_s"] = serde_json::json!(report.throughput_per_s());
-        value["threads"] = serde_json::json!(args.threads);
+        value["threads"] = serde_json::json!(threads);
         value["cpu"] = serde_json::json!(report.machine.cpu);
-        println!("{}", serde_json::to_string(&value)?);
-    } else {
+        Ok(value)
+    }
+
+    fn print(&self, args: &BenchArgs) {
+        let report = &self.report;
         let m = &report.machine;
         println!(
             "model      {} ({})",
@@ -181,30 +221,33 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
             "peak RSS   {}",
             onnx::inspect::human_bytes(report.peak_rss_bytes)
         );
-        if let (Some(r), Some(s)) = (&reference, speedup) {
+        if let (Some(r), Some(s)) = (&self.reference, self.speedup()) {
             println!("float      p50 {:.3} ms: speed-up {s:.2}x", r.p50_ms);
         }
-        if let Some(e) = &explanation {
-            println!(
-                "int8       {} of {} weighted ops are int8 node units; {:.1}% of {} multiply-accumulates run in float (MatMuls of two activations not counted)",
-                e.int8_ops,
-                e.weighted_ops,
-                e.float_share() * 100.0,
-                e.total_macs
-            );
-            for f in e.float_ops.iter().take(10) {
-                println!(
-                    "  float    {} ({}, {} MACs): {}",
-                    f.node, f.op_type, f.macs, f.reason
-                );
-            }
-            for (op, n) in &e.unfused_qdq {
-                println!("  no int8  {n} Q/DQ pairs feed {op}");
-            }
-            for a in &e.advice {
-                println!("try        {a}");
-            }
+        if let Some(e) = &self.explanation {
+            print_explanation(e);
         }
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+fn print_explanation(e: &quantbench::bench::explain::SpeedExplanation) {
+    println!(
+        "int8       {} of {} weighted ops are int8 node units; {:.1}% of {} multiply-accumulates run in float (MatMuls of two activations not counted)",
+        e.int8_ops,
+        e.weighted_ops,
+        e.float_share() * 100.0,
+        e.total_macs
+    );
+    for f in e.float_ops.iter().take(10) {
+        println!(
+            "  float    {} ({}, {} MACs): {}",
+            f.node, f.op_type, f.macs, f.reason
+        );
+    }
+    for (op, n) in &e.unfused_qdq {
+        println!("  no int8  {n} Q/DQ pairs feed {op}");
+    }
+    for a in &e.advice {
+        println!("try        {a}");
+    }
 }

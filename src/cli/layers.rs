@@ -158,12 +158,21 @@ pub fn layers(args: LayersArgs) -> Result<ExitCode> {
         layers.len(),
         layer_samples.min(dataset.indices(quantbench::data::Purpose::Evaluation)?.len()),
     );
+    print_layers(&layers, view, args.sort);
+    if let Some(s) = &sensitivity {
+        print_sensitivity(s);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The per-layer table, in graph order or worst first, one view or both.
+fn print_layers(layers: &[LayerReport], view: Option<View>, sort: bool) {
     let mut order: Vec<usize> = (0..layers.len()).collect();
     let shown = |l: &LayerReport| match view {
         Some(View::Cumulative) => l.cumulative.sqnr_db,
         _ => l.isolated.sqnr_db,
     };
-    if args.sort {
+    if sort {
         order.sort_by(|&a, &b| shown(&layers[a]).total_cmp(&shown(&layers[b])));
     }
     let views: Vec<(View, &str)> = match view {
@@ -204,40 +213,41 @@ pub fn layers(args: LayersArgs) -> Result<ExitCode> {
         println!("{line}");
     }
     println!("rmse/q: RMS error over the tensor's quantization step; about 0.289 where rounding is the only error");
-    if let Some(s) = &sensitivity {
-        println!();
+}
+
+fn print_sensitivity(s: &SensitivityReport) {
+    let metric_name = &s.metric_name;
+    println!();
+    println!(
+        "sensitivity on {} ({metric_name}): whole model quantized {:.4} at p50 {:.3} ms; float {:.4} at {:.3} ms",
+        s.backend, s.metric, s.p50_ms, s.float_metric, s.float_p50_ms
+    );
+    println!(
+        "{:<4} {:<44} {:<18} {:>9} {:>10} {:>9} {:>9} {:>10} {:>10}",
+        "rank",
+        "kept float",
+        "op",
+        metric_name,
+        "recovered",
+        "SQNR +dB",
+        "p50 ms",
+        "cost ms",
+        "per ms"
+    );
+    for (k, r) in s.ranking.iter().enumerate() {
         println!(
-            "sensitivity on {} ({metric_name}): whole model quantized {:.4} at p50 {:.3} ms; float {:.4} at {:.3} ms",
-            s.backend, s.metric, s.p50_ms, s.float_metric, s.float_p50_ms
+            "{:<4} {:<44} {:<18} {:>9.4} {:>+10.4} {:>9} {:>9.3} {:>+10.3} {:>10.3}",
+            k + 1,
+            clip(&r.layer, 44),
+            r.op_type,
+            r.metric,
+            r.recovered,
+            r.sqnr_gained_db.map_or("-".into(), |g| format!("{g:+.2}")),
+            r.p50_ms,
+            r.latency_cost_ms,
+            r.score
         );
-        println!(
-            "{:<4} {:<44} {:<18} {:>9} {:>10} {:>9} {:>9} {:>10} {:>10}",
-            "rank",
-            "kept float",
-            "op",
-            metric_name,
-            "recovered",
-            "SQNR +dB",
-            "p50 ms",
-            "cost ms",
-            "per ms"
-        );
-        for (k, r) in s.ranking.iter().enumerate() {
-            println!(
-                "{:<4} {:<44} {:<18} {:>9.4} {:>+10.4} {:>9} {:>9.3} {:>+10.3} {:>10.3}",
-                k + 1,
-                clip(&r.layer, 44),
-                r.op_type,
-                r.metric,
-                r.recovered,
-                r.sqnr_gained_db.map_or("-".into(), |g| format!("{g:+.2}")),
-                r.p50_ms,
-                r.latency_cost_ms,
-                r.score
-            );
-        }
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn clip(s: &str, n: usize) -> String {

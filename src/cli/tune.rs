@@ -117,7 +117,20 @@ pub fn tune(args: TuneArgs) -> Result<ExitCode> {
     let model_ref = ModelRef::of_file(&args.model)?;
     let settings = settings(&args, goal, model_ref.clone())?;
     let mut session = match &args.session {
-        Some(p) if p.exists() => Session::load(p)?,
+        Some(p) if p.exists() => {
+            let session = Session::load(p)?;
+            if session.model.sha256 != model_ref.sha256 {
+                anyhow::bail!(
+                    "{}: holds the results of another model file ({}, SHA-256 {}…; {} is {}…): give another --session, or remove this one",
+                    p.display(),
+                    session.model.path,
+                    &session.model.sha256[..12.min(session.model.sha256.len())],
+                    args.model.display(),
+                    &model_ref.sha256[..12]
+                );
+            }
+            session
+        }
         _ => Session::new(model_ref, Some(DatasetRef::of(&dataset))),
     };
     if let Some(d) = &settings.run.models_dir {

@@ -471,6 +471,52 @@ fn describe_folder(
     )
 }
 
+/// Which column of a CSV with one more column than pixels holds the labels: the one named by
+/// `--label-column` (a number or a header name), else a header named label/class/target/y,
+/// else the last (said in a note).
+fn csv_label_column(
+    path: &Path,
+    fields: &[&str],
+    header: bool,
+    options: &Options,
+    notes: &mut Vec<String>,
+) -> Result<LabelColumn> {
+    if let Some(c) = &options.label_column {
+        return Ok(match c.parse::<usize>() {
+            Ok(i) => LabelColumn::Index(i),
+            Err(_) => LabelColumn::Index(
+                fields
+                    .iter()
+                    .position(|f| f == c)
+                    .filter(|_| header)
+                    .ok_or_else(|| {
+                        anyhow!("{}: no column named '{c}' in the header", path.display())
+                    })?,
+            ),
+        });
+    }
+    let named = header
+        .then(|| {
+            fields.iter().position(|f| {
+                matches!(
+                    f.to_ascii_lowercase().as_str(),
+                    "label" | "class" | "target" | "y"
+                )
+            })
+        })
+        .flatten();
+    Ok(match named {
+        Some(i) => LabelColumn::Index(i),
+        None => {
+            notes.push(format!(
+                "labels: the last of {} columns assumed (give --label-column)",
+                fields.len()
+            ));
+            LabelColumn::Last
+        }
+    })
+}
+
 fn describe_csv(
     path: &Path,
     inputs: &[InputSpec],
@@ -505,41 +551,7 @@ fn describe_csv(
     let columns = fields.len();
     let label_column = match columns {
         n if n == pixels => None,
-        n if n == pixels + 1 => Some(match &options.label_column {
-            Some(c) => match c.parse::<usize>() {
-                Ok(i) => LabelColumn::Index(i),
-                Err(_) => LabelColumn::Index(
-                    fields
-                        .iter()
-                        .position(|f| f == c)
-                        .filter(|_| header)
-                        .ok_or_else(|| {
-                            anyhow!("{}: no column named '{c}' in the header", path.display())
-                        })?,
-                ),
-            },
-            None => {
-                let named = header
-                    .then(|| {
-                        fields.iter().position(|f| {
-                            matches!(
-                                f.to_ascii_lowercase().as_str(),
-                                "label" | "class" | "target" | "y"
-                            )
-                        })
-                    })
-                    .flatten();
-                match named {
-                    Some(i) => LabelColumn::Index(i),
-                    None => {
-                        notes.push(format!(
-                            "labels: the last of {columns} columns assumed (give --label-column)"
-                        ));
-                        LabelColumn::Last
-                    }
-                }
-            }
-        }),
+        n if n == pixels + 1 => Some(csv_label_column(path, &fields, header, options, notes)?),
         n => bail!(
             "{}: rows have {n} columns, but the model input takes {pixels} values ({channels}x{height}x{width}), or {} with a label",
             path.display(),

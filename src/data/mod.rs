@@ -151,109 +151,8 @@ impl Dataset {
         desc.preprocess
             .check(channels)
             .with_context(|| format!("{}: preprocess", path.display()))?;
-        let loaded = match &desc.source {
-            Source::Csv {
-                path: p,
-                image,
-                label_column,
-                header,
-            } => load_csv(&resolve(p), *image, label_column.as_ref(), *header)?,
-            Source::ImageFolder { path: p, labels } => load_image_folder(&resolve(p), labels)?,
-            Source::Npz { path: p } => load_npz(&resolve(p))?,
-            Source::OnnxTestData { path: p } => load_test_data(&resolve(p))?,
-            Source::Text {
-                path: p,
-                tokenizer,
-                text_column,
-                label_column,
-                max_length,
-                inputs,
-            } => Loaded::Text(text::load(
-                &resolve(p),
-                &resolve(tokenizer),
-                text_column,
-                label_column.as_deref(),
-                *max_length,
-                inputs,
-            )?),
-            Source::Synthetic { inputs, count } => {
-                for s in inputs {
-                    let bytes = s
-                        .shape
-                        .iter()
-                        .try_fold(8u64, |n, &d| n.checked_mul(d as u64))
-                        .ok_or_else(|| {
-                            anyhow!(
-                                "{}: synthetic input '{}' of shape {:?}: more values than any machine holds",
-                                path.display(),
-                                s.name,
-                                s.shape
-                            )
-                        })?;
-                    crate::host::check_fits_in_memory(
-                        bytes,
-                        &format!(
-                            "{}: a sample of synthetic input '{}' {:?}",
-                            path.display(),
-                            s.name,
-                            s.shape
-                        ),
-                    )?;
-                    if !(s.low.is_finite() && s.high.is_finite() && s.low <= s.high) {
-                        bail!(
-                            "{}: synthetic input '{}': the range {}..{} is not a finite interval",
-                            path.display(),
-                            s.name,
-                            s.low,
-                            s.high
-                        );
-                    }
-                }
-                Loaded::Synthetic {
-                    inputs: inputs.clone(),
-                    count: *count,
-                }
-            }
-            Source::Npy { path: p } => {
-                let p = resolve(p);
-                if p.is_dir() {
-                    let mut files: Vec<PathBuf> = std::fs::read_dir(&p)
-                        .with_context(|| format!("{}: cannot list folder", p.display()))?
-                        .filter_map(|e| e.ok().map(|e| e.path()))
-                        .filter(|f| f.extension().is_some_and(|e| e == "npy"))
-                        .collect();
-                    files.sort();
-                    Loaded::NpyFiles { files }
-                } else {
-                    Loaded::NpyStack {
-                        array: npy::read(&p)?,
-                    }
-                }
-            }
-        };
-        let source_files = match (&desc.source, &loaded) {
-            (_, Loaded::Images { files, .. }) => files.iter().map(|(f, _)| f.clone()).collect(),
-            (_, Loaded::NpyFiles { files }) => files.clone(),
-            (
-                Source::Text {
-                    path: p, tokenizer, ..
-                },
-                _,
-            ) => vec![resolve(p), resolve(tokenizer)],
-            (Source::Synthetic { .. }, _) => vec![],
-            (Source::OnnxTestData { path: p }, _) => {
-                let mut files = vec![];
-                collect_files(&resolve(p), &mut files)?;
-                files
-            }
-            (
-                Source::Csv { path: p, .. } | Source::Npy { path: p } | Source::Npz { path: p },
-                _,
-            ) => {
-                vec![resolve(p)]
-            }
-            (Source::ImageFolder { .. }, _) => vec![],
-        };
+        let loaded = load_source(&desc.source, &resolve, path)?;
+        let source_files = source_files(&desc.source, &loaded, &resolve)?;
         let dataset = Dataset {
             desc,
             path: path.to_path_buf(),
@@ -434,10 +333,36 @@ impl Dataset {
     /// Decodes sample `index` into model inputs with a batch axis of 1.
     pub fn sample(&self, index: usize) -> Result<Sample> {
         crate::jobs::checkpoint("decode a sample")?;
-        let pre = &self.desc.preprocess;
-        let missing = || anyhow!("{}: no sample {index}", self.path.display());
-        let one = |shape: Vec<usize>, data: Vec<f32>| vec![Feed::f32("", shape, data)];
         let sample = match &self.loaded {
+            Loaded::Csv { .. } | Loaded::Images { .. } => self.pixel_sample(index)?,
+            _ => self.tensor_sample(index)?,
+        };
+        for feed in &sample.inputs {
+            if let Some((bad, value)) = feed.data.first_non_finite() {
+                bail!(
+                    "{}: sample {index}{} holds a non-finite value ({value}) at element {bad}",
+                    self.path.display(),
+                    if feed.name.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", input '{}',", feed.name)
+                    }
+                );
+            }
+        }
+        Ok(sample)
+    }
+
+    fn missing(&self, index: usize) -> anyhow::Error {
+        anyhow!("{}: no sample {index}", self.path.display())
+    }
+
+    /// A sample of pixels (a CSV row, an image), preprocessed.
+    fn pixel_sample(&self, index: usize) -> Result<Sample> {
+        let pre = &self.desc.preprocess;
+        let missing = || self.missing(index);
+        let one = |shape: Vec<usize>, data: Vec<f32>| vec![Feed::f32("", shape, data)];
+        Ok(match &self.loaded {
             Loaded::Csv {
                 rows,
                 format,
@@ -469,17 +394,30 @@ impl Dataset {
                     expected: None,
                 }
             }
+            _ => return self.tensor_sample(index),
+        })
+    }
+
+    /// A sample of tensors fed as they are (`.npy`, `.npz`, ONNX test data, tokenized text,
+    /// synthetic inputs).
+    fn tensor_sample(&self, index: usize) -> Result<Sample> {
+        let missing = || self.missing(index);
+        let plain = |inputs: Vec<Feed>, label: Option<usize>| Sample {
+            inputs,
+            label,
+            expected: None,
+        };
+        Ok(match &self.loaded {
             Loaded::NpyStack { array } => {
                 let (shape, data) = array.sample(index)?.ok_or_else(missing)?;
-                Sample {
-                    inputs: vec![Feed {
+                plain(
+                    vec![Feed {
                         name: String::new(),
                         shape,
                         data,
                     }],
-                    label: None,
-                    expected: None,
-                }
+                    None,
+                )
             }
             Loaded::NpyFiles { files } => {
                 let array = npy::read(files.get(index).ok_or_else(missing)?)?;
@@ -487,18 +425,18 @@ impl Dataset {
                 if shape.first() != Some(&1) {
                     shape.insert(0, 1);
                 }
-                Sample {
-                    inputs: vec![Feed {
+                let data = array.data()?;
+                plain(
+                    vec![Feed {
                         name: String::new(),
                         shape,
-                        data: array.data()?,
+                        data,
                     }],
-                    label: None,
-                    expected: None,
-                }
+                    None,
+                )
             }
-            Loaded::Npz { arrays, labels, .. } => Sample {
-                inputs: arrays
+            Loaded::Npz { arrays, labels, .. } => plain(
+                arrays
                     .iter()
                     .map(|(name, a)| {
                         let (shape, data) = a.sample(index)?.ok_or_else(missing)?;
@@ -509,9 +447,8 @@ impl Dataset {
                         })
                     })
                     .collect::<Result<_>>()?,
-                label: labels.as_ref().and_then(|l| l.get(index).copied()),
-                expected: None,
-            },
+                labels.as_ref().and_then(|l| l.get(index).copied()),
+            ),
             Loaded::TestData { sets } => {
                 let (inputs, outputs) = sets.get(index).ok_or_else(missing)?;
                 Sample {
@@ -522,41 +459,23 @@ impl Dataset {
             }
             Loaded::Text(t) => {
                 let (inputs, label) = t.sample(index).ok_or_else(missing)?;
-                Sample {
-                    inputs,
-                    label,
-                    expected: None,
-                }
+                plain(inputs, label)
             }
             Loaded::Synthetic { inputs, count } => {
                 if index >= *count {
                     return Err(missing());
                 }
-                Sample {
-                    inputs: inputs
+                plain(
+                    inputs
                         .iter()
                         .enumerate()
                         .map(|(k, s)| synthetic_feed(s, index, k))
                         .collect(),
-                    label: None,
-                    expected: None,
-                }
+                    None,
+                )
             }
-        };
-        for feed in &sample.inputs {
-            if let Some((bad, value)) = feed.data.first_non_finite() {
-                bail!(
-                    "{}: sample {index}{} holds a non-finite value ({value}) at element {bad}",
-                    self.path.display(),
-                    if feed.name.is_empty() {
-                        String::new()
-                    } else {
-                        format!(", input '{}',", feed.name)
-                    }
-                );
-            }
-        }
-        Ok(sample)
+            Loaded::Csv { .. } | Loaded::Images { .. } => return self.pixel_sample(index),
+        })
     }
 
     /// Sample `index` with its inputs bound to the model's (named, typed, in model order).
@@ -649,3 +568,122 @@ impl Dataset {
 
 /// An exported array's name and shape.
 pub type ArrayShape = (String, Vec<usize>);
+
+/// Opens the samples `source` names (paths resolved by `resolve`); `path` names the dataset
+/// in errors.
+fn load_source(source: &Source, resolve: &dyn Fn(&str) -> PathBuf, path: &Path) -> Result<Loaded> {
+    Ok(match source {
+        Source::Csv {
+            path: p,
+            image,
+            label_column,
+            header,
+        } => load_csv(&resolve(p), *image, label_column.as_ref(), *header)?,
+        Source::ImageFolder { path: p, labels } => load_image_folder(&resolve(p), labels)?,
+        Source::Npz { path: p } => load_npz(&resolve(p))?,
+        Source::OnnxTestData { path: p } => load_test_data(&resolve(p))?,
+        Source::Text {
+            path: p,
+            tokenizer,
+            text_column,
+            label_column,
+            max_length,
+            inputs,
+        } => Loaded::Text(text::load(
+            &resolve(p),
+            &resolve(tokenizer),
+            text_column,
+            label_column.as_deref(),
+            *max_length,
+            inputs,
+        )?),
+        Source::Synthetic { inputs, count } => {
+            for s in inputs {
+                check_synthetic(s, path)?;
+            }
+            Loaded::Synthetic {
+                inputs: inputs.clone(),
+                count: *count,
+            }
+        }
+        Source::Npy { path: p } => {
+            let p = resolve(p);
+            if p.is_dir() {
+                let mut files: Vec<PathBuf> = std::fs::read_dir(&p)
+                    .with_context(|| format!("{}: cannot list folder", p.display()))?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|f| f.extension().is_some_and(|e| e == "npy"))
+                    .collect();
+                files.sort();
+                Loaded::NpyFiles { files }
+            } else {
+                Loaded::NpyStack {
+                    array: npy::read(&p)?,
+                }
+            }
+        }
+    })
+}
+
+/// A synthetic input a machine can hold, over a finite interval.
+fn check_synthetic(s: &SyntheticInput, path: &Path) -> Result<()> {
+    let bytes = s
+        .shape
+        .iter()
+        .try_fold(8u64, |n, &d| n.checked_mul(d as u64))
+        .ok_or_else(|| {
+            anyhow!(
+                "{}: synthetic input '{}' of shape {:?}: more values than any machine holds",
+                path.display(),
+                s.name,
+                s.shape
+            )
+        })?;
+    crate::host::check_fits_in_memory(
+        bytes,
+        &format!(
+            "{}: a sample of synthetic input '{}' {:?}",
+            path.display(),
+            s.name,
+            s.shape
+        ),
+    )?;
+    if !(s.low.is_finite() && s.high.is_finite() && s.low <= s.high) {
+        bail!(
+            "{}: synthetic input '{}': the range {}..{} is not a finite interval",
+            path.display(),
+            s.name,
+            s.low,
+            s.high
+        );
+    }
+    Ok(())
+}
+
+/// The files the samples come from (what the content hash covers).
+fn source_files(
+    source: &Source,
+    loaded: &Loaded,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Result<Vec<PathBuf>> {
+    Ok(match (source, loaded) {
+        (_, Loaded::Images { files, .. }) => files.iter().map(|(f, _)| f.clone()).collect(),
+        (_, Loaded::NpyFiles { files }) => files.clone(),
+        (
+            Source::Text {
+                path: p, tokenizer, ..
+            },
+            _,
+        ) => vec![resolve(p), resolve(tokenizer)],
+        (Source::Synthetic { .. }, _) => vec![],
+        (Source::OnnxTestData { path: p }, _) => {
+            let mut files = vec![];
+            collect_files(&resolve(p), &mut files)?;
+            files
+        }
+        (Source::Csv { path: p, .. } | Source::Npy { path: p } | Source::Npz { path: p }, _) => {
+            vec![resolve(p)]
+        }
+        (Source::ImageFolder { .. }, _) => vec![],
+    })
+}

@@ -18,13 +18,19 @@ pub struct DatasetPanel {
     save_text: String,
     /// The description being edited; applied with the button.
     draft: Option<DatasetDesc>,
-    resize_to_text: String,
-    resize_text: String,
-    letterbox_text: String,
-    pad_width_text: String,
-    crop_text: String,
-    mean_text: String,
-    std_text: String,
+    fields: Fields,
+}
+
+/// The preprocessing fields as typed, and what is wrong with them.
+#[derive(Default)]
+struct Fields {
+    resize_to: String,
+    resize: String,
+    letterbox: String,
+    pad_width: String,
+    crop: String,
+    mean: String,
+    std: String,
     errors: Vec<String>,
 }
 
@@ -66,115 +72,47 @@ impl DatasetPanel {
     /// Loads a description into the editor.
     pub fn edit(&mut self, desc: &DatasetDesc) {
         let p = &desc.preprocess;
-        self.resize_to_text = hw_text(p.resize_to);
-        self.resize_text = p.resize_shorter.map(|r| r.to_string()).unwrap_or_default();
-        self.letterbox_text = hw_text(p.letterbox);
-        self.pad_width_text = hw_text(p.pad_to_width);
-        self.crop_text = hw_text(p.center_crop);
-        self.mean_text = p
-            .mean
-            .iter()
-            .map(|v| v.to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
-        self.std_text = p
-            .std
-            .iter()
-            .map(|v| v.to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
+        let join = |v: &[f32]| {
+            v.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        self.fields = Fields {
+            resize_to: hw_text(p.resize_to),
+            resize: p.resize_shorter.map(|r| r.to_string()).unwrap_or_default(),
+            letterbox: hw_text(p.letterbox),
+            pad_width: hw_text(p.pad_to_width),
+            crop: hw_text(p.center_crop),
+            mean: join(&p.mean),
+            std: join(&p.std),
+            errors: vec![],
+        };
         self.draft = Some(desc.clone());
     }
 
     pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &AppCtx) {
-        ui.horizontal(|ui| {
-            let l = ui.label("Data");
-            ui.add(
-                egui::TextEdit::singleline(&mut self.path_text)
-                    .hint_text("folder, .csv, .npz, .ron or synthetic")
-                    .desired_width(170.0),
-            )
-            .labelled_by(l.id);
-            if ui.button("Open").clicked() && !self.path_text.trim().is_empty() {
-                ctx.commands.send(AppCommand::OpenDataset(PathBuf::from(
-                    self.path_text.trim(),
-                )));
-            }
-        });
-        ui.horizontal(|ui| {
-            if ui
-                .button("Folder…")
-                .on_hover_text("A folder of images (class sub-folders give labels), or of test_data_set_* folders")
-                .clicked()
-            {
-                if let Some(p) = rfd::FileDialog::new().pick_folder() {
-                    ctx.commands.send(AppCommand::OpenDataset(p));
-                }
-            }
-            if ui.button("File…").clicked() {
-                if let Some(p) = rfd::FileDialog::new()
-                    .add_filter(
-                        "data",
-                        &["ron", "csv", "tsv", "gz", "npy", "npz"],
-                    )
-                    .pick_file()
-                {
-                    ctx.commands.send(AppCommand::OpenDataset(p));
-                }
-            }
-            if ui
-                .button("Synthetic")
-                .on_hover_text("Random inputs of the model's types and shapes: fidelity only")
-                .clicked()
-            {
-                ctx.commands.send(AppCommand::OpenDataset(PathBuf::from(
-                    quantbench::data::infer::SYNTHETIC,
-                )));
-            }
-        });
+        let Self {
+            path_text,
+            save_text,
+            draft,
+            fields,
+        } = self;
+        source_rows(ui, ctx, path_text);
         let Some(loaded) = ctx.dataset else {
             ui.label("No dataset: int8 needs calibration data, evaluation needs samples.");
             return;
         };
-        ui.label(format!(
-            "{}: {} samples{}",
-            loaded
-                .path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| loaded.path.display().to_string()),
-            loaded.dataset.len(),
-            if loaded.dataset.is_synthetic() {
-                ", SYNTHETIC (random inputs: fidelity only)"
-            } else if loaded.dataset.has_labels() {
-                ", labelled"
-            } else {
-                ", no labels"
-            }
-        ));
-        for n in &loaded.notes {
-            ui.small(n);
-        }
-        if let Some(m) = &loaded.mismatch {
-            ui.colored_label(ui.visuals().error_fg_color, format!("{m:#}"));
-        }
-        ui.horizontal_wrapped(|ui| {
-            for (texture, caption) in &loaded.previews {
-                ui.vertical(|ui| {
-                    ui.add(egui::Image::new(texture).fit_to_exact_size(egui::vec2(64.0, 64.0)));
-                    ui.small(caption);
-                });
-            }
-        });
+        summary(ui, loaded);
         ui.horizontal(|ui| {
             let l = ui.label("Save description as");
             ui.add(
-                egui::TextEdit::singleline(&mut self.save_text)
+                egui::TextEdit::singleline(save_text)
                     .hint_text("dataset.ron")
                     .desired_width(130.0),
             )
             .labelled_by(l.id);
-            let path = self.save_text.trim();
+            let path = save_text.trim();
             if ui
                 .add_enabled(!path.is_empty(), egui::Button::new("Save"))
                 .clicked()
@@ -191,116 +129,223 @@ impl DatasetPanel {
             ui.small("Tensors are fed as they are: no preprocessing.");
             return;
         }
-        self.errors.clear();
-        let Some(draft) = self.draft.as_mut() else {
+        fields.errors.clear();
+        let Some(draft) = draft.as_mut() else {
             return;
         };
         let is_image_folder = matches!(draft.source, Source::ImageFolder { .. });
-        let augment = &mut draft.augment;
-        let p = &mut draft.preprocess;
-        let mut chosen_preset = None;
-        egui::Grid::new("preprocess").num_columns(2).show(ui, |ui| {
-            let l = ui.label("Preset");
-            let current = Preset::matching(p)
-                .map(|p| p.describe())
-                .unwrap_or("custom");
-            egui::ComboBox::from_id_salt("preset")
-                .selected_text(current)
-                .show_ui(ui, |ui| {
-                    for preset in Preset::ALL {
-                        if ui.selectable_label(false, preset.describe()).clicked() {
-                            chosen_preset = Some(preset);
-                        }
-                    }
-                })
-                .response
-                .labelled_by(l.id);
-            ui.end_row();
-            let l = ui.label("Resize to (HxW)");
-            ui.add(
-                egui::TextEdit::singleline(&mut self.resize_to_text)
-                    .hint_text("none")
-                    .desired_width(80.0),
+        let chosen_preset = egui::Grid::new("preprocess")
+            .num_columns(2)
+            .show(ui, |ui| preprocess_grid(ui, fields, draft, is_image_folder))
+            .inner;
+        fields.read_into(&mut draft.preprocess, chosen_preset);
+        for e in &fields.errors {
+            ui.colored_label(ui.visuals().error_fg_color, e);
+        }
+        let changed = *draft != loaded.dataset.desc;
+        if ui
+            .add_enabled(
+                changed && fields.errors.is_empty(),
+                egui::Button::new("Apply preprocessing"),
             )
-            .labelled_by(l.id);
-            ui.end_row();
-            let l = ui.label("Resize shorter side");
-            ui.add(
-                egui::TextEdit::singleline(&mut self.resize_text)
-                    .hint_text("none")
-                    .desired_width(60.0),
+            .clicked()
+        {
+            ctx.commands
+                .send(AppCommand::ApplyDatasetDesc(Box::new(draft.clone())));
+        }
+    }
+}
+
+/// Where the data comes from: a typed path, a folder, a file, or synthetic inputs.
+fn source_rows(ui: &mut egui::Ui, ctx: &AppCtx, path_text: &mut String) {
+    ui.horizontal(|ui| {
+        let l = ui.label("Data");
+        ui.add(
+            egui::TextEdit::singleline(path_text)
+                .hint_text("folder, .csv, .npz, .ron or synthetic")
+                .desired_width(170.0),
+        )
+        .labelled_by(l.id);
+        if ui.button("Open").clicked() && !path_text.trim().is_empty() {
+            ctx.commands
+                .send(AppCommand::OpenDataset(PathBuf::from(path_text.trim())));
+        }
+    });
+    ui.horizontal(|ui| {
+        if ui
+            .button("Folder…")
+            .on_hover_text(
+                "A folder of images (class sub-folders give labels), or of test_data_set_* folders",
             )
-            .labelled_by(l.id);
-            ui.end_row();
-            let l = ui.label("Letterbox into (HxW)");
-            ui.add(
-                egui::TextEdit::singleline(&mut self.letterbox_text)
-                    .hint_text("none")
-                    .desired_width(80.0),
-            )
-            .labelled_by(l.id)
-            .on_hover_text("keep the aspect ratio, fit inside, pad around (detectors)");
-            ui.end_row();
-            let l = ui.label("Text line: pad to (HxW)");
-            ui.add(
-                egui::TextEdit::singleline(&mut self.pad_width_text)
-                    .hint_text("none")
-                    .desired_width(80.0),
-            )
-            .labelled_by(l.id)
-            .on_hover_text("resize to height H keeping the aspect ratio, pad on the right to W");
-            ui.end_row();
-            let l = ui.label("Centre crop (HxW)");
-            ui.add(
-                egui::TextEdit::singleline(&mut self.crop_text)
-                    .hint_text("none")
-                    .desired_width(80.0),
-            )
-            .labelled_by(l.id);
-            ui.end_row();
-            let l = ui.label("Pad value (0–255)");
-            ui.add(egui::DragValue::new(&mut p.pad_value).range(0.0..=255.0))
-                .labelled_by(l.id);
-            ui.end_row();
-            if is_image_folder {
-                let l = ui.label("Calibration variants");
-                ui.add(egui::DragValue::new(augment).range(1..=quantbench::data::AUGMENT_VARIANTS))
-                    .labelled_by(l.id)
-                    .on_hover_text(
-                        "calibrate on each image, mirrored, and its corner and centre crops: \
-                     more samples from a few photos (evaluation sees the images as they are)",
-                    );
-                ui.end_row();
+            .clicked()
+        {
+            if let Some(p) = rfd::FileDialog::new().pick_folder() {
+                ctx.commands.send(AppCommand::OpenDataset(p));
             }
-            ui.label("Colour");
-            ui.horizontal(|ui| {
-                ui.radio_value(&mut p.color, Color::Rgb, "RGB");
-                ui.radio_value(&mut p.color, Color::Bgr, "BGR");
-                ui.radio_value(&mut p.color, Color::Grayscale, "gray");
+        }
+        if ui.button("File…").clicked() {
+            if let Some(p) = rfd::FileDialog::new()
+                .add_filter("data", &["ron", "csv", "tsv", "gz", "npy", "npz"])
+                .pick_file()
+            {
+                ctx.commands.send(AppCommand::OpenDataset(p));
+            }
+        }
+        if ui
+            .button("Synthetic")
+            .on_hover_text("Random inputs of the model's types and shapes: fidelity only")
+            .clicked()
+        {
+            ctx.commands.send(AppCommand::OpenDataset(PathBuf::from(
+                quantbench::data::infer::SYNTHETIC,
+            )));
+        }
+    });
+}
+
+/// What is open: its name, sample count, labels, notes, mismatch and previews.
+fn summary(ui: &mut egui::Ui, loaded: &super::context::LoadedDataset) {
+    ui.label(format!(
+        "{}: {} samples{}",
+        loaded
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| loaded.path.display().to_string()),
+        loaded.dataset.len(),
+        if loaded.dataset.is_synthetic() {
+            ", SYNTHETIC (random inputs: fidelity only)"
+        } else if loaded.dataset.has_labels() {
+            ", labelled"
+        } else {
+            ", no labels"
+        }
+    ));
+    for n in &loaded.notes {
+        ui.small(n);
+    }
+    if let Some(m) = &loaded.mismatch {
+        ui.colored_label(ui.visuals().error_fg_color, format!("{m:#}"));
+    }
+    ui.horizontal_wrapped(|ui| {
+        for (texture, caption) in &loaded.previews {
+            ui.vertical(|ui| {
+                ui.add(egui::Image::new(texture).fit_to_exact_size(egui::vec2(64.0, 64.0)));
+                ui.small(caption);
             });
-            ui.end_row();
-            ui.label("Layout");
-            ui.horizontal(|ui| {
-                ui.radio_value(&mut p.layout, Layout::Nchw, "NCHW");
-                ui.radio_value(&mut p.layout, Layout::Nhwc, "NHWC");
-            });
-            ui.end_row();
-            ui.label("Pixels");
-            ui.horizontal(|ui| {
-                ui.radio_value(&mut p.value_scale, ValueScale::Byte, "0–255");
-                ui.radio_value(&mut p.value_scale, ValueScale::Unit, "0–1");
-            });
-            ui.end_row();
-            let l = ui.label("Mean");
-            ui.add(egui::TextEdit::singleline(&mut self.mean_text).desired_width(150.0))
-                .labelled_by(l.id);
-            ui.end_row();
-            let l = ui.label("Std");
-            ui.add(egui::TextEdit::singleline(&mut self.std_text).desired_width(150.0))
-                .labelled_by(l.id);
-            ui.end_row();
-        });
-        if let Some(preset) = chosen_preset {
+        }
+    });
+}
+
+/// A text field in the grid, with its label.
+fn field(
+    ui: &mut egui::Ui,
+    label: &str,
+    text: &mut String,
+    hint: &str,
+    width: f32,
+) -> egui::Response {
+    let l = ui.label(label);
+    let r = ui
+        .add(
+            egui::TextEdit::singleline(text)
+                .hint_text(hint)
+                .desired_width(width),
+        )
+        .labelled_by(l.id);
+    ui.end_row();
+    r
+}
+
+/// The preprocessing rows; the preset chosen in this frame, if one.
+fn preprocess_grid(
+    ui: &mut egui::Ui,
+    fields: &mut Fields,
+    draft: &mut DatasetDesc,
+    is_image_folder: bool,
+) -> Option<Preset> {
+    let p = &mut draft.preprocess;
+    let mut chosen_preset = None;
+    let l = ui.label("Preset");
+    let current = Preset::matching(p)
+        .map(|p| p.describe())
+        .unwrap_or("custom");
+    egui::ComboBox::from_id_salt("preset")
+        .selected_text(current)
+        .show_ui(ui, |ui| {
+            for preset in Preset::ALL {
+                if ui.selectable_label(false, preset.describe()).clicked() {
+                    chosen_preset = Some(preset);
+                }
+            }
+        })
+        .response
+        .labelled_by(l.id);
+    ui.end_row();
+    field(ui, "Resize to (HxW)", &mut fields.resize_to, "none", 80.0);
+    field(ui, "Resize shorter side", &mut fields.resize, "none", 60.0);
+    field(
+        ui,
+        "Letterbox into (HxW)",
+        &mut fields.letterbox,
+        "none",
+        80.0,
+    )
+    .on_hover_text("keep the aspect ratio, fit inside, pad around (detectors)");
+    field(
+        ui,
+        "Text line: pad to (HxW)",
+        &mut fields.pad_width,
+        "none",
+        80.0,
+    )
+    .on_hover_text("resize to height H keeping the aspect ratio, pad on the right to W");
+    field(ui, "Centre crop (HxW)", &mut fields.crop, "none", 80.0);
+    let l = ui.label("Pad value (0–255)");
+    ui.add(egui::DragValue::new(&mut p.pad_value).range(0.0..=255.0))
+        .labelled_by(l.id);
+    ui.end_row();
+    if is_image_folder {
+        let l = ui.label("Calibration variants");
+        ui.add(
+            egui::DragValue::new(&mut draft.augment).range(1..=quantbench::data::AUGMENT_VARIANTS),
+        )
+        .labelled_by(l.id)
+        .on_hover_text(
+            "calibrate on each image, mirrored, and its corner and centre crops: \
+             more samples from a few photos (evaluation sees the images as they are)",
+        );
+        ui.end_row();
+    }
+    ui.label("Colour");
+    ui.horizontal(|ui| {
+        ui.radio_value(&mut p.color, Color::Rgb, "RGB");
+        ui.radio_value(&mut p.color, Color::Bgr, "BGR");
+        ui.radio_value(&mut p.color, Color::Grayscale, "gray");
+    });
+    ui.end_row();
+    ui.label("Layout");
+    ui.horizontal(|ui| {
+        ui.radio_value(&mut p.layout, Layout::Nchw, "NCHW");
+        ui.radio_value(&mut p.layout, Layout::Nhwc, "NHWC");
+    });
+    ui.end_row();
+    ui.label("Pixels");
+    ui.horizontal(|ui| {
+        ui.radio_value(&mut p.value_scale, ValueScale::Byte, "0–255");
+        ui.radio_value(&mut p.value_scale, ValueScale::Unit, "0–1");
+    });
+    ui.end_row();
+    field(ui, "Mean", &mut fields.mean, "", 150.0);
+    field(ui, "Std", &mut fields.std, "", 150.0);
+    chosen_preset
+}
+
+impl Fields {
+    /// Reads the typed fields into `p` (after applying `preset`, if one was chosen), noting
+    /// what does not parse.
+    fn read_into(&mut self, p: &mut quantbench::data::Preprocess, preset: Option<Preset>) {
+        if let Some(preset) = preset {
             preset.apply(p);
             let join = |v: &[f32]| {
                 v.iter()
@@ -308,14 +353,14 @@ impl DatasetPanel {
                     .collect::<Vec<_>>()
                     .join(", ")
             };
-            self.mean_text = join(&p.mean);
-            self.std_text = join(&p.std);
+            self.mean = join(&p.mean);
+            self.std = join(&p.std);
         }
-        p.resize_to = hw_field(&self.resize_to_text, "resize to", &mut self.errors);
-        p.letterbox = hw_field(&self.letterbox_text, "letterbox", &mut self.errors);
-        p.pad_to_width = hw_field(&self.pad_width_text, "text line", &mut self.errors);
-        p.center_crop = hw_field(&self.crop_text, "crop", &mut self.errors);
-        p.resize_shorter = match self.resize_text.trim() {
+        p.resize_to = hw_field(&self.resize_to, "resize to", &mut self.errors);
+        p.letterbox = hw_field(&self.letterbox, "letterbox", &mut self.errors);
+        p.pad_to_width = hw_field(&self.pad_width, "text line", &mut self.errors);
+        p.center_crop = hw_field(&self.crop, "crop", &mut self.errors);
+        p.resize_shorter = match self.resize.trim() {
             "" => None,
             t => match t.parse() {
                 Ok(v) => Some(v),
@@ -330,7 +375,7 @@ impl DatasetPanel {
             self.errors
                 .push("give one of resize to, resize shorter side, letterbox and text line".into());
         }
-        match (floats(&self.mean_text), floats(&self.std_text)) {
+        match (floats(&self.mean), floats(&self.std)) {
             (Ok(m), Ok(s)) => {
                 if s.contains(&0.0) {
                     self.errors.push("std: must not be zero".into());
@@ -340,20 +385,6 @@ impl DatasetPanel {
             }
             (Err(e), _) => self.errors.push(format!("mean: {e}")),
             (_, Err(e)) => self.errors.push(format!("std: {e}")),
-        }
-        for e in &self.errors {
-            ui.colored_label(ui.visuals().error_fg_color, e);
-        }
-        let changed = *draft != loaded.dataset.desc;
-        if ui
-            .add_enabled(
-                changed && self.errors.is_empty(),
-                egui::Button::new("Apply preprocessing"),
-            )
-            .clicked()
-        {
-            ctx.commands
-                .send(AppCommand::ApplyDatasetDesc(Box::new(draft.clone())));
         }
     }
 }

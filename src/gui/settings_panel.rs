@@ -102,101 +102,8 @@ impl SettingsPanel {
             .num_columns(2)
             .spacing([8.0, 6.0])
             .show(ui, |ui| {
-                let l = ui.label("Mode");
-                egui::ComboBox::from_id_salt("mode")
-                    .selected_text(c.mode.cli_name())
-                    .show_ui(ui, |ui| {
-                        for m in Mode::ALL {
-                            ui.selectable_value(&mut c.mode, m, m.cli_name());
-                        }
-                    })
-                    .response
-                    .labelled_by(l.id);
-                ui.end_row();
-
-                let l = ui.label("Target");
-                let mut target = c.target;
-                egui::ComboBox::from_id_salt("target")
-                    .selected_text(target.cli_name())
-                    .show_ui(ui, |ui| {
-                        for t in Target::ALL {
-                            ui.selectable_value(&mut target, t, t.cli_name());
-                        }
-                    })
-                    .response
-                    .labelled_by(l.id)
-                    .on_hover_text("The runtime the model is for: sets the defaults that run exactly there on this CPU");
-                if target != c.target {
-                    self.target_why = c.apply_target(target, &self.machine);
-                }
-                ui.end_row();
-                let int8_family = matches!(c.mode, Mode::Int8 | Mode::Int8Weights | Mode::Int8Dynamic);
-                let hint = if c.target == Target::Generic
-                    && int8_family
-                    && !self.machine.has_vnni()
-                    && self.machine.os.ends_with("x86_64")
-                {
-                    vec!["This CPU has no VNNI: ONNX Runtime's int8 kernels saturate on it. For ONNX Runtime, choose target ort-cpu (7-bit weights).".to_string()]
-                } else if c.target == target {
-                    self.target_why.clone()
-                } else {
-                    vec![]
-                };
-                for why in hint {
-                    ui.label("");
-                    ui.add(egui::Label::new(egui::RichText::new(why).weak()).wrap());
-                    ui.end_row();
-                }
-
-                ui.label("Weights");
-                ui.horizontal(|ui| {
-                    ui.radio_value(&mut c.per_channel, false, "per-tensor");
-                    ui.radio_value(&mut c.per_channel, true, "per-channel");
-                });
-                ui.end_row();
-                if int8_family {
-                    ui.label("");
-                    ui.checkbox(&mut c.reduce_range, "reduce range (7-bit weights)")
-                        .on_hover_text(
-                            "Exact on CPUs without VNNI, where ONNX Runtime's int8 kernels saturate",
-                        );
-                    ui.end_row();
-                }
-                if c.mode != Mode::Fp16 {
-                    ui.label("Recovery");
-                    ui.checkbox(&mut c.cle, "cross-layer equalization")
-                        .on_hover_text("Rescale Conv pairs joined by ReLU/MaxPool so that channel weight ranges even out; the float model computes the same");
-                    ui.end_row();
-                }
-                if matches!(c.mode, Mode::Int8 | Mode::Int8Weights | Mode::Int4Weights) {
-                    ui.label("");
-                    ui.checkbox(&mut c.adaround, "AdaRound (learned rounding)")
-                        .on_hover_text("Round each weight up or down as minimizes its layer's output error on the calibration data, instead of to nearest");
-                    ui.end_row();
-                } else {
-                    c.adaround = false;
-                }
-                if c.mode == Mode::Int8 {
-                    let l = ui.label("Bias correction");
-                    let name = |b: Option<BiasCorrection>| match b {
-                        None => "off",
-                        Some(BiasCorrection::Fast) => "fast (each layer alone)",
-                        Some(BiasCorrection::Full) => "full (in the quantized model)",
-                    };
-                    egui::ComboBox::from_id_salt("bias_correction")
-                        .selected_text(name(c.bias_correction))
-                        .show_ui(ui, |ui| {
-                            for b in [None, Some(BiasCorrection::Fast), Some(BiasCorrection::Full)] {
-                                ui.selectable_value(&mut c.bias_correction, b, name(b));
-                            }
-                        })
-                        .response
-                        .labelled_by(l.id);
-                    ui.end_row();
-                } else {
-                    c.bias_correction = None;
-                }
-
+                self.mode_and_target(ui, &mut c);
+                recovery(ui, &mut c);
                 let l = ui.label("Symmetry");
                 egui::ComboBox::from_id_salt("symmetry")
                     .selected_text(symmetry_name(c.symmetry))
@@ -208,206 +115,16 @@ impl SettingsPanel {
                     .response
                     .labelled_by(l.id);
                 ui.end_row();
-
                 if c.mode == Mode::Int8 {
-                    ui.label("Activations");
-                    ui.horizontal(|ui| {
-                        ui.radio_value(&mut c.activations, ActivationType::Uint8, "uint8");
-                        ui.radio_value(&mut c.activations, ActivationType::Int8, "int8");
-                    });
-                    ui.end_row();
-
-                    let cal_label = ui.label("Calibration");
-                    ui.vertical(|ui| {
-                        let current = match c.calibration {
-                            Calibration::MinMax => 0,
-                            Calibration::Percentile(_) => 1,
-                            Calibration::Entropy => 2,
-                            Calibration::Mse => 3,
-                            Calibration::MeanMinMax => 4,
-                        };
-                        const NAMES: [&str; 5] = [
-                            "min-max",
-                            "percentile",
-                            "entropy (KL)",
-                            "MSE",
-                            "mean of per-sample min-max",
-                        ];
-                        let mut choice = current;
-                        egui::ComboBox::from_id_salt("calibration")
-                            .selected_text(NAMES[current])
-                            .show_ui(ui, |ui| {
-                                for (i, name) in NAMES.iter().enumerate() {
-                                    ui.selectable_value(&mut choice, i, *name);
-                                }
-                            })
-                            .response
-                            .labelled_by(cal_label.id);
-                        if choice == 1 {
-                            ui.horizontal(|ui| {
-                                let l = ui.label("percentile");
-                                ui.add(
-                                    egui::TextEdit::singleline(&mut self.percentile_text)
-                                        .desired_width(70.0),
-                                )
-                                .labelled_by(l.id);
-                            });
-                        }
-                        let percentile = self.percentile_text.trim().parse::<f64>();
-                        c.calibration = match choice {
-                            1 => Calibration::Percentile(
-                                percentile.as_ref().copied().unwrap_or(Calibration::DEFAULT_PERCENTILE),
-                            ),
-                            2 => Calibration::Entropy,
-                            3 => Calibration::Mse,
-                            4 => Calibration::MeanMinMax,
-                            _ => Calibration::MinMax,
-                        };
-                        if choice == 1 && percentile.is_err() {
-                            self.errors.push((
-                                "calibration",
-                                format!("'{}' is not a number", self.percentile_text.trim()),
-                            ));
-                        }
-                    });
-                    ui.end_row();
-                    self.error_row(ui, "calibration");
-
-                    let l = ui.label("Samples");
-                    ui.add(egui::TextEdit::singleline(&mut self.samples_text).desired_width(70.0))
-                        .labelled_by(l.id);
-                    match self.samples_text.trim().parse::<usize>() {
-                        Ok(n) => c.samples = n,
-                        Err(_) => self.errors.push((
-                            "samples",
-                            format!("'{}' is not a whole number", self.samples_text.trim()),
-                        )),
-                    }
-                    ui.end_row();
-                    self.error_row(ui, "samples");
+                    self.activation_rows(ui, &mut c);
                 }
-
                 if c.mode == Mode::Int4Weights {
-                    let l = ui.label("int4 blocks");
-                    ui.horizontal(|ui| {
-                        ui.add(
-                            egui::TextEdit::singleline(&mut self.block_text)
-                                .hint_text("none: per channel")
-                                .desired_width(90.0),
-                        )
-                        .labelled_by(l.id);
-                        let t = self.block_text.trim();
-                        c.int4_block_size = if t.is_empty() {
-                            None
-                        } else {
-                            match t.parse::<usize>() {
-                                Ok(b) => Some(b),
-                                Err(_) => {
-                                    self.errors.push((
-                                        "int4_block_size",
-                                        format!("'{t}' is not a whole number"),
-                                    ));
-                                    c.int4_block_size
-                                }
-                            }
-                        };
-                    });
-                    ui.end_row();
-                    self.error_row(ui, "int4_block_size");
-                    let l = ui.label("int4 storage");
-                    egui::ComboBox::from_id_salt("int4_storage")
-                        .selected_text(format!("{:?}", c.int4_storage))
-                        .show_ui(ui, |ui| {
-                            for s in [
-                                Int4Storage::Auto,
-                                Int4Storage::Int8Container,
-                                Int4Storage::OnnxInt4,
-                            ] {
-                                ui.selectable_value(&mut c.int4_storage, s, format!("{s:?}"));
-                            }
-                        })
-                        .response
-                        .labelled_by(l.id);
-                    ui.end_row();
+                    self.int4_rows(ui, &mut c);
                 }
-
                 if c.mode != Mode::Fp16 {
-                    ui.label("Quantize ops");
-                    ui.vertical(|ui| {
-                        ui.horizontal_wrapped(|ui| {
-                            for op in common_ops() {
-                                let mut on = c.ops.iter().any(|o| o == op);
-                                if ui.checkbox(&mut on, op).changed() {
-                                    if on {
-                                        c.ops.push(op.to_string());
-                                    } else {
-                                        c.ops.retain(|o| o != op);
-                                    }
-                                }
-                            }
-                        });
-                        ui.horizontal(|ui| {
-                            let l = ui.label("more");
-                            ui.add(
-                                egui::TextEdit::singleline(&mut self.extra_ops_text)
-                                    .hint_text("e.g. Resize, Sigmoid")
-                                    .desired_width(150.0),
-                            )
-                            .labelled_by(l.id);
-                        });
-                        let extra: Vec<String> = self
-                            .extra_ops_text
-                            .split(',')
-                            .map(|s| s.trim().to_string())
-                            .filter(|s| !s.is_empty())
-                            .collect();
-                        c.ops.retain(|o| common_ops().any(|c| c == o.as_str()));
-                        c.ops.extend(extra);
-                    });
-                    ui.end_row();
-                    self.error_row(ui, "ops");
+                    self.ops_row(ui, &mut c);
                 }
-
-                let l = ui.label("Keep in float");
-                ui.add(
-                    egui::TextEdit::singleline(&mut self.keep_text)
-                        .hint_text("node names or op types, comma-separated"),
-                )
-                .labelled_by(l.id);
-                c.keep_float = self
-                    .keep_text
-                    .split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                ui.end_row();
-                if let Some(model) = ctx.model {
-                    let unknown: Vec<&String> = c
-                        .keep_float
-                        .iter()
-                        .filter(|k| {
-                            !model
-                                .summary
-                                .nodes
-                                .iter()
-                                .any(|n| n.name == **k || n.op_type == **k)
-                        })
-                        .collect();
-                    if !unknown.is_empty() {
-                        self.errors.push((
-                            "keep_float",
-                            format!(
-                                "not in this model: {}",
-                                unknown
-                                    .iter()
-                                    .map(|s| s.as_str())
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
-                        ));
-                    }
-                }
-                self.error_row(ui, "keep_float");
+                self.keep_float_row(ui, ctx, &mut c);
             });
         if let Err(e) = c.validate() {
             let text = e.to_string();
@@ -434,6 +151,309 @@ impl SettingsPanel {
             }
         }
         ui.weak(format!("label: {}", self.config.label()));
+    }
+
+    /// Mode and target, with why the target set what it set.
+    fn mode_and_target(&mut self, ui: &mut egui::Ui, c: &mut QuantConfig) {
+        let l = ui.label("Mode");
+        egui::ComboBox::from_id_salt("mode")
+            .selected_text(c.mode.cli_name())
+            .show_ui(ui, |ui| {
+                for m in Mode::ALL {
+                    ui.selectable_value(&mut c.mode, m, m.cli_name());
+                }
+            })
+            .response
+            .labelled_by(l.id);
+        ui.end_row();
+
+        let l = ui.label("Target");
+        let mut target = c.target;
+        egui::ComboBox::from_id_salt("target")
+            .selected_text(target.cli_name())
+            .show_ui(ui, |ui| {
+                for t in Target::ALL {
+                    ui.selectable_value(&mut target, t, t.cli_name());
+                }
+            })
+            .response
+            .labelled_by(l.id)
+            .on_hover_text(
+                "The runtime the model is for: sets the defaults that run exactly there on this CPU",
+            );
+        if target != c.target {
+            self.target_why = c.apply_target(target, &self.machine);
+        }
+        ui.end_row();
+        let hint = if c.target == Target::Generic
+            && is_int8_family(c.mode)
+            && !self.machine.has_vnni()
+            && self.machine.os.ends_with("x86_64")
+        {
+            vec!["This CPU has no VNNI: ONNX Runtime's int8 kernels saturate on it. For ONNX Runtime, choose target ort-cpu (7-bit weights).".to_string()]
+        } else if c.target == target {
+            self.target_why.clone()
+        } else {
+            vec![]
+        };
+        for why in hint {
+            ui.label("");
+            ui.add(egui::Label::new(egui::RichText::new(why).weak()).wrap());
+            ui.end_row();
+        }
+    }
+
+    /// int8's activation type, calibration method and samples.
+    fn activation_rows(&mut self, ui: &mut egui::Ui, c: &mut QuantConfig) {
+        ui.label("Activations");
+        ui.horizontal(|ui| {
+            ui.radio_value(&mut c.activations, ActivationType::Uint8, "uint8");
+            ui.radio_value(&mut c.activations, ActivationType::Int8, "int8");
+        });
+        ui.end_row();
+
+        let cal_label = ui.label("Calibration");
+        ui.vertical(|ui| self.calibration_choice(ui, cal_label.id, c));
+        ui.end_row();
+        self.error_row(ui, "calibration");
+
+        let l = ui.label("Samples");
+        ui.add(egui::TextEdit::singleline(&mut self.samples_text).desired_width(70.0))
+            .labelled_by(l.id);
+        match self.samples_text.trim().parse::<usize>() {
+            Ok(n) => c.samples = n,
+            Err(_) => self.errors.push((
+                "samples",
+                format!("'{}' is not a whole number", self.samples_text.trim()),
+            )),
+        }
+        ui.end_row();
+        self.error_row(ui, "samples");
+    }
+
+    fn calibration_choice(&mut self, ui: &mut egui::Ui, label: egui::Id, c: &mut QuantConfig) {
+        let current = match c.calibration {
+            Calibration::MinMax => 0,
+            Calibration::Percentile(_) => 1,
+            Calibration::Entropy => 2,
+            Calibration::Mse => 3,
+            Calibration::MeanMinMax => 4,
+        };
+        const NAMES: [&str; 5] = [
+            "min-max",
+            "percentile",
+            "entropy (KL)",
+            "MSE",
+            "mean of per-sample min-max",
+        ];
+        let mut choice = current;
+        egui::ComboBox::from_id_salt("calibration")
+            .selected_text(NAMES[current])
+            .show_ui(ui, |ui| {
+                for (i, name) in NAMES.iter().enumerate() {
+                    ui.selectable_value(&mut choice, i, *name);
+                }
+            })
+            .response
+            .labelled_by(label);
+        if choice == 1 {
+            ui.horizontal(|ui| {
+                let l = ui.label("percentile");
+                ui.add(egui::TextEdit::singleline(&mut self.percentile_text).desired_width(70.0))
+                    .labelled_by(l.id);
+            });
+        }
+        let percentile = self.percentile_text.trim().parse::<f64>();
+        c.calibration = match choice {
+            1 => Calibration::Percentile(
+                percentile
+                    .as_ref()
+                    .copied()
+                    .unwrap_or(Calibration::DEFAULT_PERCENTILE),
+            ),
+            2 => Calibration::Entropy,
+            3 => Calibration::Mse,
+            4 => Calibration::MeanMinMax,
+            _ => Calibration::MinMax,
+        };
+        if choice == 1 && percentile.is_err() {
+            self.errors.push((
+                "calibration",
+                format!("'{}' is not a number", self.percentile_text.trim()),
+            ));
+        }
+    }
+
+    fn int4_rows(&mut self, ui: &mut egui::Ui, c: &mut QuantConfig) {
+        let l = ui.label("int4 blocks");
+        ui.horizontal(|ui| {
+            ui.add(
+                egui::TextEdit::singleline(&mut self.block_text)
+                    .hint_text("none: per channel")
+                    .desired_width(90.0),
+            )
+            .labelled_by(l.id);
+            let t = self.block_text.trim();
+            c.int4_block_size = if t.is_empty() {
+                None
+            } else {
+                match t.parse::<usize>() {
+                    Ok(b) => Some(b),
+                    Err(_) => {
+                        self.errors
+                            .push(("int4_block_size", format!("'{t}' is not a whole number")));
+                        c.int4_block_size
+                    }
+                }
+            };
+        });
+        ui.end_row();
+        self.error_row(ui, "int4_block_size");
+        let l = ui.label("int4 storage");
+        egui::ComboBox::from_id_salt("int4_storage")
+            .selected_text(format!("{:?}", c.int4_storage))
+            .show_ui(ui, |ui| {
+                for s in [
+                    Int4Storage::Auto,
+                    Int4Storage::Int8Container,
+                    Int4Storage::OnnxInt4,
+                ] {
+                    ui.selectable_value(&mut c.int4_storage, s, format!("{s:?}"));
+                }
+            })
+            .response
+            .labelled_by(l.id);
+        ui.end_row();
+    }
+
+    fn ops_row(&mut self, ui: &mut egui::Ui, c: &mut QuantConfig) {
+        ui.label("Quantize ops");
+        ui.vertical(|ui| {
+            ui.horizontal_wrapped(|ui| {
+                for op in common_ops() {
+                    let mut on = c.ops.iter().any(|o| o == op);
+                    if ui.checkbox(&mut on, op).changed() {
+                        if on {
+                            c.ops.push(op.to_string());
+                        } else {
+                            c.ops.retain(|o| o != op);
+                        }
+                    }
+                }
+            });
+            ui.horizontal(|ui| {
+                let l = ui.label("more");
+                ui.add(
+                    egui::TextEdit::singleline(&mut self.extra_ops_text)
+                        .hint_text("e.g. Resize, Sigmoid")
+                        .desired_width(150.0),
+                )
+                .labelled_by(l.id);
+            });
+            let extra: Vec<String> = self
+                .extra_ops_text
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+            c.ops.retain(|o| common_ops().any(|c| c == o.as_str()));
+            c.ops.extend(extra);
+        });
+        ui.end_row();
+        self.error_row(ui, "ops");
+    }
+
+    fn keep_float_row(&mut self, ui: &mut egui::Ui, ctx: &AppCtx, c: &mut QuantConfig) {
+        let l = ui.label("Keep in float");
+        ui.add(
+            egui::TextEdit::singleline(&mut self.keep_text)
+                .hint_text("node names or op types, comma-separated"),
+        )
+        .labelled_by(l.id);
+        c.keep_float = self
+            .keep_text
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        ui.end_row();
+        if let Some(model) = ctx.model {
+            let unknown: Vec<&str> = c
+                .keep_float
+                .iter()
+                .filter(|k| {
+                    !model
+                        .summary
+                        .nodes
+                        .iter()
+                        .any(|n| n.name == **k || n.op_type == **k)
+                })
+                .map(|s| s.as_str())
+                .collect();
+            if !unknown.is_empty() {
+                self.errors.push((
+                    "keep_float",
+                    format!("not in this model: {}", unknown.join(", ")),
+                ));
+            }
+        }
+        self.error_row(ui, "keep_float");
+    }
+}
+
+fn is_int8_family(mode: Mode) -> bool {
+    matches!(mode, Mode::Int8 | Mode::Int8Weights | Mode::Int8Dynamic)
+}
+
+/// Granularity, reduce range and the recovery algorithms that apply to the mode.
+fn recovery(ui: &mut egui::Ui, c: &mut QuantConfig) {
+    ui.label("Weights");
+    ui.horizontal(|ui| {
+        ui.radio_value(&mut c.per_channel, false, "per-tensor");
+        ui.radio_value(&mut c.per_channel, true, "per-channel");
+    });
+    ui.end_row();
+    if is_int8_family(c.mode) {
+        ui.label("");
+        ui.checkbox(&mut c.reduce_range, "reduce range (7-bit weights)")
+            .on_hover_text(
+                "Exact on CPUs without VNNI, where ONNX Runtime's int8 kernels saturate",
+            );
+        ui.end_row();
+    }
+    if c.mode != Mode::Fp16 {
+        ui.label("Recovery");
+        ui.checkbox(&mut c.cle, "cross-layer equalization")
+            .on_hover_text("Rescale Conv pairs joined by ReLU/MaxPool so that channel weight ranges even out; the float model computes the same");
+        ui.end_row();
+    }
+    if matches!(c.mode, Mode::Int8 | Mode::Int8Weights | Mode::Int4Weights) {
+        ui.label("");
+        ui.checkbox(&mut c.adaround, "AdaRound (learned rounding)")
+            .on_hover_text("Round each weight up or down as minimizes its layer's output error on the calibration data, instead of to nearest");
+        ui.end_row();
+    } else {
+        c.adaround = false;
+    }
+    if c.mode == Mode::Int8 {
+        let l = ui.label("Bias correction");
+        let name = |b: Option<BiasCorrection>| match b {
+            None => "off",
+            Some(BiasCorrection::Fast) => "fast (each layer alone)",
+            Some(BiasCorrection::Full) => "full (in the quantized model)",
+        };
+        egui::ComboBox::from_id_salt("bias_correction")
+            .selected_text(name(c.bias_correction))
+            .show_ui(ui, |ui| {
+                for b in [None, Some(BiasCorrection::Fast), Some(BiasCorrection::Full)] {
+                    ui.selectable_value(&mut c.bias_correction, b, name(b));
+                }
+            })
+            .response
+            .labelled_by(l.id);
+        ui.end_row();
+    } else {
+        c.bias_correction = None;
     }
 }
 

@@ -18,85 +18,10 @@ pub struct Toolbar {
 impl Toolbar {
     pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &AppCtx, view: CentralView) {
         let Self { typed_path } = self;
-        let send = |c| ctx.commands.send(c);
         ui.horizontal_wrapped(|ui| {
-            if ui
-                .button("Open…")
-                .on_hover_text("Open a model (.onnx) or a session (.ron)")
-                .clicked()
-            {
-                if let Some(p) = rfd::FileDialog::new()
-                    .add_filter("model or session", &["onnx", "ron"])
-                    .pick_file()
-                {
-                    send(AppCommand::OpenPath(p));
-                }
-            }
-            if ui
-                .button("Open plan…")
-                .on_hover_text(
-                    "Open a plan folder (quantbench plan, or Export plan): what has finished \
-                     on the cluster is merged into a session, the rest is pending",
-                )
-                .clicked()
-            {
-                if let Some(p) = rfd::FileDialog::new().pick_folder() {
-                    send(AppCommand::OpenPath(p));
-                }
-            }
-            let edit = ui.add(
-                egui::TextEdit::singleline(typed_path)
-                    .hint_text("model, session, plan/")
-                    .desired_width(150.0),
-            );
-            let edit = edit.labelled_by(ui.label("Path").id);
-            let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-            if (ui.button("Open path").clicked() || enter) && !typed_path.trim().is_empty() {
-                send(AppCommand::OpenPath(PathBuf::from(typed_path.trim())));
-            }
-            ui.menu_button("Recent", |ui| {
-                if ctx.recent.is_empty() {
-                    ui.label("nothing yet");
-                }
-                for r in ctx.recent {
-                    if ui.button(r).clicked() {
-                        send(AppCommand::OpenPath(PathBuf::from(r)));
-                        ui.close();
-                    }
-                }
-            });
+            open_buttons(ui, ctx, typed_path);
             ui.separator();
-            if ui.button("Save session…").clicked() {
-                if let Some(p) = rfd::FileDialog::new()
-                    .add_filter("session", &["ron"])
-                    .set_file_name("session.ron")
-                    .save_file()
-                {
-                    send(AppCommand::SaveSession(p));
-                }
-            }
-            if ui.button("Save screenshot…").clicked() {
-                if let Some(p) = rfd::FileDialog::new()
-                    .add_filter("PNG", &["png"])
-                    .set_file_name("quantbench.png")
-                    .save_file()
-                {
-                    send(AppCommand::SaveScreenshot(p));
-                }
-            }
-            if ui
-                .button("Export table…")
-                .on_hover_text("CSV, or Markdown with a .md name")
-                .clicked()
-            {
-                if let Some(p) = rfd::FileDialog::new()
-                    .add_filter("CSV or Markdown", &["csv", "md"])
-                    .set_file_name("results.csv")
-                    .save_file()
-                {
-                    send(AppCommand::ExportTable(p));
-                }
-            }
+            save_buttons(ui, ctx);
             ui.separator();
             for (v, name) in [
                 (CentralView::Overview, "Overview"),
@@ -106,7 +31,7 @@ impl Toolbar {
                 (CentralView::Layers, "Layers"),
             ] {
                 if ui.selectable_label(view == v, name).clicked() {
-                    send(AppCommand::SetView(v));
+                    ctx.commands.send(AppCommand::SetView(v));
                 }
             }
         });
@@ -115,44 +40,12 @@ impl Toolbar {
                 ui.spinner();
                 ui.label(label);
                 if *cancellable && ui.small_button("Stop").clicked() {
-                    send(AppCommand::CancelLoading);
+                    ctx.commands.send(AppCommand::CancelLoading);
                 }
             });
         }
         if let Some(offer) = ctx.offer {
-            ui.horizontal_wrapped(|ui| {
-                let (text, yes, no) = match offer {
-                    Offer::Interrupted(i) => (
-                        format!(
-                            "quantbench stopped while working on {} ({} of {} experiments finished{}).",
-                            i.session.display(),
-                            i.done,
-                            i.experiments,
-                            saved_ago(i.saved, ctx.is_test)
-                        ),
-                        "Recover",
-                        "Dismiss",
-                    ),
-                    Offer::Earlier(e) => (
-                        format!(
-                            "This model has earlier results: {} of {} experiments finished{} ({}).",
-                            e.done,
-                            e.experiments,
-                            saved_ago(e.saved, ctx.is_test),
-                            e.path.display()
-                        ),
-                        "Restore",
-                        "Start afresh",
-                    ),
-                };
-                ui.colored_label(ui.visuals().warn_fg_color, text);
-                if ui.button(yes).clicked() {
-                    send(AppCommand::AcceptOffer);
-                }
-                if ui.button(no).clicked() {
-                    send(AppCommand::DismissOffer);
-                }
-            });
+            offer_row(ui, ctx, offer);
         }
         for (i, (level, text)) in ctx.messages.iter().enumerate().rev().take(3) {
             ui.horizontal(|ui| {
@@ -161,12 +54,135 @@ impl Toolbar {
                     Level::Info => ui.visuals().weak_text_color(),
                 };
                 if ui.small_button("dismiss").clicked() {
-                    send(AppCommand::DismissMessage(i));
+                    ctx.commands.send(AppCommand::DismissMessage(i));
                 }
                 ui.colored_label(color, text);
             });
         }
     }
+}
+
+/// Open by dialog, plan folder, typed path or the recent list.
+fn open_buttons(ui: &mut egui::Ui, ctx: &AppCtx, typed_path: &mut String) {
+    let send = |c| ctx.commands.send(c);
+    if ui
+        .button("Open…")
+        .on_hover_text("Open a model (.onnx) or a session (.ron)")
+        .clicked()
+    {
+        if let Some(p) = rfd::FileDialog::new()
+            .add_filter("model or session", &["onnx", "ron"])
+            .pick_file()
+        {
+            send(AppCommand::OpenPath(p));
+        }
+    }
+    if ui
+        .button("Open plan…")
+        .on_hover_text(
+            "Open a plan folder (quantbench plan, or Export plan): what has finished \
+             on the cluster is merged into a session, the rest is pending",
+        )
+        .clicked()
+    {
+        if let Some(p) = rfd::FileDialog::new().pick_folder() {
+            send(AppCommand::OpenPath(p));
+        }
+    }
+    let edit = ui.add(
+        egui::TextEdit::singleline(typed_path)
+            .hint_text("model, session, plan/")
+            .desired_width(150.0),
+    );
+    let edit = edit.labelled_by(ui.label("Path").id);
+    let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+    if (ui.button("Open path").clicked() || enter) && !typed_path.trim().is_empty() {
+        send(AppCommand::OpenPath(PathBuf::from(typed_path.trim())));
+    }
+    ui.menu_button("Recent", |ui| {
+        if ctx.recent.is_empty() {
+            ui.label("nothing yet");
+        }
+        for r in ctx.recent {
+            if ui.button(r).clicked() {
+                send(AppCommand::OpenPath(PathBuf::from(r)));
+                ui.close();
+            }
+        }
+    });
+}
+
+/// Save the session, a screenshot, the results table.
+fn save_buttons(ui: &mut egui::Ui, ctx: &AppCtx) {
+    let send = |c| ctx.commands.send(c);
+    if ui.button("Save session…").clicked() {
+        if let Some(p) = rfd::FileDialog::new()
+            .add_filter("session", &["ron"])
+            .set_file_name("session.ron")
+            .save_file()
+        {
+            send(AppCommand::SaveSession(p));
+        }
+    }
+    if ui.button("Save screenshot…").clicked() {
+        if let Some(p) = rfd::FileDialog::new()
+            .add_filter("PNG", &["png"])
+            .set_file_name("quantbench.png")
+            .save_file()
+        {
+            send(AppCommand::SaveScreenshot(p));
+        }
+    }
+    if ui
+        .button("Export table…")
+        .on_hover_text("CSV, or Markdown with a .md name")
+        .clicked()
+    {
+        if let Some(p) = rfd::FileDialog::new()
+            .add_filter("CSV or Markdown", &["csv", "md"])
+            .set_file_name("results.csv")
+            .save_file()
+        {
+            send(AppCommand::ExportTable(p));
+        }
+    }
+}
+
+/// Recover an interrupted session, or restore a model's earlier results.
+fn offer_row(ui: &mut egui::Ui, ctx: &AppCtx, offer: &Offer) {
+    ui.horizontal_wrapped(|ui| {
+        let (text, yes, no) = match offer {
+            Offer::Interrupted(i) => (
+                format!(
+                    "quantbench stopped while working on {} ({} of {} experiments finished{}).",
+                    i.session.display(),
+                    i.done,
+                    i.experiments,
+                    saved_ago(i.saved, ctx.is_test)
+                ),
+                "Recover",
+                "Dismiss",
+            ),
+            Offer::Earlier(e) => (
+                format!(
+                    "This model has earlier results: {} of {} experiments finished{} ({}).",
+                    e.done,
+                    e.experiments,
+                    saved_ago(e.saved, ctx.is_test),
+                    e.path.display()
+                ),
+                "Restore",
+                "Start afresh",
+            ),
+        };
+        ui.colored_label(ui.visuals().warn_fg_color, text);
+        if ui.button(yes).clicked() {
+            ctx.commands.send(AppCommand::AcceptOffer);
+        }
+        if ui.button(no).clicked() {
+            ctx.commands.send(AppCommand::DismissOffer);
+        }
+    });
 }
 
 /// ", saved 12 min ago" (nothing in tests, whose snapshots must not move).

@@ -102,6 +102,43 @@ pub fn figures(h: &Histogram, range: (f32, f32), qtype: QType, symmetric: bool) 
     (clipped as f64 / h.total.max(1) as f64, sqnr)
 }
 
+/// Why a tensor cannot be pinned, when it cannot: it takes another tensor's range, or int8
+/// leaves it float.
+fn pin_note(
+    plan: &crate::quant::rewrite::ActivationPlan,
+    tensor: &str,
+    pinnable: bool,
+) -> Option<String> {
+    match plan.shared.get(tensor) {
+        _ if pinnable => None,
+        Some(source) => Some(format!(
+            "int8 gives '{tensor}' the range of '{source}' (exact data movement): pin that one"
+        )),
+        None if plan.quantized.iter().any(|t| t == tensor) => None,
+        None => Some(format!(
+            "int8 leaves '{tensor}' float (no Q/DQ here): its values are shown, nothing to pin"
+        )),
+    }
+}
+
+/// Display bins over the observed range, each a whole number of histogram bins: the first
+/// bin's left edge, the bins' width, their counts.
+fn shown_bins(h: &crate::quant::math::Histogram) -> (f32, f32, Vec<u64>) {
+    let first = h.counts.iter().position(|&c| c > 0).unwrap_or(0);
+    let last = h.counts.iter().rposition(|&c| c > 0).unwrap_or(0);
+    let span = last + 1 - first;
+    let merge = span.div_ceil(SHOWN_BINS).max(1);
+    let counts = h.counts[first..=last]
+        .chunks(merge)
+        .map(|c| c.iter().sum())
+        .collect();
+    (
+        -h.limit() + first as f32 * h.bin_width(),
+        h.bin_width() * merge as f32,
+        counts,
+    )
+}
+
 /// Calibrates `tensor` alone over up to `config.samples` calibration samples and compares the
 /// ranges of every method and the config's pinned one.
 pub fn inspect(
@@ -127,22 +164,13 @@ pub fn inspect(
         bail!("'{tensor}' is not a tensor of this model (as quantbench prepares it)");
     }
     let pinnable = plan.calibrated().iter().any(|t| t == tensor);
-    let note = match plan.shared.get(tensor) {
-        _ if pinnable => None,
-        Some(source) => Some(format!(
-            "int8 gives '{tensor}' the range of '{source}' (exact data movement): pin that one"
-        )),
-        None if plan.quantized.iter().any(|t| t == tensor) => None,
-        None => Some(format!(
-            "int8 leaves '{tensor}' float (no Q/DQ here): its values are shown, nothing to pin"
-        )),
-    };
+    let note = pin_note(&plan, tensor, pinnable);
     let calibrated = calibrate::calibrate(
         &prepared,
         &[tensor.to_string()],
         dataset,
         config.samples,
-        Calibration::Percentile(99.99), // any method with a histogram
+        Calibration::Percentile(Calibration::DEFAULT_PERCENTILE), // any method with a histogram
         progress,
     )?;
     let stats: &TensorStats = calibrated
@@ -184,15 +212,7 @@ pub fn inspect(
         .pinned_ranges
         .get(tensor)
         .map(|&r| figures_of("pinned".into(), r));
-    // Display bins over the observed range, each a whole number of histogram bins.
-    let first = h.counts.iter().position(|&c| c > 0).unwrap_or(0);
-    let last = h.counts.iter().rposition(|&c| c > 0).unwrap_or(0);
-    let span = last + 1 - first;
-    let merge = span.div_ceil(SHOWN_BINS).max(1);
-    let counts = h.counts[first..=last]
-        .chunks(merge)
-        .map(|c| c.iter().sum())
-        .collect();
+    let (first_edge, bin_width, counts) = shown_bins(h);
     let samples = dataset
         .indices(Purpose::Calibration)?
         .len()
@@ -203,8 +223,8 @@ pub fn inspect(
         values: h.total,
         min: stats.min,
         max: stats.max,
-        first_edge: -h.limit() + first as f32 * h.bin_width(),
-        bin_width: h.bin_width() * merge as f32,
+        first_edge,
+        bin_width,
         counts,
         methods,
         pinned,

@@ -182,19 +182,35 @@ pub fn quantize_keeping_ranges(
         mut notes,
         opset_before,
         opset,
-    } = prepare_float(model, config)?;
+    } = prepare_float(model, config).context("preparing the graph")?;
     progress.check()?;
     let started = Instant::now();
     let mut out = prepared.clone();
     let nearest = rewrite::Roundings::new();
     let (mut counts, calibrated) = rewrite_prepared(
         &mut out, config, opset, ranges, &nearest, progress, &mut notes,
-    )?;
+    )
+    .with_context(|| format!("rewriting the graph ({})", config.mode.cli_name()))?;
     let data = || match ranges {
         Some(Ranges::Calibrate(dataset)) | Some(Ranges::Known(_, Some(dataset))) => Some(dataset),
         _ => None,
     };
     let mut roundings = rewrite::Roundings::new();
+    // What re-quantizes the prepared model with the ranges found: the recovery steps use it.
+    let requantize = |float: &pb::ModelProto, roundings: &rewrite::Roundings| {
+        let mut q = float.clone();
+        let mut ignored = vec![];
+        rewrite_prepared(
+            &mut q,
+            config,
+            opset,
+            Some(Ranges::Known(&calibrated.ranges, None)),
+            roundings,
+            progress,
+            &mut ignored,
+        )
+        .map(|(c, _)| (q, c))
+    };
     if config.adaround {
         let dataset = data().context("adaround: needs calibration data to learn the roundings")?;
         let qtype = match config.mode {
@@ -202,24 +218,12 @@ pub fn quantize_keeping_ranges(
             _ => config.int8_weight_type(),
         };
         progress.check()?;
-        let learned = adaround::learn(&prepared, &out, qtype, dataset, config.samples, progress)?;
+        let learned = adaround::learn(&prepared, &out, qtype, dataset, config.samples, progress)
+            .context("AdaRound: learning the roundings")?;
         notes.push(learned.note);
         roundings = learned.roundings;
-        let mut q = prepared.clone();
-        let mut ignored = vec![];
-        // The same activation ranges (int8); weight-only modes use none.
-        let known = Ranges::Known(&calibrated.ranges, None);
-        let (c, _) = rewrite_prepared(
-            &mut q,
-            config,
-            opset,
-            Some(known),
-            &roundings,
-            progress,
-            &mut ignored,
-        )?;
-        out = q;
-        counts = c;
+        (out, counts) = requantize(&prepared, &roundings)
+            .context("rewriting the graph with the learned roundings")?;
     }
     if let Some(method) = config.bias_correction {
         let dataset = data()
@@ -231,30 +235,15 @@ pub fn quantize_keeping_ranges(
             dataset,
             config.samples,
             progress,
-            &mut |float: &pb::ModelProto| {
-                let mut q = float.clone();
-                let mut ignored = vec![];
-                rewrite_prepared(
-                    &mut q,
-                    config,
-                    opset,
-                    Some(Ranges::Known(&calibrated.ranges, None)),
-                    &roundings,
-                    progress,
-                    &mut ignored,
-                )
-                .map(|(c, _)| (q, c))
-            },
-        )?;
+            &mut |float: &pb::ModelProto| requantize(float, &roundings),
+        )
+        .with_context(|| format!("bias correction ({method:?})"))?;
         counts = corrected.counts.unwrap_or(counts);
         notes.push(corrected.note);
     }
-    let calibration_seconds = calibrated.seconds;
-    let calibration_samples = calibrated.samples;
-    let calibration_runtime = calibrated.runtime;
-    let activation_ranges = calibrated.ranges;
     if config.mode != Mode::Fp16 {
-        let tables = rewrite::quantize_embeddings(onnx::graph_mut(&mut out), config)?;
+        let tables = rewrite::quantize_embeddings(onnx::graph_mut(&mut out), config)
+            .context("quantizing the embedding tables")?;
         if tables > 0 {
             notes.push(format!(
                 "{tables} embedding tables read by Gather: int8 weights, one scale per row"
@@ -262,7 +251,27 @@ pub fn quantize_keeping_ranges(
             counts.weights += tables;
         }
     }
-    let rewrite_seconds = started.elapsed().as_secs_f64() - calibration_seconds;
+    let rewrite_seconds = started.elapsed().as_secs_f64() - calibrated.seconds;
+    stamp(&mut out, config);
+    let report = QuantizeReport {
+        mode: config.mode.cli_name().to_string(),
+        config: config.clone(),
+        opset_before,
+        opset,
+        notes,
+        counts,
+        calibration_samples: calibrated.samples,
+        calibration_seconds: calibrated.seconds,
+        calibration_runtime: calibrated.runtime,
+        rewrite_seconds,
+        size_before,
+        size_after: onnx::encode_model(&out).len() as u64,
+    };
+    Ok((out, report, calibrated.ranges))
+}
+
+/// Records in the model's metadata which quantbench made it, with which config.
+fn stamp(out: &mut pb::ModelProto, config: &QuantConfig) {
     out.metadata_props
         .retain(|p| !p.key.starts_with("quantbench."));
     out.metadata_props.push(pb::StringStringEntryProto {
@@ -273,22 +282,6 @@ pub fn quantize_keeping_ranges(
         key: "quantbench.config".into(),
         value: config.to_ron(),
     });
-    let size_after = onnx::encode_model(&out).len() as u64;
-    let report = QuantizeReport {
-        mode: config.mode.cli_name().to_string(),
-        config: config.clone(),
-        opset_before,
-        opset,
-        notes,
-        counts,
-        calibration_samples,
-        calibration_seconds,
-        calibration_runtime,
-        rewrite_seconds,
-        size_before,
-        size_after,
-    };
-    Ok((out, report, activation_ranges))
 }
 
 /// The rewrite of a prepared float model (`out`, edited in place) by `config`'s mode.
@@ -347,60 +340,18 @@ fn rewrite_prepared(
                     known.clone()
                 }
                 Ranges::Calibrate(dataset) => {
-                    let calibration_start = Instant::now();
-                    let calibrated = calibrate::calibrate(
-                        out,
-                        &tensors,
-                        dataset,
-                        config.samples,
-                        config.calibration,
-                        progress,
-                    )?;
-                    info.runtime = Some(calibrated.runtime.clone());
-                    info.seconds = calibration_start.elapsed().as_secs_f64();
-                    let available = dataset.indices(crate::data::Purpose::Calibration)?.len();
-                    info.samples = available.min(config.samples);
-                    if available < config.samples {
-                        notes.push(format!(
-                            "{} calibration samples asked, the data has {available}: calibrated on {available}",
-                            config.samples
-                        ));
-                    }
-                    let unfit: HashMap<&str, String> = calibrated
-                        .stats
-                        .iter()
-                        .filter_map(|(name, s)| s.unfit_reason().map(|r| (name.as_str(), r)))
-                        .collect();
-                    let mut unfit_names: Vec<&&str> = unfit.keys().collect();
-                    unfit_names.sort();
-                    for name in unfit_names {
-                        notes.push(format!(
-                            "'{name}' kept float: calibration saw {}",
-                            unfit[*name]
-                        ));
-                    }
-                    plan.drop_tensors(|t| unfit.contains_key(t));
-                    let qtype = calibrate::activation_qtype(config.activations);
-                    let saturation = rewrite::saturation_intervals(onnx::graph(out), &plan);
-                    // Entropy and MSE searches cost milliseconds per tensor: spread them over
-                    // workers.
-                    use rayon::prelude::*;
-                    calibrated
-                        .stats
-                        .par_iter()
-                        .filter(|(name, _)| !unfit.contains_key(name.as_str()))
-                        .map(|(name, s)| {
-                            (
-                                name.clone(),
-                                s.range_within(
-                                    config.calibration,
-                                    qtype,
-                                    config.activations_symmetric(),
-                                    saturation.get(name).copied(),
-                                ),
-                            )
-                        })
-                        .collect()
+                    let (ranges, calibrated) = calibrated_ranges(
+                        out, config, &mut plan, &tensors, dataset, progress, notes,
+                    )
+                    .with_context(|| {
+                        format!(
+                            "calibrating {} activations on {}",
+                            tensors.len(),
+                            dataset.path.display()
+                        )
+                    })?;
+                    info = calibrated;
+                    ranges
                 }
             };
             // What calibration found, before pins and sharing (a variant of this config
@@ -421,4 +372,75 @@ fn rewrite_prepared(
         }
     };
     Ok((counts, info))
+}
+
+/// int8's ranges from calibration: the float model run over the calibration samples, tensors
+/// whose statistics cannot be quantized (NaN, attention masks) dropped from `plan` with a note,
+/// each range chosen by the config's method (clamped where every consumer saturates).
+fn calibrated_ranges(
+    out: &pb::ModelProto,
+    config: &QuantConfig,
+    plan: &mut rewrite::ActivationPlan,
+    tensors: &[String],
+    dataset: &Dataset,
+    progress: &Progress,
+    notes: &mut Vec<String>,
+) -> Result<(ActivationRanges, Calibrated)> {
+    let calibration_start = Instant::now();
+    let calibrated = calibrate::calibrate(
+        out,
+        tensors,
+        dataset,
+        config.samples,
+        config.calibration,
+        progress,
+    )?;
+    let available = dataset.indices(crate::data::Purpose::Calibration)?.len();
+    let info = Calibrated {
+        samples: available.min(config.samples),
+        seconds: calibration_start.elapsed().as_secs_f64(),
+        runtime: Some(calibrated.runtime.clone()),
+        ranges: HashMap::new(),
+    };
+    if available < config.samples {
+        notes.push(format!(
+            "{} calibration samples asked, the data has {available}: calibrated on {available}",
+            config.samples
+        ));
+    }
+    let unfit: HashMap<&str, String> = calibrated
+        .stats
+        .iter()
+        .filter_map(|(name, s)| s.unfit_reason().map(|r| (name.as_str(), r)))
+        .collect();
+    let mut unfit_names: Vec<&&str> = unfit.keys().collect();
+    unfit_names.sort();
+    for name in unfit_names {
+        notes.push(format!(
+            "'{name}' kept float: calibration saw {}",
+            unfit[*name]
+        ));
+    }
+    plan.drop_tensors(|t| unfit.contains_key(t));
+    let qtype = calibrate::activation_qtype(config.activations);
+    let saturation = rewrite::saturation_intervals(onnx::graph(out), plan);
+    // Entropy and MSE searches cost milliseconds per tensor: spread them over workers.
+    use rayon::prelude::*;
+    let ranges = calibrated
+        .stats
+        .par_iter()
+        .filter(|(name, _)| !unfit.contains_key(name.as_str()))
+        .map(|(name, s)| {
+            (
+                name.clone(),
+                s.range_within(
+                    config.calibration,
+                    qtype,
+                    config.activations_symmetric(),
+                    saturation.get(name).copied(),
+                ),
+            )
+        })
+        .collect();
+    Ok((ranges, info))
 }

@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests: sample paths, the ONNX checker, runtimes.
 #![allow(dead_code)]
 
+pub mod graphs;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -96,4 +98,16 @@ pub fn relative_l2(a: &[f32], b: &[f32]) -> f64 {
     let num: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
     let den: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum();
     (num / den.max(1e-30)).sqrt()
+}
+
+/// Output SQNR (dB) of `candidate` against `reference`, over all their values.
+pub fn sqnr(reference: &[Vec<f32>], candidate: &[Vec<f32>]) -> f64 {
+    let (mut s, mut e) = (0.0, 0.0);
+    for (a, b) in reference.iter().zip(candidate) {
+        for (&x, &y) in a.iter().zip(b) {
+            s += (x as f64).powi(2);
+            e += ((x - y) as f64).powi(2);
+        }
+    }
+    10.0 * (s / e).log10()
 }

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use super::*;
 use crate::onnx::{self, pb, GraphIndex};
@@ -364,21 +364,7 @@ pub fn insert_qdq(
     ranges: &HashMap<String, (f32, f32)>,
     roundings: &Roundings,
 ) -> Result<RewriteCounts> {
-    let act_qtype = crate::quant::calibrate::activation_qtype(config.activations);
-    let act_sym = config.activations_symmetric();
-    let mut params: HashMap<String, (QParams, QType)> = HashMap::new();
-    for t in &plan.quantized {
-        let root = plan.root(t);
-        let &(lo, hi) = ranges
-            .get(root)
-            .ok_or_else(|| anyhow::anyhow!("no calibrated range for tensor '{root}'"))?;
-        let qtype = if config.is_int16_activation(root) {
-            crate::quant::calibrate::wide_activation_qtype(config.activations)
-        } else {
-            act_qtype
-        };
-        params.insert(t.clone(), (math::qparams(lo, hi, qtype, act_sym), qtype));
-    }
+    let params = activation_params(config, plan, ranges)?;
     let snapshot = graph.clone();
     let mut edit = Edit::new(&snapshot, false).with_roundings(roundings);
     let mut counts = RewriteCounts::default();
@@ -390,83 +376,8 @@ pub fn insert_qdq(
             continue;
         }
         counts.nodes_quantized += 1;
-        let slot = weight_slot(node, &edit.index, &snapshot);
-        if let Some((w, axis)) = slot {
-            let g = if config.per_channel {
-                Granularity::Channel(axis)
-            } else {
-                Granularity::Tensor
-            };
-            let linear = linear_bias(node, &edit.index, &snapshot, config).map(|(_, b)| b);
-            let bias = node
-                .input
-                .get(2)
-                .filter(|b| {
-                    !b.is_empty()
-                        && matches!(node.op_type.as_str(), "Conv" | "ConvTranspose" | "Gemm")
-                })
-                .or(linear.as_ref());
-            let input_scale = params.get(&node.input[0]).map(|(p, _)| p.scale);
-            // The int32 bias must not saturate: b / (s_x · s_w) within i32 sets a floor on s_w
-            // (ONNX Runtime raises the weight scale the same way).
-            let floors = match (bias.and_then(|b| edit.initializer(b)), input_scale) {
-                (Some(b), Some(sx)) => {
-                    let values = onnx::tensor_to_f32(b)?;
-                    let per_channel = matches!(g, Granularity::Channel(_));
-                    let limit = sx as f64 * (i32::MAX as f64 - 1.0);
-                    let floor = |v: f32| (v.abs() as f64 / limit) as f32;
-                    let channels = edit
-                        .initializer(&node.input[w])
-                        .and_then(|t| t.dims.get(axis))
-                        .map_or(1, |&d| d.max(1) as usize);
-                    Some(if per_channel {
-                        // A grouped ConvTranspose has `group` bias entries per weight channel.
-                        let mut floors = vec![0.0f32; channels];
-                        for (c, &v) in values.iter().enumerate() {
-                            floors[c % channels] = floors[c % channels].max(floor(v));
-                        }
-                        floors
-                    } else {
-                        vec![values.iter().map(|&v| floor(v)).fold(0.0, f32::max)]
-                    })
-                }
-                _ => None,
-            };
-            edit.dequantize_weight_floored(
-                &node.input[w],
-                g,
-                config.int8_weight_type(),
-                config.weights_symmetric(),
-                floors.as_deref(),
-            )?;
-            counts.weights += 1;
-            if let (Some(b), Some(sx)) = (bias, input_scale) {
-                edit.dequantize_bias(b, sx, &node.input[w])?;
-                counts.biases += 1;
-            }
-        }
-        // Other float constants feeding a quantized op (Add/Mul operands): int8, per channel
-        // when they vary along one axis (per tensor would zero the small channels).
-        for (k, i) in node.input.iter().enumerate() {
-            let is_slot = slot.is_some_and(|(w, _)| w == k) || (slot.is_some() && k == 2);
-            if is_slot || edit.replaced.contains_key(i) {
-                continue;
-            }
-            if let Some(t) = edit.initializer(i) {
-                if t.data_type == pb::tensor_proto::DataType::Float as i32
-                    && onnx::element_count(&t.dims) > 0
-                {
-                    let varying: Vec<usize> =
-                        (0..t.dims.len()).filter(|&a| t.dims[a] > 1).collect();
-                    let g = match varying.as_slice() {
-                        [axis] => Granularity::Channel(*axis),
-                        _ => Granularity::Tensor,
-                    };
-                    edit.dequantize_weight(i, g, QType::Int8, true)?;
-                    counts.weights += 1;
-                }
-            }
-        }
+        quantize_node_constants(&mut edit, node, &snapshot, config, &params, &mut counts)
+            .with_context(|| format!("rewriting node '{}' ({})", node.name, node.op_type))?;
     }
     let mut activation_nodes: HashMap<String, Vec<pb::NodeProto>> = HashMap::new();
     let mut activation_replaced = HashMap::new();
@@ -518,4 +429,123 @@ pub fn insert_qdq(
         graph_input_nodes,
     );
     Ok(counts)
+}
+
+/// Each planned activation's grid (8 or 16 bits) from its range.
+fn activation_params(
+    config: &QuantConfig,
+    plan: &ActivationPlan,
+    ranges: &HashMap<String, (f32, f32)>,
+) -> Result<HashMap<String, (QParams, QType)>> {
+    let act_qtype = crate::quant::calibrate::activation_qtype(config.activations);
+    let act_sym = config.activations_symmetric();
+    let mut params = HashMap::new();
+    for t in &plan.quantized {
+        let root = plan.root(t);
+        let &(lo, hi) = ranges
+            .get(root)
+            .ok_or_else(|| anyhow::anyhow!("no calibrated range for tensor '{root}'"))?;
+        let qtype = if config.is_int16_activation(root) {
+            crate::quant::calibrate::wide_activation_qtype(config.activations)
+        } else {
+            act_qtype
+        };
+        params.insert(t.clone(), (math::qparams(lo, hi, qtype, act_sym), qtype));
+    }
+    Ok(params)
+}
+
+/// A quantized node's weight (with its int32 bias) and its other float constants.
+fn quantize_node_constants(
+    edit: &mut Edit,
+    node: &pb::NodeProto,
+    snapshot: &pb::GraphProto,
+    config: &QuantConfig,
+    params: &HashMap<String, (QParams, QType)>,
+    counts: &mut RewriteCounts,
+) -> Result<()> {
+    let slot = weight_slot(node, &edit.index, snapshot);
+    if let Some((w, axis)) = slot {
+        let g = if config.per_channel {
+            Granularity::Channel(axis)
+        } else {
+            Granularity::Tensor
+        };
+        let linear = linear_bias(node, &edit.index, snapshot, config).map(|(_, b)| b);
+        let bias = node
+            .input
+            .get(2)
+            .filter(|b| {
+                !b.is_empty() && matches!(node.op_type.as_str(), "Conv" | "ConvTranspose" | "Gemm")
+            })
+            .or(linear.as_ref());
+        let input_scale = params.get(&node.input[0]).map(|(p, _)| p.scale);
+        let floors = match (bias.and_then(|b| edit.initializer(b)), input_scale) {
+            (Some(b), Some(sx)) => {
+                let channels = edit
+                    .initializer(&node.input[w])
+                    .and_then(|t| t.dims.get(axis))
+                    .map_or(1, |&d| d.max(1) as usize);
+                Some(bias_floors(b, sx, channels, g)?)
+            }
+            _ => None,
+        };
+        edit.dequantize_weight_floored(
+            &node.input[w],
+            g,
+            config.int8_weight_type(),
+            config.weights_symmetric(),
+            floors.as_deref(),
+        )?;
+        counts.weights += 1;
+        if let (Some(b), Some(sx)) = (bias, input_scale) {
+            edit.dequantize_bias(b, sx, &node.input[w])?;
+            counts.biases += 1;
+        }
+    }
+    // Other float constants feeding a quantized op (Add/Mul operands): int8, per channel
+    // when they vary along one axis (per tensor would zero the small channels).
+    for (k, i) in node.input.iter().enumerate() {
+        let is_slot = slot.is_some_and(|(w, _)| w == k) || (slot.is_some() && k == 2);
+        if is_slot || edit.replaced.contains_key(i) {
+            continue;
+        }
+        if let Some(t) = edit.initializer(i) {
+            if t.data_type == pb::tensor_proto::DataType::Float as i32
+                && onnx::element_count(&t.dims) > 0
+            {
+                let varying: Vec<usize> = (0..t.dims.len()).filter(|&a| t.dims[a] > 1).collect();
+                let g = match varying.as_slice() {
+                    [axis] => Granularity::Channel(*axis),
+                    _ => Granularity::Tensor,
+                };
+                edit.dequantize_weight(i, g, QType::Int8, true)?;
+                counts.weights += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The smallest weight scale per channel (or for the tensor) that keeps the int32 bias
+/// `b / (s_x · s_w)` within i32 (ONNX Runtime raises the weight scale the same way).
+fn bias_floors(
+    bias: &pb::TensorProto,
+    input_scale: f32,
+    channels: usize,
+    g: Granularity,
+) -> Result<Vec<f32>> {
+    let values = onnx::tensor_to_f32(bias)?;
+    let limit = input_scale as f64 * (i32::MAX as f64 - 1.0);
+    let floor = |v: f32| (v.abs() as f64 / limit) as f32;
+    Ok(if matches!(g, Granularity::Channel(_)) {
+        // A grouped ConvTranspose has `group` bias entries per weight channel.
+        let mut floors = vec![0.0f32; channels];
+        for (c, &v) in values.iter().enumerate() {
+            floors[c % channels] = floors[c % channels].max(floor(v));
+        }
+        floors
+    } else {
+        vec![values.iter().map(|&v| floor(v)).fold(0.0, f32::max)]
+    })
 }
