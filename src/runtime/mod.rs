@@ -300,14 +300,6 @@ impl Backend {
         }
     }
 
-    /// tract, and ONNX Runtime (with `ort_options`) when its library is found.
-    pub fn available(ort_options: ort::OrtOptions) -> Vec<Backend> {
-        match ort::version() {
-            Ok(_) => vec![Backend::Tract, Backend::Ort(ort_options)],
-            Err(_) => vec![Backend::Tract],
-        }
-    }
-
     /// Loads `model` for inputs like `example` (bound feeds); `workers`: how many threads will
     /// call `run` at once.
     pub fn load(
