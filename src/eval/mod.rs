@@ -116,9 +116,9 @@ pub fn collect_outputs(
         .map(|&i| -> Result<_> {
             progress.check()?;
             let sample = dataset.bound(i, inputs)?;
-            let out = runner.run(&sample.inputs).with_context(|| {
-                format!("evaluating sample {i} of {}", dataset.path.display())
-            })?;
+            let out = runner
+                .run(&sample.inputs)
+                .with_context(|| format!("evaluating sample {i} of {}", dataset.path.display()))?;
             progress.step();
             Ok((out, sample.label, sample.expected))
         })
@@ -501,21 +501,16 @@ pub fn evaluate(
             .map(|&i| -> Result<_> {
                 progress.check()?;
                 let sample = dataset.bound(i, inputs)?;
-                let out = candidate
-                    .run(&sample.inputs)
-                    .with_context(|| {
-                        format!("evaluating sample {i} of {}", dataset.path.display())
-                    })?;
+                let out = candidate.run(&sample.inputs).with_context(|| {
+                    format!("evaluating sample {i} of {}", dataset.path.display())
+                })?;
                 let want = match reference {
-                    Some(r) => Some(
-                        r.run(&sample.inputs)
-                            .with_context(|| {
-                                format!(
-                                    "evaluating sample {i} of {} on the reference",
-                                    dataset.path.display()
-                                )
-                            })?,
-                    ),
+                    Some(r) => Some(r.run(&sample.inputs).with_context(|| {
+                        format!(
+                            "evaluating sample {i} of {} on the reference",
+                            dataset.path.display()
+                        )
+                    })?),
                     None => sample.expected,
                 };
                 progress.step();
