@@ -10,10 +10,7 @@ use anyhow::{anyhow, bail, Context, Result};
 /// The directory `path` will be written in, or an error naming both when it does not exist;
 /// called before long work so that it does not fail at the end.
 pub fn check_output_dir(path: &Path) -> Result<&Path> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = folder_of(path);
     if !dir.is_dir() {
         bail!(
             "{}: the output directory {} does not exist",
@@ -110,4 +107,17 @@ fn replace_atomic(
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     format!("{:x}", sha2::Sha256::digest(bytes))
+}
+
+/// The first 12 hex digits of a hash: enough to tell two files apart in a message.
+pub fn short_hash(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}
+
+/// The folder `path` is in (`.` for a bare file name).
+pub fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
 }

@@ -70,6 +70,7 @@ impl RunSettings {
             eval_limit: self.eval_limit,
             backends: self.backends.clone(),
             device: self.remote.as_ref().map(|r| r.to_string()),
+            output: self.output.clone(),
         }
     }
 }
@@ -267,9 +268,9 @@ impl Workbench {
         kept.context("the run reported no result")
     }
 
-    /// What the runner noticed about the run as a whole (runtimes not found).
-    pub fn notes(&self) -> &[String] {
-        &self.notes
+    /// What the runner noticed about the runs since the last call (a runtime not found).
+    pub fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
     }
 
     fn fresh_result(&self, settings: &RunSettings) -> ExperimentResult {

@@ -132,6 +132,10 @@ fn meets(goal: Goal, figure: Option<f64>, float_top1: Option<f64>) -> bool {
     }
 }
 
+/// Why a failed result is not reused (it is measured again, silently: its failure may have
+/// been the machine's, a full disk, not the config's).
+const FAILED: &str = "it failed";
+
 /// Why a result in the session cannot stand in for measuring `config` now, if it cannot.
 pub fn not_reusable(
     e: &Experiment,
@@ -139,11 +143,14 @@ pub fn not_reusable(
     bench: &Workbench,
     settings: &TuneSettings,
 ) -> Option<String> {
+    if e.result.error.is_some() {
+        return Some(FAILED.into());
+    }
     if session_model.sha256 != settings.model.sha256 {
         return Some(format!(
             "the session measured another model file (SHA-256 {}…, this one {}…)",
-            short(&session_model.sha256),
-            short(&settings.model.sha256)
+            crate::fileio::short_hash(&session_model.sha256),
+            crate::fileio::short_hash(&settings.model.sha256)
         ));
     }
     let Some(data) = &e.result.data else {
@@ -152,19 +159,33 @@ pub fn not_reusable(
     if data.sha256 != bench.data.sha256 {
         return Some(format!(
             "it was measured on other data (SHA-256 {}…, this data {}…)",
-            short(&data.sha256),
-            short(&bench.data.sha256)
+            crate::fileio::short_hash(&data.sha256),
+            crate::fileio::short_hash(&bench.data.sha256)
         ));
     }
     let Some(measured) = &e.result.measured else {
         return Some("how it was measured (evaluation limit, runtime) was not recorded".into());
     };
-    if measured.eval_limit != settings.run.eval_limit {
+    // Limits beyond the evaluation split evaluate all of it: the same measurement.
+    let split = bench
+        .dataset
+        .evaluation_indices(crate::data::Selection::limit(None))
+        .map_or(usize::MAX, |i| i.len());
+    let evaluated = |l: Option<usize>| l.map_or(split, |n| n.min(split));
+    if evaluated(measured.eval_limit) != evaluated(settings.run.eval_limit) {
         let limit = |l: Option<usize>| l.map_or("all".to_string(), |n| n.to_string());
         return Some(format!(
             "it was evaluated on {} samples at most, this search on {}",
             limit(measured.eval_limit),
             limit(settings.run.eval_limit)
+        ));
+    }
+    if measured.output != settings.run.output {
+        let output = |o: &Option<String>| o.clone().unwrap_or_else(|| "the first".into());
+        return Some(format!(
+            "it scored output {}, this search scores {}",
+            output(&measured.output),
+            output(&settings.run.output)
         ));
     }
     let backend = settings.run.backends.first();
@@ -192,10 +213,6 @@ pub fn not_reusable(
     None
 }
 
-fn short(hash: &str) -> &str {
-    &hash[..12.min(hash.len())]
-}
-
 /// A search in progress: the session it adds candidates to, and what it has found so far.
 struct Search<'a> {
     session: &'a mut Session,
@@ -204,6 +221,8 @@ struct Search<'a> {
     progress: &'a Progress,
     after_each: &'a mut dyn FnMut(&Session) -> Result<()>,
     say: &'a mut dyn FnMut(&str),
+    runtime: Backend,
+    /// `runtime`'s name, as results record it.
     backend: &'static str,
     float_top1: Option<f64>,
     verdicts: Vec<Verdict>,
@@ -228,6 +247,7 @@ impl Search<'_> {
             .iter()
             .filter(|e| e.config.as_ref() == config && e.is_done())
             .map(|e| (e.id, not_reusable(e, &model, self.bench, self.settings)))
+            .filter(|(_, why)| why.as_deref() != Some(FAILED))
             .collect();
         if let Some((id, _)) = same.iter().find(|(_, why)| why.is_none()) {
             return Some(*id);
@@ -249,11 +269,18 @@ impl Search<'_> {
         if let Some(id) = self.reusable(config.as_ref()) {
             return Ok((id, true));
         }
-        let experiment = match config {
-            Some(c) => Experiment::quantized(c),
-            None => Experiment::float(),
+        // A candidate a stopped search left unmeasured is measured now, not added again.
+        let pending = self
+            .session
+            .experiments
+            .iter()
+            .find(|e| e.config.as_ref() == config.as_ref() && !e.is_done())
+            .map(|e| e.id);
+        let id = match (pending, config) {
+            (Some(id), _) => id,
+            (None, Some(c)) => self.session.add(Experiment::quantized(c)),
+            (None, None) => self.session.add(Experiment::float()),
         };
-        let id = self.session.add(experiment);
         let after_each = &mut *self.after_each;
         crate::runner::run_ids(
             self.session,
@@ -362,13 +389,7 @@ impl Search<'_> {
         units: Vec<Vec<String>>,
         budget: usize,
     ) -> Result<Vec<Vec<String>>> {
-        let runtime = self
-            .settings
-            .run
-            .backends
-            .first()
-            .copied()
-            .unwrap_or(Backend::Tract);
+        let runtime = self.runtime;
         let limit = Some(self.settings.layer_samples.max(1));
         // SQNR where the output has one, else the goal's own figure.
         let score_of = |r: &crate::eval::EvalReport| r.sqnr_db.or(r.agreement).or(r.top1);
@@ -537,12 +558,14 @@ pub fn tune(
     mut after_each: impl FnMut(&Session) -> Result<()>,
     mut say: impl FnMut(&str),
 ) -> Result<Outcome> {
-    let backend = settings
+    // One runtime ranks the candidates: the first named (tract when none is).
+    let runtime = settings
         .run
         .backends
         .first()
-        .map(|b| b.name())
-        .unwrap_or("tract");
+        .copied()
+        .unwrap_or(Backend::Tract);
+    let backend = runtime.name();
     let mut search = Search {
         session,
         bench,
@@ -550,6 +573,7 @@ pub fn tune(
         progress,
         after_each: &mut after_each,
         say: &mut say,
+        runtime,
         backend,
         float_top1: None,
         verdicts: vec![],

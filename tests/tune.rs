@@ -242,6 +242,31 @@ fn a_session_supplies_candidates_only_when_measured_the_same_way() {
     let (log, again) = quick_tune(dir.path(), &mnist_model(), &session, "200");
     assert_eq!(again["reused"].as_u64().unwrap(), measured, "{log}");
     assert_eq!(again["chosen"], first["chosen"]);
+    // A candidate that failed (here: its session entry says so) is measured again, and the
+    // new result is the one used.
+    let mut saved = quantbench::session::Session::load(&session).unwrap();
+    let failed = saved
+        .experiments
+        .iter_mut()
+        .find(|e| e.config.is_some())
+        .unwrap();
+    failed.result.error = Some("the disk was full".into());
+    let failed_config = failed.config.clone();
+    saved.save(&session).unwrap();
+    let (log, after_failure) = quick_tune(dir.path(), &mnist_model(), &session, "200");
+    assert_eq!(
+        after_failure["reused"].as_u64().unwrap(),
+        measured - 1,
+        "{log}"
+    );
+    let saved = quantbench::session::Session::load(&session).unwrap();
+    let same: Vec<_> = saved
+        .experiments
+        .iter()
+        .filter(|e| e.config == failed_config)
+        .collect();
+    assert_eq!(same.len(), 2);
+    assert!(same[1].result.error.is_none() && !same[1].result.evals.is_empty());
     // Another evaluation limit: measured again, with the reason.
     let (log, other_limit) = quick_tune(dir.path(), &mnist_model(), &session, "300");
     assert_eq!(other_limit["reused"], 0, "{log}");

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use quantbench::jobs::{Job, JobEnd};
 use quantbench::onnx;
 use quantbench::quant::QuantConfig;
-use quantbench::runner::{RunEvent, RunSettings};
+use quantbench::runner::RunSettings;
 use quantbench::runtime::Backend;
 use quantbench::session::{ExperimentId, Session};
 
@@ -195,20 +195,35 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
         .map(|m| m.len())
         .unwrap_or(0);
     let mut workbench = quantbench::runner::Workbench::new(model, file_bytes, dataset)?;
-    let pending = session.experiments.clone();
+    let order: Vec<(ExperimentId, String)> = session
+        .experiments
+        .iter()
+        .map(|e| (e.id, e.name.clone()))
+        .collect();
+    let out = args.out.clone();
+    // The runner records each result in the session by id and it is saved after each (an
+    // interrupted sweep keeps what finished); this thread shows the progress.
     let job = Job::spawn(
         "sweep",
         || {},
         move |cx| {
-            workbench.run_experiments(pending, &settings, &cx.progress, &mut |event| {
-                cx.send(event);
-                Ok(())
-            })
+            quantbench::runner::run_pending(
+                &mut session,
+                &mut workbench,
+                &settings,
+                &cx.progress,
+                |s, id| {
+                    if let Some(e) = s.get(id) {
+                        cx.send((id, Box::new(e.result.clone())));
+                    }
+                    s.save(&out)
+                },
+            )?;
+            Ok(session)
         },
     )?;
-    let end = follow(job, &mut session, &args.out)?;
-    match end {
-        JobEnd::Done(()) => {}
+    let session = match follow(job, &order)? {
+        JobEnd::Done(session) => session,
         JobEnd::Cancelled => {
             anyhow::bail!(
                 "cancelled; finished experiments are in {}",
@@ -216,71 +231,58 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
             )
         }
         JobEnd::Failed(e) => return Err(e),
-    }
+    };
     print!("{}", quantbench::report::to_text(&session));
     eprintln!("session written to {}", args.out.display());
     Ok(ExitCode::SUCCESS)
 }
 
-/// Shows the sweep's progress on a bar, records each result in `session` by id and saves it
-/// after each (an interrupted sweep keeps what finished).
+/// What the sweep's job reports: an experiment finished, with its result.
+type Finished = (ExperimentId, Box<quantbench::session::ExperimentResult>);
+
+/// Shows the sweep's progress on a bar and each result as it comes (experiments run in
+/// `order`).
 fn follow(
-    job: Job<RunEvent, ()>,
-    session: &mut Session,
-    out: &std::path::Path,
-) -> Result<JobEnd<()>> {
+    job: Job<Finished, Session>,
+    order: &[(ExperimentId, String)],
+) -> Result<JobEnd<Session>> {
     let bar = indicatif::ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template("{prefix} [{bar:24}] {msg} {pos}/{len} {eta}")
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .progress_chars("#>."),
     );
-    let total = session.experiments.len();
-    let names: Vec<(ExperimentId, String)> = session
-        .experiments
-        .iter()
-        .map(|e| (e.id, e.name.clone()))
-        .collect();
-    let position = |id: ExperimentId| names.iter().position(|(i, _)| *i == id).unwrap_or(0);
-    let current = std::cell::Cell::new(None::<ExperimentId>);
-    let mut saved = Ok(());
+    let total = order.len();
+    let position = |id: ExperimentId| order.iter().position(|(i, _)| *i == id).unwrap_or(0);
+    // The experiment running: the one after the last that finished.
+    let current = std::cell::Cell::new(0usize);
     let end = job.run_to_end(
         std::time::Duration::from_millis(100),
-        |event| {
-            if let RunEvent::Started(id) = event {
-                current.set(Some(id));
-                return;
-            }
-            let Some((id, result)) = event.into_result() else {
-                return;
-            };
-            let name = &names[position(id)].1;
+        |(id, result)| {
+            let at = position(id);
+            let name = &order[at].1;
             bar.suspend(|| {
                 match &result.error {
-                    Some(err) => eprintln!("[{}/{total}] {name}: failed: {err}", position(id) + 1),
-                    None => eprintln!("[{}/{total}] {name}: done", position(id) + 1),
+                    Some(err) => eprintln!("[{}/{total}] {name}: failed: {err}", at + 1),
+                    None => eprintln!("[{}/{total}] {name}: done", at + 1),
                 }
                 for n in &result.notes {
                     eprintln!("    note: {n}");
                 }
             });
-            session.record(id, result);
-            if saved.is_ok() {
-                saved = session.save(out);
-            }
+            current.set(at + 1);
         },
         |progress| {
             let (stage, done, stage_total) = progress.snapshot();
-            let at = current.get().map_or(0, position);
-            bar.set_prefix(format!("[{}/{total}]", (at + 1).min(total)));
+            let at = current.get().min(total.saturating_sub(1));
+            bar.set_prefix(format!("[{}/{total}]", at + 1));
             bar.set_message(format!(
                 "{}: {stage}",
-                names.get(at).map_or("", |n| n.1.as_str())
+                order.get(at).map_or("", |n| n.1.as_str())
             ));
             bar.set_length(stage_total);
             bar.set_position(done);
         },
     );
     bar.finish_and_clear();
-    saved?;
     Ok(end)
 }

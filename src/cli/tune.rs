@@ -124,9 +124,9 @@ pub fn tune(args: TuneArgs) -> Result<ExitCode> {
                     "{}: holds the results of another model file ({}, SHA-256 {}…; {} is {}…): give another --session, or remove this one",
                     p.display(),
                     session.model.path,
-                    &session.model.sha256[..12.min(session.model.sha256.len())],
+                    quantbench::fileio::short_hash(&session.model.sha256),
                     args.model.display(),
-                    &model_ref.sha256[..12]
+                    quantbench::fileio::short_hash(&model_ref.sha256)
                 );
             }
             session

@@ -29,13 +29,13 @@ pub struct EvalReport {
     /// figures are written as words ([`figure`]): `"inf"` for a lossless copy, `"nan"` where
     /// the outputs hold NaN.
     pub agreement: Option<f64>,
-    #[serde(with = "crate::eval::figure::option")]
+    #[serde(default, with = "crate::eval::figure::option")]
     pub sqnr_db: Option<f64>,
-    #[serde(with = "crate::eval::figure::option")]
+    #[serde(default, with = "crate::eval::figure::option")]
     pub cosine: Option<f64>,
-    #[serde(with = "crate::eval::figure::option")]
+    #[serde(default, with = "crate::eval::figure::option")]
     pub max_abs_error: Option<f64>,
-    #[serde(with = "crate::eval::figure::option")]
+    #[serde(default, with = "crate::eval::figure::option")]
     pub mean_abs_error: Option<f64>,
     pub classes: usize,
     /// Which metrics apply, and why others do not.

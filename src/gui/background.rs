@@ -47,8 +47,9 @@ impl TaskKind {
 /// What a task hands back when it is done.
 pub enum TaskOutput {
     Opened(Box<Loaded>),
-    /// The experiments were reported one by one while the run went on.
-    Ran,
+    /// The experiments were reported one by one while the run went on; what the runner said
+    /// of the run as a whole (a runtime not found).
+    Ran(Vec<String>),
     Inspected(Box<Inspection>),
     /// A file was written; what to say (empty: nothing).
     Wrote(String),
@@ -276,14 +277,15 @@ impl BackgroundTasks {
     }
 
     /// Closing the window: the run and the opening stop; writes finish (a save in flight is
-    /// not cut off), each given `patience`. Returns the failures of the writes, to be said.
-    pub fn shut_down(&mut self, patience: Duration) -> Vec<String> {
+    /// not cut off: it is waited for, looked at every `tick`). Returns the failures of the
+    /// writes, to be said.
+    pub fn shut_down(&mut self, tick: Duration) -> Vec<String> {
         self.cancel_where(|k| !matches!(k, TaskKind::Write | TaskKind::Autosave));
         self.retired.clear();
         let mut failures = vec![];
         for task in std::mem::take(&mut self.tasks) {
             let label = task.label;
-            if let JobEnd::Failed(e) = task.job.run_to_end(patience, |_| {}, |_| {}) {
+            if let JobEnd::Failed(e) = task.job.run_to_end(tick, |_| {}, |_| {}) {
                 failures.push(format!("{label}: {e:#}"));
             }
         }

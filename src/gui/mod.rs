@@ -166,11 +166,9 @@ fn run(startup: Startup) -> Result<()> {
             .with_icon(window_icon())
             .with_drag_and_drop(true),
         renderer: eframe::Renderer::Glow,
-        // With QUANTBENCH_DATA_DIR set, the window's own state (panel sizes, recent files) is
-        // kept there too: nothing goes to the user's data folder.
-        persistence_path: std::env::var_os("QUANTBENCH_DATA_DIR")
-            .filter(|d| !d.is_empty())
-            .map(|d| PathBuf::from(d).join("app.ron")),
+        // The window's own state (panel sizes, recent files) lives in the data folder too
+        // (eframe's own choice of file unless QUANTBENCH_DATA_DIR moves it).
+        persistence_path: app::data_dir().map(|d| d.join("app.ron")),
         ..Default::default()
     };
     eframe::run_native(

@@ -176,14 +176,7 @@ pub fn open_session(path: &Path, sessions: Option<&Path>) -> Result<OpenedSessio
             .with_context(|| format!("{}: the session's dataset", path.display()))
     });
     model.earlier = None;
-    let changed = (model.model_ref.sha256 != session.model.sha256).then(|| {
-        format!(
-            "{}: the model changed since this session measured it (SHA-256 {}…, the session has {}…): its results describe the earlier file",
-            model_path.display(),
-            &model.model_ref.sha256[..12],
-            &session.model.sha256[..12.min(session.model.sha256.len())]
-        )
-    });
+    let changed = session.model_changed(&model.model_ref, &model_path);
     Ok(OpenedSession {
         path: path.to_path_buf(),
         session,
@@ -242,12 +235,14 @@ pub fn export_plan(
 ) -> Result<String> {
     use quantbench::plan;
     let mut settings = settings.clone();
+    let mut found = None;
     if settings.backends.is_empty() {
-        settings.backends = quantbench::runner::detect_backends(
+        let (backends, note) = quantbench::runner::detect_backends(
             quantbench::profile::BackendSet::All,
             Default::default(),
-        )
-        .0;
+        );
+        settings.backends = backends;
+        found = note;
     }
     // Kept models belong to the window's session folder, not to the plan's tasks.
     settings.models_dir = None;
@@ -255,14 +250,15 @@ pub fn export_plan(
     let kinds = ["slurm".to_string(), "kubernetes".to_string()];
     let files = plan::emit(dir, &written, &kinds, &plan::EmitSettings::default())?;
     Ok(format!(
-        "plan of {} experiments written to {} ({}); submit it, then open the folder to merge what has finished",
+        "plan of {} experiments written to {} ({}); submit it, then open the folder to merge what has finished{}",
         written.experiments.len(),
         dir.display(),
         files
             .iter()
             .filter_map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        found.map_or(String::new(), |n| format!(" ({n})"))
     ))
 }
 

@@ -21,10 +21,7 @@ pub fn read_model(path: &Path) -> Result<pb::ModelProto> {
     let mut model = decode_model(&bytes)
         .with_context(|| format!("{}: not a valid ONNX model", path.display()))?;
     crate::jobs::checkpoint("read a model: external data")?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = crate::fileio::folder_of(path);
     load_external_data(&mut model, dir)
         .with_context(|| format!("{}: external data", path.display()))?;
     Ok(model)
@@ -36,10 +33,7 @@ pub fn external_data_files(path: &Path) -> Result<Vec<std::path::PathBuf>> {
         std::fs::read(path).with_context(|| format!("{}: cannot read file", path.display()))?;
     let mut model = decode_model(&bytes)
         .with_context(|| format!("{}: not a valid ONNX model", path.display()))?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = crate::fileio::folder_of(path);
     let mut files = vec![];
     if let Some(graph) = model.graph.as_mut() {
         for_each_tensor_mut(graph, &mut |t| {
@@ -240,7 +234,7 @@ fn write_split(path: &Path, file_name: &str, model: &pb::ModelProto, limit: u64)
     }
     let location = format!(
         "{file_name}.{}.data",
-        &crate::fileio::sha256_hex(&data)[..12]
+        crate::fileio::short_hash(&crate::fileio::sha256_hex(&data))
     );
     if let Some(graph) = model.graph.as_mut() {
         for_each_tensor_mut(graph, &mut |t| {
@@ -269,10 +263,7 @@ fn write_split(path: &Path, file_name: &str, model: &pb::ModelProto, limit: u64)
 /// `<file name>.<12 hex digits>.data`), all but `keep`. Best effort: a file that cannot be
 /// removed stays, named by nothing.
 fn remove_earlier_data(path: &Path, file_name: &str, keep: Option<&str>) {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = crate::fileio::folder_of(path);
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };

@@ -178,6 +178,13 @@ pub enum Target {
 }
 
 impl Target {
+    /// Whether int8 weights go on 7 bits for this target on `machine`: ONNX Runtime's u8×s8
+    /// kernels saturate 16-bit sums on x86 CPUs without VNNI.
+    pub fn reduces_range_on(self, machine: &crate::host::Machine) -> bool {
+        let x86 = machine.os.ends_with("x86_64") || machine.os.ends_with("x86");
+        self == Target::OrtCpu && x86 && !machine.has_vnni()
+    }
+
     /// What a config that names no target is for.
     pub const DEFAULT: Target = Target::OrtCpu;
 
@@ -328,14 +335,34 @@ impl QuantConfig {
         self.ops.iter().any(|o| o == op_type)
     }
 
+    /// Reads a RON config; fields it does not give take the defaults. Where it does not say
+    /// `reduce_range`, its target decides on this CPU, as for a config made without a file.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("{}: cannot read config", path.display()))?;
-        let config: QuantConfig = ron::from_str(&text)
+        let config = QuantConfig::from_ron(&text, &crate::host::detect())
             .map_err(|e| anyhow::anyhow!("{}: invalid config: {e}", path.display()))?;
         config
             .validate()
             .with_context(|| format!("{}: invalid config", path.display()))?;
+        Ok(config)
+    }
+
+    /// [`QuantConfig::load`] of a text, for a config that will run on `machine`.
+    pub fn from_ron(
+        text: &str,
+        machine: &crate::host::Machine,
+    ) -> Result<Self, ron::error::SpannedError> {
+        let mut config: QuantConfig = ron::from_str(text)?;
+        let says_reduce_range = ron::from_str::<ron::Value>(text).is_ok_and(|v| match v {
+            ron::Value::Map(m) => m
+                .keys()
+                .any(|k| matches!(k, ron::Value::String(s) if s == "reduce_range")),
+            _ => false,
+        });
+        if !says_reduce_range {
+            config.reduce_range = config.target.reduces_range_on(machine);
+        }
         Ok(config)
     }
 
@@ -364,8 +391,7 @@ impl QuantConfig {
         match target {
             Target::Generic => {}
             Target::OrtCpu => {
-                let x86 = machine.os.ends_with("x86_64") || machine.os.ends_with("x86");
-                if x86 && !machine.has_vnni() {
+                if target.reduces_range_on(machine) {
                     self.reduce_range = true;
                     if int8 {
                         why.push(format!(
@@ -569,6 +595,35 @@ mod tests {
         assert_eq!(partial.mode, Mode::Fp16);
         assert_eq!(partial.samples, 7);
         assert_eq!(partial.ops, QuantConfig::default().ops);
+    }
+
+    /// A file that does not say `reduce_range` gets what its target decides on the CPU (7-bit
+    /// weights for ort-cpu without VNNI), as a config made without a file does; one that says
+    /// it keeps it.
+    #[test]
+    fn a_file_without_reduce_range_gets_its_targets_choice_for_this_cpu() {
+        let no_vnni = crate::host::Machine {
+            int8_features: vec!["AVX2".into()],
+            os: "linux x86_64".into(),
+            ..Default::default()
+        };
+        let vnni = crate::host::Machine {
+            int8_features: vec!["AVX2".into(), "AVX-512 VNNI".into()],
+            ..no_vnni.clone()
+        };
+        let read = |text: &str, m| QuantConfig::from_ron(text, m).unwrap().reduce_range;
+        assert!(
+            read("(samples: 7)", &no_vnni),
+            "ort-cpu is the default target"
+        );
+        assert!(!read("(samples: 7)", &vnni));
+        assert!(!read("(target: Tract)", &no_vnni));
+        assert!(!read("(reduce_range: false)", &no_vnni));
+        assert!(read("(target: Tract, reduce_range: true)", &vnni));
+        assert_eq!(
+            QuantConfig::recommended(&no_vnni).0.reduce_range,
+            read("()", &no_vnni)
+        );
     }
 
     #[test]

@@ -151,11 +151,7 @@ impl Session {
 }
 
 fn session_dir(path: &Path) -> std::path::PathBuf {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    crate::paths::absolute(dir)
+    crate::paths::absolute(crate::fileio::folder_of(path))
 }
 
 /// Copies a session file that does not parse to `NAME.corrupt-N.ron` beside it (the first N

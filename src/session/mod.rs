@@ -128,6 +128,9 @@ pub struct Measurement {
     pub backends: Vec<crate::runtime::Backend>,
     /// The device latency was timed on over SSH (`None`: the machine that ran it).
     pub device: Option<String>,
+    /// The output accuracy was scored on (`None`: the first).
+    #[serde(default)]
+    pub output: Option<String>,
 }
 
 impl ExperimentResult {
@@ -318,16 +321,17 @@ impl Session {
         std::path::PathBuf::from(&self.model.path)
     }
 
-    /// A message when `model` is not the file the session measured (another SHA-256).
-    pub fn model_changed(&self, model: &Path) -> Result<Option<String>> {
-        let now = ModelRef::of_file(model)?;
-        Ok((now.sha256 != self.model.sha256).then(|| {
+    /// A message when `now` (the model file at `path`) is not the file the session measured
+    /// (another SHA-256).
+    pub fn model_changed(&self, now: &ModelRef, path: &Path) -> Option<String> {
+        use crate::fileio::short_hash;
+        (now.sha256 != self.model.sha256).then(|| {
             format!(
                 "{}: the model changed since this session measured it (SHA-256 {}…, the session has {}…): its results describe the earlier file",
-                model.display(),
-                &now.sha256[..12.min(now.sha256.len())],
-                &self.model.sha256[..12.min(self.model.sha256.len())]
+                path.display(),
+                short_hash(&now.sha256),
+                short_hash(&self.model.sha256)
             )
-        }))
+        })
     }
 }

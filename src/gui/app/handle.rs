@@ -471,7 +471,7 @@ impl WorkbenchApp {
                     cx.send(event);
                     Ok(())
                 })?;
-                Ok(TaskOutput::Ran)
+                Ok(TaskOutput::Ran(workbench.take_notes()))
             })
             .context("starting the experiments")
     }

@@ -74,7 +74,11 @@ impl WorkbenchApp {
     fn finished(&mut self, kind: TaskKind, end: JobEnd<TaskOutput>) {
         match (kind, end) {
             (TaskKind::Open, end) => self.opened(end),
-            (TaskKind::Experiments, JobEnd::Done(_)) => {}
+            (TaskKind::Experiments, JobEnd::Done(TaskOutput::Ran(notes))) => {
+                for note in notes {
+                    self.info(note);
+                }
+            }
             (TaskKind::Experiments, JobEnd::Cancelled) => {
                 self.info("cancelled; finished experiments are kept")
             }
@@ -201,9 +205,16 @@ impl WorkbenchApp {
         bytes: u64,
         dataset: Option<anyhow::Result<OpenedDataset>>,
     ) {
-        // Experiments of the previous model stop; what they finished was saved.
+        // Experiments of the previous model stop; what they finished was saved. Ids start
+        // again in the new session: nothing may keep one of the old (the selection, the
+        // inspector and its Pin, the compare picks).
         self.tasks.cancel(TaskKind::Experiments);
         self.selected = None;
+        self.inspection = None;
+        if let Some(e) = self.tasks.inspecting() {
+            self.tasks.cancel(TaskKind::Inspect(e));
+        }
+        self.panels.compare = Default::default();
         self.workbench = Default::default();
         self.model = Some(LoadedModel {
             path,

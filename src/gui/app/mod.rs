@@ -368,7 +368,7 @@ impl WorkbenchApp {
     /// Closing the window: experiments stop (what finished is kept), writes in flight finish,
     /// unsaved changes to the session are saved, and the running-window marker goes.
     pub fn shut_down(&mut self) {
-        for failure in self.tasks.shut_down(Duration::from_secs(600)) {
+        for failure in self.tasks.shut_down(Duration::from_millis(100)) {
             eprintln!("{failure}");
         }
         let unsaved = match (&self.session_path, &self.session) {

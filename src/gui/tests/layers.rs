@@ -169,3 +169,22 @@ fn float_and_pin_on_a_layers_row_keep_the_view_on_that_experiment() {
     assert!(!pinned.config.as_ref().unwrap().pinned_ranges.is_empty());
     assert_eq!(h.state().selected, Some(shown));
 }
+
+/// Ids start again in every session: opening another model forgets the inspector (whose Pin
+/// would vary whatever experiment has that id now) and the selection.
+#[test]
+fn opening_another_model_forgets_the_inspector_and_the_selection() {
+    let mut h = harness();
+    add_and_run(&mut h);
+    h.state_mut()
+        .apply(AppCommand::Select(Some(ExperimentId(2))));
+    h.state_mut().apply(AppCommand::InspectCalibration {
+        experiment: Some(ExperimentId(2)),
+        tensor: "Input3".into(),
+    });
+    run_until_idle(&mut h);
+    assert!(h.state().inspection.is_some(), "{:?}", h.state().messages);
+    open(&mut h, sample());
+    assert!(h.state().inspection.is_none());
+    assert_eq!(h.state().selected, None);
+}
