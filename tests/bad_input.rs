@@ -777,27 +777,3 @@ fn session_from_format_one_with_paths_relative_to_where_it_ran() {
     let session = quantbench::session::Session::load(&path).unwrap();
     assert_eq!(session.model_file(), dir.path().join("model.onnx"));
 }
-
-/// A failure deep in the pipeline says each stage it was in, outermost first: the mode's
-/// rewrite, then the node (name and op), then the problem.
-#[test]
-fn a_pipeline_error_names_the_stage_and_the_node() {
-    let mut w = common::graphs::values(8 * 4, 3);
-    w[5] = f32::NAN;
-    let model = common::graphs::model(
-        vec![onnx::node("MatMul", "projection", &["x", "w"], &["y"])],
-        vec![onnx::f32_tensor("w", &[8, 4], &w)],
-        &[1, 8],
-    );
-    let config = quantbench::quant::QuantConfig {
-        mode: quantbench::quant::Mode::Int8Dynamic,
-        ops: vec!["MatMul".into()],
-        ..Default::default()
-    };
-    let e = quantbench::quant::quantize(&model, &config, None, &Default::default()).unwrap_err();
-    let chain = format!("{e:#}");
-    assert_eq!(
-        chain,
-        "rewriting the graph (int8-dynamic): rewriting node 'projection' (MatMul): weight 'w' holds NaN: cannot quantize a non-finite weight"
-    );
-}

@@ -458,3 +458,27 @@ fn int4_blocks_never_cost_more_than_the_float_weight() {
         "{blocked} blocked, {per_channel} per channel"
     );
 }
+
+/// A failure deep in the pipeline says each stage it was in, outermost first: the mode's
+/// rewrite, then the node (name and op), then the problem.
+#[test]
+fn a_pipeline_error_names_the_stage_and_the_node() {
+    let mut w = common::graphs::values(8 * 4, 3);
+    w[5] = f32::NAN;
+    let model = common::graphs::model(
+        vec![onnx::node("MatMul", "projection", &["x", "w"], &["y"])],
+        vec![onnx::f32_tensor("w", &[8, 4], &w)],
+        &[1, 8],
+    );
+    let config = quantbench::quant::QuantConfig {
+        mode: quantbench::quant::Mode::Int8Dynamic,
+        ops: vec!["MatMul".into()],
+        ..Default::default()
+    };
+    let e = quantbench::quant::quantize(&model, &config, None, &Default::default()).unwrap_err();
+    let chain = format!("{e:#}");
+    assert_eq!(
+        chain,
+        "rewriting the graph (int8-dynamic): rewriting node 'projection' (MatMul): weight 'w' holds NaN: cannot quantize a non-finite weight"
+    );
+}
