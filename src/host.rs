@@ -113,3 +113,82 @@ pub fn peak_rss_bytes() -> u64 {
         .map(|kb| kb * 1024)
         .unwrap_or(0)
 }
+
+/// Clock ticks the machine spent busy and in all, and those this process spent, since boot
+/// (Linux's /proc/stat and /proc/self/stat): two samples tell what other processes used in
+/// between.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuTimes {
+    busy: u64,
+    total: u64,
+    ours: u64,
+}
+
+/// The machine's and this process's CPU time now; `None` where the system does not say.
+pub fn cpu_times() -> Option<CpuTimes> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ours = std::fs::read_to_string("/proc/self/stat").ok()?;
+    parse_cpu_times(&stat, &ours)
+}
+
+fn parse_cpu_times(stat: &str, self_stat: &str) -> Option<CpuTimes> {
+    let fields: Vec<u64> = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))?
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal (guest time is inside user already).
+    let at = |i: usize| fields.get(i).copied().unwrap_or(0);
+    let busy = at(0) + at(1) + at(2) + at(5) + at(6) + at(7);
+    let total = busy + at(3) + at(4);
+    // Fields after the command name (which may hold spaces, hence from the last ')'):
+    // utime and stime are the 14th and 15th of the line, the 12th and 13th after it.
+    let after = &self_stat[self_stat.rfind(')')? + 1..];
+    let rest: Vec<&str> = after.split_whitespace().collect();
+    let ours = rest.get(11)?.parse::<u64>().ok()? + rest.get(12)?.parse::<u64>().ok()?;
+    Some(CpuTimes { busy, total, ours })
+}
+
+impl CpuTimes {
+    /// The share of the whole machine (all cores) that other processes kept busy between
+    /// `self` and `later`, 0..1.
+    pub fn others_since(self, later: CpuTimes) -> Option<f64> {
+        let total = later.total.checked_sub(self.total)?;
+        if total == 0 {
+            return None;
+        }
+        let busy = later.busy.saturating_sub(self.busy);
+        let ours = later.ours.saturating_sub(self.ours);
+        Some(busy.saturating_sub(ours) as f64 / total as f64)
+    }
+}
+
+/// The one-minute load average (runnable processes), where the system says.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn other_processes_share_is_the_machines_busy_time_less_ours() {
+        let stat =
+            |user: u64, idle: u64| format!("cpu  {user} 0 0 {idle} 0 0 0 0 0 0\ncpu0 1 2 3\n");
+        // The command name holds a space and a parenthesis.
+        let ours = |t: u64| format!("42 (quant (bench) x) R 1 1 1 0 -1 0 0 0 0 0 {t} 0 0 0 20");
+        let a = parse_cpu_times(&stat(100, 900), &ours(10)).unwrap();
+        let b = parse_cpu_times(&stat(300, 1100), &ours(60)).unwrap();
+        // 400 ticks passed; 200 busy, 50 of them ours: others kept 150 of 400 busy.
+        assert_eq!(a.others_since(b), Some(150.0 / 400.0));
+        assert_eq!(a.others_since(a), None);
+    }
+}

@@ -16,6 +16,8 @@ pub struct Row {
     pub agreement: Option<f64>,
     pub sqnr_db: Option<f64>,
     pub p50_ms: Option<f64>,
+    /// The p50's 95% confidence interval.
+    pub p50_interval_ms: Option<(f64, f64)>,
     /// Float p50 / this p50 on the same runtime.
     pub speedup: Option<f64>,
     pub pareto: bool,
@@ -35,8 +37,31 @@ pub fn primary_backend(session: &Session) -> &'static str {
     }
 }
 
-/// (accuracy-like figure, p50 ms) of each experiment on `backend`; higher figure is better.
-pub fn tradeoff_points(session: &Session, backend: &str) -> Vec<Option<(f64, f64)>> {
+/// One experiment on the trade-off: its figure (accuracy-like, higher is better) and its cost
+/// (p50 latency or size, lower is better) with the cost's 95% interval.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TradeoffPoint {
+    pub figure: f64,
+    pub cost: f64,
+    pub interval: (f64, f64),
+    pub size_bytes: u64,
+}
+
+impl TradeoffPoint {
+    /// Whether `self` is as good as `other` and better somewhere. Costs whose intervals overlap
+    /// are one cost (a tie within the noise): then the figure decides, then the size.
+    pub fn beats(&self, other: &TradeoffPoint) -> bool {
+        if crate::bench::stats::overlap(self.interval, other.interval) {
+            self.figure > other.figure
+                || (self.figure == other.figure && self.size_bytes < other.size_bytes)
+        } else {
+            self.interval.1 < other.interval.0 && self.figure >= other.figure
+        }
+    }
+}
+
+/// The trade-off point of each experiment on `backend` (p50 latency as the cost).
+pub fn tradeoff_points(session: &Session, backend: &str) -> Vec<Option<TradeoffPoint>> {
     let labelled = session
         .experiments
         .iter()
@@ -46,7 +71,7 @@ pub fn tradeoff_points(session: &Session, backend: &str) -> Vec<Option<(f64, f64
         .iter()
         .map(|e| {
             let eval = e.result.eval(backend)?;
-            let latency = e.result.bench(backend)?.p50_ms;
+            let bench = e.result.bench(backend)?;
             let figure = if labelled {
                 eval.top1?
             } else if e.config.is_none() {
@@ -54,7 +79,12 @@ pub fn tradeoff_points(session: &Session, backend: &str) -> Vec<Option<(f64, f64
             } else {
                 eval.sqnr_db?
             };
-            Some((figure, latency))
+            Some(TradeoffPoint {
+                figure,
+                cost: bench.p50_ms,
+                interval: bench.interval(),
+                size_bytes: e.result.size_bytes,
+            })
         })
         .collect()
 }
@@ -81,6 +111,7 @@ pub fn rows(session: &Session) -> Vec<Row> {
                 agreement: None,
                 sqnr_db: None,
                 p50_ms: None,
+                p50_interval_ms: None,
                 speedup: None,
                 pareto: false,
                 error: Some(
@@ -93,7 +124,8 @@ pub fn rows(session: &Session) -> Vec<Row> {
             continue;
         }
         for ev in &e.result.evals {
-            let p50 = e.result.bench(&ev.backend).map(|b| b.p50_ms);
+            let bench = e.result.bench(&ev.backend);
+            let p50 = bench.map(|b| b.p50_ms);
             rows.push(Row {
                 experiment: e.name.clone(),
                 backend: ev.backend.clone(),
@@ -102,6 +134,7 @@ pub fn rows(session: &Session) -> Vec<Row> {
                 agreement: ev.report.agreement,
                 sqnr_db: ev.report.sqnr_db,
                 p50_ms: p50,
+                p50_interval_ms: bench.and_then(|b| b.p50_interval_ms),
                 speedup: p50.zip(float_p50(&ev.backend)).map(|(p, f)| f / p),
                 pareto: front[i] && ev.backend == primary,
                 error: None,
@@ -124,7 +157,7 @@ fn cells(r: &Row) -> [String; 9] {
         f(r.top1, 4),
         f(r.agreement, 4),
         f(r.sqnr_db, 1),
-        f(r.p50_ms, 3),
+        p50_cell(r),
         r.speedup.map(|s| format!("{s:.2}x")).unwrap_or("-".into()),
         if r.pareto {
             "*".into()
@@ -134,6 +167,20 @@ fn cells(r: &Row) -> [String; 9] {
     ]
 }
 
+/// "4.88 (4.71–5.02)": the p50 and its interval, to the digits the interval allows.
+fn p50_cell(r: &Row) -> String {
+    let Some(p50) = r.p50_ms else {
+        return "-".into();
+    };
+    match r.p50_interval_ms {
+        Some((lo, hi)) => {
+            let d = crate::bench::precision(hi - lo, p50);
+            format!("{p50:.d$} ({lo:.d$}–{hi:.d$})")
+        }
+        None => format!("{p50:.3}"),
+    }
+}
+
 const HEADER: [&str; 9] = [
     "config",
     "runtime",
@@ -141,7 +188,7 @@ const HEADER: [&str; 9] = [
     "top-1",
     "agreement",
     "SQNR dB",
-    "p50 ms",
+    "p50 ms (95% CI)",
     "speed-up",
     "pareto",
 ];
@@ -191,7 +238,28 @@ pub fn to_text(session: &Session) -> String {
     if !devices.is_empty() {
         let _ = writeln!(s, "latency measured on {}", devices.join("; "));
     }
+    for note in busy_notes(session) {
+        let _ = writeln!(s, "{note}");
+    }
     s
+}
+
+/// What made the session's latencies noisy, each said once: other processes busy while they
+/// were timed.
+pub fn busy_notes(session: &Session) -> Vec<String> {
+    let mut notes: Vec<String> = vec![];
+    for w in session
+        .experiments
+        .iter()
+        .flat_map(|e| &e.result.benches)
+        .flat_map(|b| &b.warnings)
+        .filter(|w| w.starts_with("the machine was busy"))
+    {
+        if !notes.contains(w) {
+            notes.push(w.clone());
+        }
+    }
+    notes
 }
 
 pub fn to_markdown(session: &Session) -> String {
@@ -216,12 +284,12 @@ pub fn to_csv(session: &Session) -> String {
     };
     let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
     let mut s = String::from(
-        "config,runtime,size_bytes,top1,agreement,sqnr_db,p50_ms,speedup,pareto,error\n",
+        "config,runtime,size_bytes,top1,agreement,sqnr_db,p50_ms,p50_low_ms,p50_high_ms,speedup,pareto,error\n",
     );
     for r in rows(session) {
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{}",
             quote(&r.experiment),
             r.backend,
             r.size_bytes,
@@ -229,6 +297,8 @@ pub fn to_csv(session: &Session) -> String {
             opt(r.agreement),
             opt(r.sqnr_db),
             opt(r.p50_ms),
+            opt(r.p50_interval_ms.map(|i| i.0)),
+            opt(r.p50_interval_ms.map(|i| i.1)),
             opt(r.speedup),
             r.pareto,
             quote(r.error.as_deref().unwrap_or(""))
@@ -237,39 +307,87 @@ pub fn to_csv(session: &Session) -> String {
     s
 }
 
-/// Marks the points no other point beats on both axes: `higher_is_better` for the first value,
-/// lower for the second. Points with a missing value are never on the front.
-pub fn pareto_front(points: &[Option<(f64, f64)>]) -> Vec<bool> {
+/// Marks the points no other point beats ([`TradeoffPoint::beats`]: two costs within each
+/// other's noise are a tie, decided by the figure, then the size). Missing points are never on
+/// the front.
+pub fn pareto_front(points: &[Option<TradeoffPoint>]) -> Vec<bool> {
     points
         .iter()
         .map(|p| {
-            let Some((a, l)) = p else { return false };
-            !points
-                .iter()
-                .flatten()
-                .any(|(b, m)| (b >= a && m <= l) && (b > a || m < l))
+            let Some(p) = p else { return false };
+            !points.iter().flatten().any(|q| q.beats(p))
         })
         .collect()
+}
+
+/// The cheapest point, where the points whose costs tie with its (overlapping intervals)
+/// count as one: of those, the best figure, then the smallest size, then the lowest cost.
+pub fn fastest(points: &[Option<TradeoffPoint>]) -> Option<usize> {
+    let cheapest = points
+        .iter()
+        .enumerate()
+        .filter_map(|(k, p)| p.map(|p| (k, p)))
+        .min_by(|a, b| a.1.cost.total_cmp(&b.1.cost))?
+        .1;
+    points
+        .iter()
+        .enumerate()
+        .filter_map(|(k, p)| p.map(|p| (k, p)))
+        .filter(|(_, p)| crate::bench::stats::overlap(p.interval, cheapest.interval))
+        .min_by(|(_, a), (_, b)| {
+            b.figure
+                .total_cmp(&a.figure)
+                .then(a.size_bytes.cmp(&b.size_bytes))
+                .then(a.cost.total_cmp(&b.cost))
+        })
+        .map(|(k, _)| k)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn point(figure: f64, p50: f64, spread: f64, size_bytes: u64) -> Option<TradeoffPoint> {
+        Some(TradeoffPoint {
+            figure,
+            cost: p50,
+            interval: (p50 - spread, p50 + spread),
+            size_bytes,
+        })
+    }
+
     #[test]
     fn pareto_front_by_hand() {
-        // (accuracy, latency)
+        // (accuracy, latency), intervals too narrow to overlap
         let points = [
-            Some((0.99, 10.0)), // front: most accurate
-            Some((0.98, 5.0)),  // front
-            Some((0.97, 6.0)),  // dominated by (0.98, 5.0)
-            Some((0.90, 1.0)),  // front: fastest
-            None,               // no figures: never on the front
-            Some((0.98, 5.0)),  // a tie with a front point is on the front too
+            point(0.99, 10.0, 0.1, 100), // front: most accurate
+            point(0.98, 5.0, 0.1, 100),  // front
+            point(0.97, 6.0, 0.1, 100),  // dominated by (0.98, 5.0)
+            point(0.90, 1.0, 0.1, 100),  // front: fastest
+            None,                        // no figures: never on the front
+            point(0.98, 5.0, 0.1, 100),  // a tie with a front point is on the front too
         ];
         assert_eq!(
             pareto_front(&points),
             vec![true, true, false, true, false, true]
         );
+    }
+
+    /// Latencies within each other's noise are one latency: the more accurate point wins, and
+    /// at equal accuracy the smaller; a faster point with a worse figure still stands.
+    #[test]
+    fn overlapping_latencies_tie_and_accuracy_then_size_decide() {
+        let points = [
+            point(0.95, 5.0, 1.0, 100), // ties with the next (4.5 ± 1): less accurate, off
+            point(0.97, 4.5, 1.0, 100), // front
+            point(0.97, 4.8, 1.0, 90),  // same accuracy, tie on latency, smaller: beats the above
+            point(0.90, 1.0, 0.2, 100), // clearly faster: front despite its accuracy
+        ];
+        assert_eq!(pareto_front(&points), vec![false, false, true, true]);
+        // The fastest is the 1.0 ms point; without it, the three tied points are one latency
+        // and the smaller of the two most accurate wins, though it is not the lowest p50.
+        assert_eq!(fastest(&points), Some(3));
+        assert_eq!(fastest(&points[..3]), Some(2));
+        assert_eq!(fastest(&[None, None]), None);
     }
 }

@@ -12,13 +12,16 @@
 //!    by the error of each quantized alone (worst first); the fewest leading groups of that
 //!    ranking that meet the goal, by bisection (at most `max_float_layers` layers).
 //!
-//! The chosen candidate is the fastest (p50) of those that meet the goal, not the first.
+//! The chosen candidate is the fastest (p50) of those that meet the goal, not the first: the
+//! fastest few are timed again together with float, in rounds, and those whose latencies tie
+//! within noise (overlapping 95% intervals) are decided by the goal's figure, then size.
 
 use anyhow::{bail, Result};
 
 use crate::host::Machine;
 use crate::jobs::Progress;
 use crate::quant::{self, BiasCorrection, Calibration, Mode, QuantConfig, Target};
+use crate::report::TradeoffPoint;
 use crate::runner::{RunSettings, Workbench};
 use crate::runtime::Backend;
 use crate::session::{Experiment, ExperimentId, ModelRef, Session};
@@ -33,6 +36,15 @@ pub enum Goal {
 }
 
 impl Goal {
+    /// The figure the goal is on, in words.
+    pub fn figure_name(self) -> &'static str {
+        match self {
+            Goal::MaxDrop(_) => "top-1",
+            Goal::MinAgreement(_) => "agreement",
+            Goal::MinSqnr(_) => "output SQNR",
+        }
+    }
+
     pub fn describe(self) -> String {
         match self {
             Goal::MaxDrop(d) => format!("top-1 at most {d} below float"),
@@ -65,6 +77,9 @@ pub struct Verdict {
     pub id: ExperimentId,
     pub figure: Option<f64>,
     pub p50_ms: Option<f64>,
+    /// The p50's 95% confidence interval.
+    pub p50_interval: Option<(f64, f64)>,
+    pub size_bytes: u64,
     pub meets: bool,
     /// Taken from the session instead of measured now.
     pub reused: bool,
@@ -294,14 +309,18 @@ impl Search<'_> {
     }
 
     fn judge(&self, id: ExperimentId, reused: bool) -> Verdict {
-        let (figure, p50_ms) = match self.session.get(id) {
+        let e = self.session.get(id);
+        let (figure, p50_ms) = match e {
             Some(e) => figures(e, self.settings.goal, self.backend),
             None => (None, None),
         };
+        let bench = e.and_then(|e| e.result.bench(self.backend));
         Verdict {
             id,
             figure,
             p50_ms,
+            p50_interval: bench.map(|b| b.interval()),
+            size_bytes: e.map_or(0, |e| e.result.size_bytes),
             meets: meets(self.settings.goal, figure, self.float_top1),
             reused,
         }
@@ -322,7 +341,10 @@ impl Search<'_> {
             "candidate {id}: {} -> {} p50 {} {}{}",
             self.name(id),
             v.figure.map_or("no figure".into(), |f| format!("{f:.4}")),
-            v.p50_ms.map_or("-".into(), |p| format!("{p:.3} ms")),
+            self.session
+                .get(id)
+                .and_then(|e| e.result.bench(self.backend))
+                .map_or("-".into(), |b| b.p50_text()),
             if v.meets { "meets" } else { "misses" },
             if reused { " (from the session)" } else { "" }
         ));
@@ -495,19 +517,17 @@ impl Search<'_> {
         Ok(())
     }
 
-    /// The fastest candidate that meets the goal.
+    /// The fastest candidate that meets the goal. The fastest few are timed again together
+    /// with float, in rounds, so that their latencies compare; those whose intervals overlap
+    /// the fastest's are a tie, decided by the goal's figure, then size.
     fn choose(&mut self) -> Result<Verdict> {
-        let best = self
-            .verdicts
-            .iter()
-            .filter(|v| v.meets)
-            .min_by(|a, b| {
-                a.p50_ms
-                    .unwrap_or(f64::MAX)
-                    .total_cmp(&b.p50_ms.unwrap_or(f64::MAX))
-            })
-            .cloned();
-        let Some(best) = best else {
+        let mut passing: Vec<Verdict> = vec![];
+        for v in self.verdicts.iter().filter(|v| v.meets) {
+            if !passing.iter().any(|p| p.id == v.id) {
+                passing.push(v.clone());
+            }
+        }
+        if passing.is_empty() {
             let closest = self
                 .verdicts
                 .iter()
@@ -520,16 +540,104 @@ impl Search<'_> {
                 "no candidate meets the goal ({}); the closest: {closest}",
                 self.settings.goal.describe()
             );
-        };
-        let passing = self.verdicts.iter().filter(|v| v.meets).count();
+        }
+        passing.sort_by(|a, b| {
+            a.p50_ms
+                .unwrap_or(f64::MAX)
+                .total_cmp(&b.p50_ms.unwrap_or(f64::MAX))
+        });
+        passing.truncate(FINALISTS);
+        let finalists = self.retime_finalists(&passing)?;
+        let points: Vec<Option<TradeoffPoint>> = finalists
+            .iter()
+            .map(|v| {
+                Some(TradeoffPoint {
+                    figure: v.figure?,
+                    cost: v.p50_ms?,
+                    interval: v.p50_interval?,
+                    size_bytes: v.size_bytes,
+                })
+            })
+            .collect();
+        let k = crate::report::fastest(&points).unwrap_or(0);
+        let best = finalists[k].clone();
+        let why = self.why_chosen(&best, &finalists);
         self.note(format!(
-            "chosen: candidate {} ({}), the fastest of {passing} that meet the goal",
+            "chosen: candidate {} ({}): {why}",
             best.id,
             self.name(best.id)
         ));
         Ok(best)
     }
+
+    /// Times `passing` again together with float (the runner's rounds); their new verdicts.
+    fn retime_finalists(&mut self, passing: &[Verdict]) -> Result<Vec<Verdict>> {
+        if passing.len() < 2 {
+            return Ok(passing.to_vec());
+        }
+        let mut ids: Vec<ExperimentId> = passing.iter().map(|v| v.id).collect();
+        ids.extend(self.session.float().map(|f| f.id));
+        self.note(format!(
+            "timing the {} fastest that meet the goal again, together with float, in rounds",
+            passing.len()
+        ));
+        let after_each = &mut *self.after_each;
+        crate::runner::retime(
+            self.session,
+            self.bench,
+            &ids,
+            &self.settings.run,
+            self.progress,
+            |s, _| after_each(s),
+        )?;
+        Ok(passing.iter().map(|v| self.judge(v.id, v.reused)).collect())
+    }
+
+    /// Why `best` won among `finalists`, in words: the runner-up's latency against its own.
+    fn why_chosen(&self, best: &Verdict, finalists: &[Verdict]) -> String {
+        let latency = |v: &Verdict| match (v.p50_ms, v.p50_interval) {
+            (Some(p), Some((lo, hi))) => format!("p50 {p:.3} ms (95% CI {lo:.3}–{hi:.3})"),
+            (Some(p), None) => format!("p50 {p:.3} ms"),
+            _ => "no latency".into(),
+        };
+        let tied: Vec<&Verdict> = finalists
+            .iter()
+            .filter(|v| v.id != best.id)
+            .filter(|v| match (v.p50_interval, best.p50_interval) {
+                (Some(a), Some(b)) => crate::bench::stats::overlap(a, b),
+                _ => false,
+            })
+            .collect();
+        let figure = |v: &Verdict| v.figure.map_or("-".into(), |f| format!("{f:.4}"));
+        let n = finalists.len();
+        if tied.is_empty() {
+            format!(
+                "the fastest of the {n} timed together, {}, clear of the others' intervals",
+                latency(best)
+            )
+        } else {
+            format!(
+                "{}; tied within noise with {} (latencies whose intervals overlap are one), it \
+                 wins on {} {} against {}, then size {}",
+                latency(best),
+                tied.iter()
+                    .map(|v| format!("candidate {} ({})", v.id, latency(v)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                self.settings.goal.figure_name(),
+                figure(best),
+                tied.iter()
+                    .map(|v| figure(v))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                crate::onnx::inspect::human_bytes(best.size_bytes)
+            )
+        }
+    }
 }
+
+/// How many of the fastest passing candidates are timed again together at the end.
+const FINALISTS: usize = 5;
 
 /// The layers kept float by the first k groups of `ranked`, for each k, within `budget` layers
 /// beyond `kept` (groups adding nothing new are skipped).

@@ -132,8 +132,18 @@ fn a_sweep_session_round_trips_through_ron_unchanged() {
         s.save(&path)
     })
     .unwrap();
-    assert_eq!(saves, 7, "saved after every experiment");
+    assert_eq!(
+        saves, 14,
+        "saved after every result and again after its timing"
+    );
     for e in &s.experiments {
+        assert_eq!(
+            e.result.benches.len(),
+            2,
+            "{}: {:?}",
+            e.name,
+            e.result.notes
+        );
         assert!(e.result.error.is_none(), "{}: {:?}", e.name, e.result.error);
         assert_eq!(e.result.evals.len(), 2, "{}: {:?}", e.name, e.result.notes);
         assert_eq!(e.result.evals[0].report.samples, 300);
@@ -485,7 +495,8 @@ fn an_unreachable_benchmark_device_keeps_the_accuracy_and_says_why() {
 
 /// The runner isolates a panic to its experiment for every face (this is the CLI sweep's
 /// loop): the experiment is reported as Failed with a typed Panicked error by id, the others
-/// finish, and every experiment is reported once, Started before its end, in order.
+/// finish, and every experiment is reported once, Started before its end, in order; those
+/// that finished are then timed together.
 #[test]
 fn a_panic_fails_its_experiment_alone_in_the_one_runner() {
     let (s, mut wb) = mnist_session();
@@ -513,11 +524,27 @@ fn a_panic_fails_its_experiment_alone_in_the_one_runner() {
     jobs::set_tap(None);
     ran.unwrap();
     let ids: Vec<_> = s.experiments.iter().map(|e| e.id).collect();
-    assert_eq!(events.len(), 2 * ids.len());
+    // Each experiment started and ended in order, then every one that finished was timed
+    // with the others (in rounds, after the last).
+    assert_eq!(events.len(), 2 * ids.len() + ids.len() - 1, "{events:?}");
     for (k, id) in ids.iter().enumerate() {
         assert!(matches!(events[2 * k], runner::RunEvent::Started(x) if x == *id));
         assert_eq!(events[2 * k + 1].id(), *id);
     }
+    let timed: Vec<_> = events[2 * ids.len()..]
+        .iter()
+        .map(|e| match e {
+            runner::RunEvent::Timed(id, t) => {
+                assert_eq!(t.benches.len(), 1, "{t:?}");
+                assert!(t.benches[0].p50_interval_ms.is_some(), "{t:?}");
+                *id
+            }
+            other => panic!("expected a timing, got {other:?}"),
+        })
+        .collect();
+    let mut finished: Vec<_> = ids.clone();
+    finished.remove(1);
+    assert_eq!(timed, finished);
     let failed: Vec<_> = events
         .iter()
         .filter_map(|e| match e {

@@ -71,6 +71,8 @@ struct Task {
 struct RunQueue {
     current: Option<ExperimentId>,
     queued: Vec<ExperimentId>,
+    /// Those it will time (the run's and those compared with them) and has not yet.
+    untimed: Vec<ExperimentId>,
 }
 
 /// What the experiments panel shows of a run.
@@ -79,6 +81,7 @@ pub struct RunStatus<'a> {
     pub started: Instant,
     pub current: Option<ExperimentId>,
     pub queued: &'a [ExperimentId],
+    pub untimed: &'a [ExperimentId],
 }
 
 impl RunStatus<'_> {
@@ -134,16 +137,25 @@ impl BackgroundTasks {
         Ok(())
     }
 
-    /// Starts a run of `experiments` (their ids, in order).
+    /// Starts a run of `experiments` (their ids, in order) that times `retimed` with them.
     pub fn spawn_run(
         &mut self,
         experiments: Vec<ExperimentId>,
+        retimed: Vec<ExperimentId>,
         work: impl FnOnce(&JobContext<RunEvent, TaskOutput>) -> Result<TaskOutput> + Send + 'static,
     ) -> Result<()> {
-        self.spawn(TaskKind::Experiments, "Running experiments…".into(), work)?;
+        let label = if experiments.is_empty() {
+            "Timing the experiments again…"
+        } else {
+            "Running experiments…"
+        };
+        self.spawn(TaskKind::Experiments, label.into(), work)?;
+        let mut untimed = experiments.clone();
+        untimed.extend(retimed);
         self.run = RunQueue {
             current: None,
             queued: experiments,
+            untimed,
         };
         Ok(())
     }
@@ -219,6 +231,7 @@ impl BackgroundTasks {
             started: task.job.started(),
             current: self.run.current,
             queued: &self.run.queued,
+            untimed: &self.run.untimed,
         })
     }
 
@@ -243,6 +256,13 @@ impl BackgroundTasks {
                     JobEvent::Message(RunEvent::Started(id)) => {
                         self.run.current = Some(*id);
                         self.run.queued.retain(|q| q != id);
+                    }
+                    JobEvent::Message(RunEvent::Timed(id, _)) => {
+                        self.run.untimed.retain(|q| q != id);
+                    }
+                    JobEvent::Message(RunEvent::Failed(id, _)) => {
+                        self.run.current = None;
+                        self.run.untimed.retain(|q| q != id);
                     }
                     JobEvent::Message(_) => self.run.current = None,
                     JobEvent::End(_) => ended.push(i),

@@ -13,6 +13,10 @@ use super::CentralView;
 #[derive(Clone, Debug, PartialEq)]
 pub enum AppCommand {
     OpenPath(PathBuf),
+    /// Ask for a path (the desktop's dialog, or a prompt when none can open), then act on it.
+    AskPath(super::dialogs::PathPurpose),
+    /// The prompt's path was given (`Some`) or the prompt closed.
+    PromptDone(Option<PathBuf>),
     OpenDataset(PathBuf),
     ApplyDatasetDesc(Box<quantbench::data::DatasetDesc>),
     /// Write the open dataset's description (as edited and applied) to a RON file.
@@ -25,6 +29,8 @@ pub enum AppCommand {
     RemoveExperiment(ExperimentId),
     Select(Option<ExperimentId>),
     Run,
+    /// Time every finished experiment again, together in rounds (no accuracy rerun).
+    Remeasure,
     Cancel,
     ExportModel {
         experiment: ExperimentId,
@@ -38,6 +44,9 @@ pub enum AppCommand {
     SaveScreenshot(PathBuf),
     ExportTable(PathBuf),
     SetView(CentralView),
+    DismissAllMessages,
+    /// Show the frame-time gauge (a developer's readout) or hide it.
+    ShowFrameTimes(bool),
     /// Stop opening the model, session or dataset being opened.
     CancelLoading,
     DismissMessage(usize),

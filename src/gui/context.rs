@@ -64,8 +64,10 @@ pub struct AppCtx<'a> {
     pub keep_float: &'a [String],
     /// The output accuracy is scored on (`None`: the first).
     pub scored_output: Option<&'a str>,
-    /// p95 of frame CPU time so far (not shown in tests).
+    /// p95 of frame CPU time so far, when the developer's gauge is on (never in tests).
     pub frame_p95_ms: Option<f64>,
+    /// The developer's gauge is on.
+    pub frame_times: bool,
     /// Why the current settings cannot become an experiment, if they cannot.
     pub settings_error: Option<String>,
     /// Where benchmarks run (`[user@]host[:port]`; empty: this machine).

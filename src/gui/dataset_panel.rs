@@ -160,13 +160,15 @@ impl DatasetPanel {
 fn source_rows(ui: &mut egui::Ui, ctx: &AppCtx, path_text: &mut String) {
     ui.horizontal(|ui| {
         let l = ui.label("Data");
-        ui.add(
-            egui::TextEdit::singleline(path_text)
-                .hint_text("folder, .csv, .npz, .ron or synthetic")
-                .desired_width(170.0),
-        )
-        .labelled_by(l.id);
-        if ui.button("Open").clicked() && !path_text.trim().is_empty() {
+        let edit = ui
+            .add(
+                egui::TextEdit::singleline(path_text)
+                    .hint_text("folder, .csv, .npz, .ron or synthetic")
+                    .desired_width(170.0),
+            )
+            .labelled_by(l.id);
+        let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        if (ui.button("Open").clicked() || enter) && !path_text.trim().is_empty() {
             ctx.commands
                 .send(AppCommand::OpenDataset(PathBuf::from(path_text.trim())));
         }
@@ -179,17 +181,12 @@ fn source_rows(ui: &mut egui::Ui, ctx: &AppCtx, path_text: &mut String) {
             )
             .clicked()
         {
-            if let Some(p) = rfd::FileDialog::new().pick_folder() {
-                ctx.commands.send(AppCommand::OpenDataset(p));
-            }
+            ctx.commands
+                .send(AppCommand::AskPath(super::dialogs::PathPurpose::DataFolder));
         }
         if ui.button("File…").clicked() {
-            if let Some(p) = rfd::FileDialog::new()
-                .add_filter("data", &["ron", "csv", "tsv", "gz", "npy", "npz"])
-                .pick_file()
-            {
-                ctx.commands.send(AppCommand::OpenDataset(p));
-            }
+            ctx.commands
+                .send(AppCommand::AskPath(super::dialogs::PathPurpose::DataFile));
         }
         if ui
             .button("Synthetic")

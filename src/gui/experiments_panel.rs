@@ -4,14 +4,14 @@
 use eframe::egui;
 
 use super::context::AppCtx;
+use super::dialogs::PathPurpose;
+use super::table::{self, Column, Table};
 use super::AppCommand;
 use quantbench::onnx::inspect::human_bytes;
 use quantbench::session::{Experiment, Session};
 
 #[derive(Default)]
 pub struct ExperimentsPanel {
-    export_path: String,
-    plan_path: String,
     /// The device field as typed; `None` until first shown (then the app's setting).
     device: Option<String>,
 }
@@ -24,13 +24,59 @@ fn fmt(v: Option<f64>, digits: usize) -> String {
     }
 }
 
+/// A line of the table: an experiment, or the error of the one above.
+#[derive(Clone, Copy)]
+enum Line<'a> {
+    Experiment(&'a Experiment),
+    Error(&'a Experiment),
+}
+
+/// "4.88 ±0.15 ms" (the p50 to the digits its interval allows, "(busy)" when the machine was),
+/// and whether it was busy.
+fn latency_text(e: &Experiment, backend: &str) -> Option<(String, bool)> {
+    let x = e.result.bench(backend)?;
+    let (lo, hi) = x.interval();
+    let d = quantbench::bench::precision(hi - lo, x.p50_ms);
+    let half = (x.p50_ms - lo).max(hi - x.p50_ms);
+    let busy = x
+        .warnings
+        .iter()
+        .any(|w| w.starts_with("the machine was busy"));
+    let mut text = if hi > lo {
+        format!("{:.d$} ±{half:.d$} ms", x.p50_ms)
+    } else {
+        format!("{:.d$} ms", x.p50_ms)
+    };
+    if busy {
+        text += " (busy)";
+    }
+    Some((text, busy))
+}
+
+/// The latency cell: [`latency_text`]; the interval, how it was timed and any warning on hover.
+fn latency_cell(ui: &mut egui::Ui, e: &Experiment, backend: &str) {
+    let (Some(x), Some((text, busy))) = (e.result.bench(backend), latency_text(e, backend)) else {
+        ui.weak("–");
+        return;
+    };
+    let mut hover = format!("p50 {}\nmeasured on {}", x.p50_text(), x.device_label());
+    if x.timed_with > 1 {
+        hover += &format!("\ntimed in rounds with {} other models", x.timed_with - 1);
+    }
+    for w in &x.warnings {
+        hover += &format!("\n{w}");
+    }
+    let label = if busy {
+        ui.colored_label(ui.visuals().warn_fg_color, text)
+    } else {
+        ui.label(text)
+    };
+    label.on_hover_text(hover);
+}
+
 impl ExperimentsPanel {
     pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &AppCtx) {
-        let Self {
-            export_path,
-            plan_path,
-            device,
-        } = self;
+        let Self { device } = self;
         let Some(session) = ctx.session else {
             ui.label("Open a model to start.");
             return;
@@ -39,13 +85,13 @@ impl ExperimentsPanel {
         ui.horizontal_wrapped(|ui| {
             Self::run_buttons(ui, ctx, session);
             ui.separator();
-            Self::export_row(ui, ctx, export_path);
+            Self::export_button(ui, ctx);
+            Self::scale_out_row(ui, ctx, device);
             if let Some(p95) = ctx.frame_p95_ms {
                 ui.separator();
                 ui.weak(format!("frame p95 {p95:.1} ms"));
             }
         });
-        Self::scale_out_row(ui, ctx, plan_path, device);
         if let Some(run) = &ctx.run {
             let (stage, done, total) = run.progress.snapshot();
             ui.horizontal(|ui| {
@@ -71,9 +117,7 @@ impl ExperimentsPanel {
                 ui.weak(format!("{} queued", run.queued.len()));
             });
         }
-        egui::ScrollArea::vertical()
-            .id_salt("experiments_table")
-            .show(ui, |ui| Self::table(ui, ctx, session));
+        Self::table(ui, ctx, session);
     }
 
     fn run_buttons(ui: &mut egui::Ui, ctx: &AppCtx, session: &Session) {
@@ -110,123 +154,178 @@ impl ExperimentsPanel {
         {
             ctx.commands.send(AppCommand::Cancel);
         }
+        let finished = session
+            .experiments
+            .iter()
+            .filter(|e| e.has_figures())
+            .count();
+        let remeasure = ui.add_enabled(
+            !running && !ctx.loading && finished > 0,
+            egui::Button::new("Re-measure"),
+        );
+        let remeasure = if finished == 0 {
+            remeasure.on_disabled_hover_text("no finished experiment to time: run some first")
+        } else {
+            remeasure.on_hover_text(
+                "Time every finished experiment again, together in rounds (A B C A B C…), \
+                 without rerunning accuracy: for latencies you can compare",
+            )
+        };
+        if remeasure.clicked() {
+            ctx.commands.send(AppCommand::Remeasure);
+        }
     }
 
-    fn export_row(ui: &mut egui::Ui, ctx: &AppCtx, export_path: &mut String) {
+    fn export_button(ui: &mut egui::Ui, ctx: &AppCtx) {
         let selected = ctx.selected_experiment();
-        let l = ui.label("Export selected to");
-        ui.add(
-            egui::TextEdit::singleline(export_path)
-                .hint_text("model.int8.onnx")
-                .desired_width(120.0),
-        )
-        .labelled_by(l.id);
-        let can_export = selected.is_some_and(|e| e.result.error.is_none());
-        if ui
-            .add_enabled(
-                can_export && !export_path.trim().is_empty(),
-                egui::Button::new("Export"),
-            )
-            .clicked()
-        {
-            if let Some(e) = selected {
-                ctx.commands.send(AppCommand::ExportModel {
-                    experiment: e.id,
-                    path: export_path.trim().into(),
-                });
+        let why = match selected {
+            None => Some("select an experiment first (click its row or its point)".to_string()),
+            Some(e) if e.result.error.is_some() => {
+                Some(format!("{} failed: nothing to export", e.name))
             }
-        }
-        if ui
-            .add_enabled(can_export, egui::Button::new("Export…"))
-            .clicked()
-        {
+            Some(e) if !e.is_done() => Some(format!("{} has not run yet", e.name)),
+            _ => None,
+        };
+        let button = ui.add_enabled(why.is_none(), egui::Button::new("Export selected…"));
+        let button = match (&why, selected) {
+            (Some(w), _) => button.on_disabled_hover_text(w),
+            (None, Some(e)) => {
+                button.on_hover_text(format!("Write {} as a standard ONNX file", e.name))
+            }
+            (None, None) => button,
+        };
+        if button.clicked() {
             if let Some(e) = selected {
                 let name = format!("{}.onnx", quantbench::runner::slug(&e.name));
-                if let Some(p) = rfd::FileDialog::new()
-                    .add_filter("ONNX", &["onnx"])
-                    .set_file_name(name)
-                    .save_file()
-                {
-                    ctx.commands.send(AppCommand::ExportModel {
-                        experiment: e.id,
-                        path: p,
-                    });
-                }
+                ctx.commands
+                    .send(AppCommand::AskPath(PathPurpose::ExportModel(e.id, name)));
             }
         }
     }
 
-    /// One row per experiment: its id, name, status, size, and per runtime its figures.
+    /// One row per experiment: remove, id, name and status kept in view; size and per
+    /// runtime its figures and latency scroll sideways. A failed experiment's error is on a
+    /// line of its own below it.
     fn table(ui: &mut egui::Ui, ctx: &AppCtx, session: &Session) {
         let backends = session.backends();
-        egui::Grid::new("experiments_grid")
-            .striped(true)
-            .num_columns(6 + 2 * backends.len())
-            .show(ui, |ui| {
-                for h in ["#", "config", "status", "size"] {
-                    ui.strong(h);
+        let lines: Vec<Line> = session
+            .experiments
+            .iter()
+            .flat_map(|e| {
+                let error = e.result.error.as_ref().map(|_| Line::Error(e));
+                std::iter::once(Line::Experiment(e)).chain(error)
+            })
+            .collect();
+        let names = session.experiments.iter().map(|e| e.name.as_str());
+        let mut columns = vec![
+            Column::new("", 28.0),
+            Column::new("#", 26.0),
+            Column::fitted(ui, "config", names, 120.0, 250.0),
+            Column::new("status", 70.0),
+            Column::new("size", 70.0),
+        ];
+        for b in &backends {
+            columns.push(
+                Column::new(format!("{b}: top-1 / agree / SQNR"), 190.0)
+                    .hover("top-1 accuracy, agreement with float's top class, output SQNR in dB"),
+            );
+            let latencies: Vec<String> = session
+                .experiments
+                .iter()
+                .filter_map(|e| latency_text(e, b).map(|(t, _)| t))
+                .collect();
+            columns.push(
+                Column::fitted(
+                    ui,
+                    format!("{b} p50"),
+                    latencies.iter().map(String::as_str),
+                    90.0,
+                    220.0,
+                )
+                .hover(
+                    "median latency ± half its 95% confidence interval; hover a cell for the interval",
+                ),
+            );
+        }
+        let height = ui.available_height();
+        Table::new("experiments_table", &columns).frozen(4).show(
+            ui,
+            lines.len(),
+            height,
+            |ui, row, column| match lines[row] {
+                Line::Experiment(e) => Self::cell(ui, ctx, session, e, &backends, &columns, column),
+                Line::Error(e) if column == 2 => {
+                    let err = e.result.error.as_deref().unwrap_or_default();
+                    let (text, _) = table::elided(ui, err, columns[2].width + 90.0);
+                    ui.add(
+                        egui::Label::new(text.color(ui.visuals().error_fg_color)).selectable(false),
+                    )
+                    .on_hover_text(err);
                 }
-                for b in &backends {
-                    ui.strong(format!("{b}: top-1 / agree / SQNR"));
-                    ui.strong(format!("{b} p50"));
-                }
-                ui.strong("");
-                ui.end_row();
-                for e in &session.experiments {
-                    Self::row(ui, ctx, session, e, &backends);
-                }
-            });
+                Line::Error(_) => {}
+            },
+        );
     }
 
-    fn row(
+    fn cell(
         ui: &mut egui::Ui,
         ctx: &AppCtx,
         session: &Session,
         e: &Experiment,
         backends: &[String],
+        columns: &[Column],
+        column: usize,
     ) {
         let selected = ctx.selected == Some(e.id);
         let toggle = AppCommand::Select(if selected { None } else { Some(e.id) });
-        if ui
-            .selectable_label(selected, format!("{}", e.id.0))
-            .clicked()
-        {
-            ctx.commands.send(toggle.clone());
-        }
-        if ui.selectable_label(selected, &e.name).clicked() {
-            ctx.commands.send(toggle);
-        }
-        Self::status(ui, ctx, session, e);
-        ui.label(if e.result.size_bytes > 0 {
-            human_bytes(e.result.size_bytes)
-        } else {
-            "–".into()
-        });
-        for b in backends {
-            match e.result.eval(b) {
-                Some(r) => ui.label(format!(
-                    "{} / {} / {}",
-                    fmt(r.top1, 4),
-                    fmt(r.agreement, 3),
-                    fmt(r.sqnr_db, 1)
-                )),
-                None => ui.weak("–"),
-            };
-            match e.result.bench(b) {
-                Some(x) => ui
-                    .label(format!("{:.3} ms", x.p50_ms))
-                    .on_hover_text(format!("measured on {}", x.device_label())),
-                None => ui.label("–"),
-            };
-        }
-        if ui.small_button("Remove").clicked() {
-            ctx.commands.send(AppCommand::RemoveExperiment(e.id));
-        }
-        ui.end_row();
-        if let Some(err) = &e.result.error {
-            ui.label("");
-            ui.colored_label(ui.visuals().error_fg_color, err);
-            ui.end_row();
+        match column {
+            0 => {
+                if ui
+                    .small_button("×")
+                    .on_hover_text(format!("Remove {}", e.name))
+                    .clicked()
+                {
+                    ctx.commands.send(AppCommand::RemoveExperiment(e.id));
+                }
+            }
+            1 => {
+                if ui.selectable_label(selected, e.id.0.to_string()).clicked() {
+                    ctx.commands.send(toggle);
+                }
+            }
+            2 => {
+                let padding = 2.0 * ui.spacing().button_padding.x + 2.0;
+                let (text, cut) = table::elided(ui, &e.name, columns[2].width - padding);
+                let r = ui.selectable_label(selected, text);
+                let r = if cut { r.on_hover_text(&e.name) } else { r };
+                if r.clicked() {
+                    ctx.commands.send(toggle);
+                }
+            }
+            3 => Self::status(ui, ctx, session, e),
+            4 => {
+                ui.label(if e.result.size_bytes > 0 {
+                    human_bytes(e.result.size_bytes)
+                } else {
+                    "–".into()
+                });
+            }
+            c => {
+                let b = &backends[(c - 5) / 2];
+                if (c - 5) % 2 == 0 {
+                    match e.result.eval(b) {
+                        Some(r) => ui.label(format!(
+                            "{} / {} / {}",
+                            fmt(r.top1, 4),
+                            fmt(r.agreement, 3),
+                            fmt(r.sqnr_db, 1)
+                        )),
+                        None => ui.weak("–"),
+                    };
+                } else {
+                    latency_cell(ui, e, b);
+                }
+            }
         }
     }
 
@@ -240,6 +339,9 @@ impl ExperimentsPanel {
             ui.label("running");
         } else if queued {
             ui.label("queued");
+        } else if ctx.run.as_ref().is_some_and(|r| r.untimed.contains(&e.id)) && e.is_done() {
+            ui.label("timing…")
+                .on_hover_text("timed with the run's other models, in rounds, once they all ran");
         } else if e.is_done()
             && e.result
                 .measured_on_other_data(session.dataset.as_ref().map(|d| &d.desc))
@@ -262,22 +364,10 @@ impl ExperimentsPanel {
 
     /// Beyond this window: the pending experiments as a plan for a scheduler, and the device
     /// latencies are measured on.
-    fn scale_out_row(
-        ui: &mut egui::Ui,
-        ctx: &AppCtx,
-        plan_path: &mut String,
-        device: &mut Option<String>,
-    ) {
+    fn scale_out_row(ui: &mut egui::Ui, ctx: &AppCtx, device: &mut Option<String>) {
         let Some(session) = ctx.session else { return };
         let pending = session.experiments.iter().filter(|e| !e.is_done()).count();
-        ui.horizontal_wrapped(|ui| {
-            let l = ui.label("Plan folder");
-            ui.add(
-                egui::TextEdit::singleline(plan_path)
-                    .hint_text("plan/")
-                    .desired_width(150.0),
-            )
-            .labelled_by(l.id);
+        {
             let why = if pending == 0 {
                 Some("no pending experiments: add some first")
             } else if ctx.dataset.is_none() {
@@ -289,8 +379,8 @@ impl ExperimentsPanel {
                          script and a Kubernetes Indexed Job; open the folder later to merge \
                          what has finished";
             let button = ui.add_enabled(
-                why.is_none() && !plan_path.trim().is_empty(),
-                egui::Button::new(format!("Export plan ({pending})")),
+                why.is_none(),
+                egui::Button::new(format!("Export plan ({pending})…")),
             );
             let button = match why {
                 Some(w) => button.on_disabled_hover_text(w),
@@ -298,16 +388,7 @@ impl ExperimentsPanel {
             };
             if button.clicked() {
                 ctx.commands
-                    .send(AppCommand::ExportPlan(plan_path.trim().into()));
-            }
-            if ui
-                .add_enabled(why.is_none(), egui::Button::new("Export plan…"))
-                .on_hover_text(hover)
-                .clicked()
-            {
-                if let Some(dir) = rfd::FileDialog::new().pick_folder() {
-                    ctx.commands.send(AppCommand::ExportPlan(dir));
-                }
+                    .send(AppCommand::AskPath(PathPurpose::ExportPlan));
             }
             ui.separator();
             let text = device.get_or_insert_with(|| ctx.bench_device.to_string());
@@ -326,6 +407,6 @@ impl ExperimentsPanel {
             if edit.lost_focus() && text.trim() != ctx.bench_device {
                 ctx.commands.send(AppCommand::SetBenchDevice(text.clone()));
             }
-        });
+        }
     }
 }

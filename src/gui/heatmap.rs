@@ -171,14 +171,6 @@ pub fn matrix_of(
     (rows, columns.iter().map(|e| e.id).collect(), values)
 }
 
-/// The grid's geometry.
-struct Cells {
-    label_width: f32,
-    gap: f32,
-    w: f32,
-    h: f32,
-}
-
 impl HeatmapView {
     pub fn ui(&mut self, ui: &mut egui::Ui, ctx: &AppCtx) {
         let Some(session) = ctx.session else { return };
@@ -209,32 +201,67 @@ impl HeatmapView {
                         .any(|v| self.metric.as_db(*v) < 20.0)
             })
             .collect();
-        let label_width = 150.0;
-        let gap = 4.0;
-        // Leave room for the scroll bar.
-        let w = ((ui.available_width() - label_width - gap - 18.0) / columns.len() as f32)
-            .clamp(14.0, 60.0);
-        let cells = Cells {
-            label_width,
-            gap,
-            w,
-            h: 14.0,
-        };
         let experiments: Vec<&Experiment> =
             columns.iter().filter_map(|&id| session.get(id)).collect();
-        headers(ui, ctx, &experiments, &cells);
-        egui::ScrollArea::vertical()
-            .id_salt("heatmap_rows")
-            .auto_shrink([false, true])
-            .max_height(ui.available_height())
-            .show_rows(ui, cells.h, shown.len(), |ui, range| {
-                for &r in &shown[range] {
-                    ui.horizontal(|ui| {
-                        ui.spacing_mut().item_spacing.x = 0.0;
-                        self.row(ui, ctx, &rows[r], &experiments, &values[r], &cells);
-                    });
-                }
-            });
+        let names: Vec<String> = rows
+            .iter()
+            .map(|(tensor, _)| layer_name_of(&experiments, tensor))
+            .collect();
+        let label_width = names
+            .iter()
+            .map(|n| super::table::text_width(ui, n, egui::TextStyle::Small))
+            .fold(60.0, f32::max)
+            .min(200.0);
+        // Columns fill the width when few, and scroll sideways (names kept in view) when many.
+        let fill = (ui.available_width() - label_width - 30.0) / experiments.len() as f32 - 8.0;
+        let w = fill.clamp(18.0, 52.0);
+        let mut table_columns = vec![super::table::Column::new("layer", label_width)];
+        table_columns.extend(
+            experiments
+                .iter()
+                .map(|e| super::table::Column::new(e.name.clone(), w)),
+        );
+        let header_height = header_height(ui, &experiments);
+        let height = ui.available_height();
+        super::table::Table::new("heatmap", &table_columns)
+            .frozen(1)
+            .row_height(16.0)
+            .header_height(header_height)
+            .striped(false)
+            .show_with_header(
+                ui,
+                shown.len(),
+                height,
+                |ui, k| match k {
+                    0 => {
+                        ui.weak("layer");
+                    }
+                    k => header(ui, ctx, experiments[k - 1], header_height),
+                },
+                |ui, row, k| {
+                    let r = shown[row];
+                    match k {
+                        0 => {
+                            let (text, cut) = elided_small(ui, &names[r], label_width);
+                            let l = ui.add(egui::Label::new(text).selectable(false));
+                            let (tensor, op) = &rows[r];
+                            if cut || names[r] != *tensor {
+                                l.on_hover_text(format!("{} ({op}), output {tensor}", names[r]));
+                            } else {
+                                l.on_hover_text(format!("{} ({op})", names[r]));
+                            }
+                        }
+                        k => self.cell(
+                            ui,
+                            ctx,
+                            &rows[r],
+                            &names[r],
+                            experiments[k - 1],
+                            values[r][k - 1],
+                        ),
+                    }
+                },
+            );
     }
 
     fn controls(&mut self, ui: &mut egui::Ui) {
@@ -243,7 +270,7 @@ impl HeatmapView {
             mode,
             metric,
         } = self;
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             let label = ui.strong("Per-layer");
             egui::ComboBox::from_id_salt("heatmap_metric")
                 .selected_text(metric.name())
@@ -264,81 +291,88 @@ impl HeatmapView {
         });
     }
 
-    /// One tensor's row: its name, then a cell per experiment.
-    fn row(
+    /// One experiment's cell of a tensor's row: its colour, the figure on hover; a click makes
+    /// a variant with the layer kept float.
+    fn cell(
         &self,
         ui: &mut egui::Ui,
         ctx: &AppCtx,
-        (name, op): &(String, String),
-        experiments: &[&Experiment],
-        values: &[Option<f64>],
-        cells: &Cells,
+        (tensor, op): &(String, String),
+        name: &str,
+        e: &Experiment,
+        value: Option<f64>,
     ) {
-        let (label_rect, label_resp) =
-            ui.allocate_exact_size(egui::vec2(cells.label_width, cells.h), egui::Sense::hover());
-        let n = name.chars().count();
-        let short: String = if n > 22 {
-            format!("…{}", name.chars().skip(n - 21).collect::<String>())
-        } else {
-            name.clone()
+        let size = ui.available_size();
+        let (rect, resp) = ui.allocate_exact_size(size, egui::Sense::click());
+        let Some(v) = value else {
+            ui.painter().rect_stroke(
+                rect.shrink(1.0),
+                0.0,
+                ui.visuals().widgets.noninteractive.bg_stroke,
+                egui::StrokeKind::Inside,
+            );
+            return;
         };
-        ui.painter().text(
-            label_rect.left_center(),
-            egui::Align2::LEFT_CENTER,
-            short,
-            egui::FontId::proportional(11.0),
-            ui.visuals().text_color(),
-        );
-        label_resp.on_hover_text(format!("{name} ({op})"));
-        ui.add_space(cells.gap);
-        for (e, value) in experiments.iter().zip(values) {
-            let (rect, resp) =
-                ui.allocate_exact_size(egui::vec2(cells.w, cells.h), egui::Sense::click());
-            let Some(v) = *value else {
-                ui.painter().rect_stroke(
-                    rect.shrink(1.0),
-                    0.0,
-                    ui.visuals().widgets.noninteractive.bg_stroke,
-                    egui::StrokeKind::Inside,
-                );
-                continue;
-            };
-            ui.painter()
-                .rect_filled(rect.shrink(0.5), 0.0, color_for(self.metric.as_db(v)));
-            let node = e
-                .result
-                .layers
-                .iter()
-                .find(|l| l.tensor == *name)
-                .filter(|l| {
-                    e.config
-                        .as_ref()
-                        .is_some_and(|cfg| cfg.can_keep_float(&l.op_type))
-                })
-                .map(|l| l.node.clone())
-                .filter(|n| !n.is_empty());
-            let resp = resp.on_hover_text(format!(
-                "{name} ({op})\n{}\n{} {}: {}{}",
-                e.name,
-                match self.mode {
-                    ErrorMode::Cumulative => "cumulative",
-                    ErrorMode::Isolated => "isolated",
-                },
-                self.metric.name(),
-                self.metric.text(v),
-                match &node {
-                    Some(n) => format!("\nclick: a variant with {n} kept float"),
-                    None => String::new(),
-                }
-            ));
-            if let (true, Some(node)) = (resp.clicked(), node) {
-                ctx.commands.send(AppCommand::Vary {
-                    experiment: e.id,
-                    change: super::commands::Variation::ToggleFloat(node),
-                });
+        ui.painter()
+            .rect_filled(rect.shrink(0.5), 0.0, color_for(self.metric.as_db(v)));
+        let node = e
+            .result
+            .layers
+            .iter()
+            .find(|l| l.tensor == *tensor)
+            .filter(|l| {
+                e.config
+                    .as_ref()
+                    .is_some_and(|cfg| cfg.can_keep_float(&l.op_type))
+            })
+            .map(|l| l.node.clone())
+            .filter(|n| !n.is_empty());
+        let resp = resp.on_hover_text(format!(
+            "{name} ({op})\n{}. {}\n{} {}: {}{}",
+            e.id.0,
+            e.name,
+            match self.mode {
+                ErrorMode::Cumulative => "cumulative",
+                ErrorMode::Isolated => "isolated",
+            },
+            self.metric.name(),
+            self.metric.text(v),
+            match &node {
+                Some(n) => format!("\nclick: a variant with {n} kept float"),
+                None => String::new(),
             }
+        ));
+        if let (true, Some(node)) = (resp.clicked(), node) {
+            ctx.commands.send(AppCommand::Vary {
+                experiment: e.id,
+                change: super::commands::Variation::ToggleFloat(node),
+            });
         }
     }
+}
+
+/// A tensor's layer name as every view gives it (the node that makes it; the tensor itself
+/// for a graph input), from the first experiment that measured it.
+fn layer_name_of(experiments: &[&Experiment], tensor: &str) -> String {
+    experiments
+        .iter()
+        .flat_map(|e| &e.result.layers)
+        .find(|l| l.tensor == tensor)
+        .map_or_else(|| tensor.to_string(), super::layers_view::layer_name)
+}
+
+/// `text` in the small style, cut to `width` with "…".
+fn elided_small(ui: &egui::Ui, text: &str, width: f32) -> (egui::WidgetText, bool) {
+    let font = egui::TextStyle::Small.resolve(ui.style());
+    let mut job =
+        egui::text::LayoutJob::simple_singleline(text.to_owned(), font, ui.visuals().text_color());
+    job.wrap = egui::text::TextWrapping {
+        overflow_character: Some('…'),
+        ..egui::text::TextWrapping::truncate_at_width(width)
+    };
+    let galley = ui.ctx().fonts_mut(|f| f.layout_job(job));
+    let cut = galley.elided;
+    (egui::WidgetText::Galley(galley), cut)
 }
 
 fn legend(ui: &mut egui::Ui, metric: Metric) {
@@ -355,50 +389,52 @@ fn legend(ui: &mut egui::Ui, metric: Metric) {
     });
 }
 
-/// Column headers: id and name of each experiment, written upwards (the full name on hover),
-/// at most `HEADER_MAX` tall; a click selects the experiment.
-fn headers(ui: &mut egui::Ui, ctx: &AppCtx, experiments: &[&Experiment], cells: &Cells) {
-    const HEADER_MAX: f32 = 175.0;
-    let font = egui::FontId::proportional(11.5);
-    let galleys: Vec<_> = experiments
+const HEADER_MAX: f32 = 175.0;
+
+fn header_galley(ui: &egui::Ui, e: &Experiment, selected: bool) -> std::sync::Arc<egui::Galley> {
+    let color = if selected {
+        ui.visuals().strong_text_color()
+    } else {
+        ui.visuals().text_color()
+    };
+    let mut job = egui::text::LayoutJob::simple_singleline(
+        format!("{} {}", e.id.0, e.name),
+        egui::FontId::proportional(11.5),
+        color,
+    );
+    job.wrap = egui::text::TextWrapping {
+        overflow_character: Some('…'),
+        ..egui::text::TextWrapping::truncate_at_width(HEADER_MAX)
+    };
+    ui.ctx().fonts_mut(|f| f.layout_job(job))
+}
+
+/// The header row's height: the longest name written upwards, at most `HEADER_MAX`.
+fn header_height(ui: &egui::Ui, experiments: &[&Experiment]) -> f32 {
+    experiments
         .iter()
-        .map(|e| {
-            let color = if ctx.selected == Some(e.id) {
-                ui.visuals().strong_text_color()
-            } else {
-                ui.visuals().text_color()
-            };
-            let text = format!("{} {}", e.id.0, e.name);
-            let mut job = egui::text::LayoutJob::simple_singleline(text, font.clone(), color);
-            job.wrap = egui::text::TextWrapping::truncate_at_width(HEADER_MAX);
-            ui.painter().layout_job(job)
-        })
-        .collect();
-    let header_h = galleys
-        .iter()
-        .map(|g| g.size().x)
+        .map(|e| header_galley(ui, e, false).size().x)
         .fold(0.0, f32::max)
         .min(HEADER_MAX)
-        + 4.0;
-    ui.horizontal(|ui| {
-        ui.spacing_mut().item_spacing.x = 0.0;
-        ui.add_space(cells.label_width + cells.gap);
-        for (e, galley) in experiments.iter().zip(galleys) {
-            let (rect, response) =
-                ui.allocate_exact_size(egui::vec2(cells.w, header_h), egui::Sense::click());
-            // Rotated a quarter turn: the text runs up from the bottom of the header.
-            let pos = egui::pos2(rect.center().x - galley.size().y / 2.0, rect.bottom() - 2.0);
-            let color = ui.visuals().text_color();
-            ui.painter().add(
-                egui::epaint::TextShape::new(pos, galley, color)
-                    .with_angle(-std::f32::consts::FRAC_PI_2),
-            );
-            if response.clicked() {
-                ctx.commands.send(AppCommand::Select(Some(e.id)));
-            }
-            response.on_hover_text(&e.name);
-        }
-    });
+        + 6.0
+}
+
+/// An experiment's column header: its id and name written upwards (the whole name on hover);
+/// a click selects the experiment.
+fn header(ui: &mut egui::Ui, ctx: &AppCtx, e: &Experiment, height: f32) {
+    let galley = header_galley(ui, e, ctx.selected == Some(e.id));
+    let width = ui.available_width();
+    let (rect, response) = ui.allocate_exact_size(egui::vec2(width, height), egui::Sense::click());
+    // Rotated a quarter turn: the text runs up from the bottom of the header.
+    let pos = egui::pos2(rect.center().x - galley.size().y / 2.0, rect.bottom() - 3.0);
+    let color = ui.visuals().text_color();
+    ui.painter().add(
+        egui::epaint::TextShape::new(pos, galley, color).with_angle(-std::f32::consts::FRAC_PI_2),
+    );
+    if response.clicked() {
+        ctx.commands.send(AppCommand::Select(Some(e.id)));
+    }
+    response.on_hover_text(format!("{}. {}", e.id.0, e.name));
 }
 
 #[cfg(test)]

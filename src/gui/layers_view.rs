@@ -7,6 +7,7 @@ use egui_plot::{Bar, BarChart, Legend, Plot, VLine};
 
 use super::commands::Variation;
 use super::context::AppCtx;
+use super::table;
 use super::AppCommand;
 use quantbench::eval::layers::{LayerError, LayerMetrics};
 use quantbench::quant::inspect::Inspection;
@@ -41,7 +42,7 @@ impl Column {
     fn title(self) -> &'static str {
         match self {
             Column::Graph => "order",
-            Column::Tensor => "tensor",
+            Column::Tensor => "layer",
             Column::Op => "op",
             Column::IsolatedSqnr => "isolated SQNR",
             Column::CumulativeSqnr => "cumulative SQNR",
@@ -131,69 +132,168 @@ impl LayersView {
             ui.weak("The per-layer table appears here once a quantized experiment has run.");
             return;
         };
-        ui.horizontal(|ui| {
-            ui.strong(format!("Layers of {} {}", e.id.0, e.name));
-            ui.weak("click a header to sort; Float / 16-bit: a variant with that layer float, or that activation on 16 bits");
-        });
-        let layers = &e.result.layers;
-        let rows = order(layers, self.sort, self.descending);
+        chooser(ui, ctx, session, e);
         let Some(config) = e.config.clone() else {
             return;
         };
-        egui::ScrollArea::both()
-            .id_salt("layer_table")
-            .auto_shrink([false, true])
-            .show(ui, |ui| {
-                egui::Grid::new("layer_table_grid")
-                    .striped(true)
-                    .num_columns(Column::ALL.len() + 1)
-                    .show(ui, |ui| {
-                        ui.label("");
-                        for c in Column::ALL {
-                            let arrow = match (self.sort == c, self.descending) {
-                                (true, false) => " (asc)",
-                                (true, true) => " (desc)",
-                                _ => "",
-                            };
-                            if ui
-                                .button(format!("{}{arrow}", c.title()))
-                                .on_hover_text("sort by this column; again to reverse")
-                                .clicked()
-                            {
-                                if self.sort == c {
-                                    self.descending = !self.descending;
-                                } else {
-                                    self.sort = c;
-                                    self.descending = false;
-                                }
-                            }
-                        }
-                        ui.end_row();
-                        for &r in &rows {
-                            let l = &layers[r];
-                            actions(ui, ctx, e.id, &e.name, l, &config);
+        self.table(ui, ctx, e, &config);
+    }
+
+    /// The per-layer table of `e`: sortable by any column but the actions.
+    fn table(
+        &mut self,
+        ui: &mut egui::Ui,
+        ctx: &AppCtx,
+        e: &quantbench::session::Experiment,
+        config: &quantbench::quant::QuantConfig,
+    ) {
+        let layers = &e.result.layers;
+        let rows = order(layers, self.sort, self.descending);
+        let names: Vec<String> = layers.iter().map(layer_name).collect();
+        let columns = columns(ui, &names);
+        // The table's columns: order, layer, (actions), then the rest of `Column::ALL`.
+        let sort_of = |k: usize| match k {
+            0 => Some(Column::Graph),
+            1 => Some(Column::Tensor),
+            2 => None,
+            k => Some(Column::ALL[k - 1]),
+        };
+        let height = ui.available_height();
+        let (sort, descending) = (&mut self.sort, &mut self.descending);
+        table::Table::new("layer_table", &columns)
+            .frozen(3)
+            .show_with_header(
+                ui,
+                rows.len(),
+                height,
+                |ui, k| {
+                    if let Some(c) = sort_of(k) {
+                        sort_header(ui, c, sort, descending);
+                    }
+                },
+                |ui, row, k| {
+                    let r = rows[row];
+                    let l = &layers[r];
+                    match k {
+                        0 => {
                             ui.label(format!("{}", r + 1));
-                            ui.label(short(&l.tensor, 34)).on_hover_text(&l.tensor);
-                            ui.label(&l.op_type);
-                            for c in &Column::ALL[3..] {
-                                let text = match c.number(l) {
-                                    None => "–".into(),
-                                    Some(v) if v.is_infinite() => "exact".into(),
-                                    Some(v) => match c {
-                                        Column::IsolatedSqnr | Column::CumulativeSqnr => {
-                                            format!("{v:.2} dB")
-                                        }
-                                        Column::Cosine => format!("{v:.5}"),
-                                        Column::RmseOverScale => format!("{v:.3}"),
-                                        _ => format!("{v:.4}"),
-                                    },
-                                };
-                                ui.label(text);
-                            }
-                            ui.end_row();
                         }
-                    });
-            });
+                        1 => {
+                            let name = &names[r];
+                            let (text, cut) = table::elided(ui, name, columns[1].width);
+                            let shown = ui.add(egui::Label::new(text).selectable(false));
+                            if *name != l.tensor {
+                                shown.on_hover_text(format!("{name}\nits output: {}", l.tensor));
+                            } else if cut {
+                                shown.on_hover_text(name);
+                            }
+                        }
+                        2 => actions(ui, ctx, e.id, &e.name, l, config),
+                        3 => {
+                            ui.label(&l.op_type);
+                        }
+                        k => {
+                            ui.label(cell_text(Column::ALL[k - 1], l));
+                        }
+                    }
+                },
+            );
+    }
+}
+
+/// A sortable column's title: a click sorts by it, again reverses.
+fn sort_header(ui: &mut egui::Ui, c: Column, sort: &mut Column, descending: &mut bool) {
+    let sorted = *sort == c;
+    let clicked = ui
+        .selectable_label(sorted, c.title())
+        .on_hover_text("sort by this column; again to reverse")
+        .clicked();
+    if sorted {
+        table::sort_arrow(ui, *descending);
+    }
+    if clicked {
+        if sorted {
+            *descending = !*descending;
+        } else {
+            *sort = c;
+            *descending = false;
+        }
+    }
+}
+
+/// The table's columns, each wide enough for its sortable title (padding and sort arrow).
+fn columns(ui: &egui::Ui, names: &[String]) -> Vec<table::Column> {
+    let header = |c: Column| {
+        table::text_width(ui, c.title(), egui::TextStyle::Body)
+            + 2.0 * ui.spacing().button_padding.x
+            + 18.0
+    };
+    let mut columns = vec![
+        table::Column::new(Column::Graph.title(), header(Column::Graph)),
+        table::Column::fitted(
+            ui,
+            Column::Tensor.title(),
+            names.iter().map(String::as_str),
+            header(Column::Tensor).max(120.0),
+            230.0,
+        ),
+        table::Column::new("", 196.0),
+        table::Column::new(Column::Op.title(), header(Column::Op).max(110.0)),
+    ];
+    for &c in &Column::ALL[3..] {
+        columns.push(table::Column::new(c.title(), header(c).max(96.0)));
+    }
+    columns
+}
+
+/// "Layers of [experiment]": which experiment the table shows, and a choice of another.
+fn chooser(
+    ui: &mut egui::Ui,
+    ctx: &AppCtx,
+    session: &quantbench::session::Session,
+    e: &quantbench::session::Experiment,
+) {
+    ui.horizontal_wrapped(|ui| {
+            let l = ui.strong("Layers of");
+            egui::ComboBox::from_id_salt("layers_experiment")
+                .selected_text(format!("{} {}", e.id.0, e.name))
+                .width(260.0)
+                .show_ui(ui, |ui| {
+                    for x in session.experiments.iter().filter(|x| !x.result.layers.is_empty()) {
+                        if ui
+                            .selectable_label(x.id == e.id, format!("{} {}", x.id.0, x.name))
+                            .clicked()
+                        {
+                            ctx.commands.send(AppCommand::Select(Some(x.id)));
+                        }
+                    }
+                })
+                .response
+                .labelled_by(l.id);
+            ui.weak("click a header to sort; Float / 16-bit: a variant with that layer float, or that activation on 16 bits");
+        });
+}
+
+/// A layer's name in every view: its node's (the name kept float, as the Model tab lists it),
+/// or its tensor's where no node makes it (a graph input).
+pub fn layer_name(l: &LayerError) -> String {
+    if l.node.is_empty() {
+        l.tensor.clone()
+    } else {
+        l.node.clone()
+    }
+}
+
+fn cell_text(c: Column, l: &LayerError) -> String {
+    match c.number(l) {
+        None => "–".into(),
+        Some(v) if v.is_infinite() => "exact".into(),
+        Some(v) => match c {
+            Column::IsolatedSqnr | Column::CumulativeSqnr => format!("{v:.2} dB"),
+            Column::Cosine => format!("{v:.5}"),
+            Column::RmseOverScale => format!("{v:.3}"),
+            _ => format!("{v:.4}"),
+        },
     }
 }
 

@@ -10,12 +10,14 @@ mod commands;
 mod compare;
 mod context;
 mod dataset_panel;
+mod dialogs;
 mod experiments_panel;
 mod frame_bench;
 mod heatmap;
 mod layers_view;
 mod model_panel;
 mod settings_panel;
+mod table;
 mod tasks;
 #[cfg(test)]
 mod tests;

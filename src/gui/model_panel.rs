@@ -127,26 +127,28 @@ fn node_list(ui: &mut egui::Ui, ctx: &AppCtx, s: &ModelSummary, search: &str) {
             ui.text_style_height(&egui::TextStyle::Body) + 4.0,
             nodes.len(),
             |ui, range| {
-                for n in &nodes[range] {
-                    ui.horizontal(|ui| {
-                        let mut kept = ctx.keep_float.contains(&n.name);
-                        let weights: usize = n.weights.iter().map(|w| w.bytes).sum();
-                        let text = if weights > 0 {
-                            format!(
-                                "{} ({}, {})",
-                                n.name,
-                                n.op_type,
-                                human_bytes(weights as u64)
-                            )
-                        } else {
-                            format!("{} ({})", n.name, n.op_type)
-                        };
-                        if ui.checkbox(&mut kept, text).changed() {
-                            ctx.commands
-                                .send(AppCommand::ToggleKeepFloat(n.name.clone()));
-                        }
-                    });
-                }
+                super::table::scrolled(ui, |ui| {
+                    for n in &nodes[range] {
+                        ui.horizontal(|ui| {
+                            let mut kept = ctx.keep_float.contains(&n.name);
+                            let weights: usize = n.weights.iter().map(|w| w.bytes).sum();
+                            let text = if weights > 0 {
+                                format!(
+                                    "{} ({}, {})",
+                                    n.name,
+                                    n.op_type,
+                                    human_bytes(weights as u64)
+                                )
+                            } else {
+                                format!("{} ({})", n.name, n.op_type)
+                            };
+                            if ui.checkbox(&mut kept, text).changed() {
+                                ctx.commands
+                                    .send(AppCommand::ToggleKeepFloat(n.name.clone()));
+                            }
+                        });
+                    }
+                })
             },
         );
 }

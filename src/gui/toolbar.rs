@@ -8,6 +8,7 @@ use eframe::egui;
 
 use super::app::CentralView;
 use super::context::{AppCtx, Level, Offer};
+use super::dialogs::PathPurpose;
 use super::AppCommand;
 
 #[derive(Default)]
@@ -34,6 +35,28 @@ impl Toolbar {
                     ctx.commands.send(AppCommand::SetView(v));
                 }
             }
+            ui.menu_button("More", |ui| {
+                if ui
+                    .button("Open plan…")
+                    .on_hover_text(
+                        "Open a plan folder (quantbench plan, or Export plan): what has finished \
+                         on the cluster is merged into a session, the rest is pending",
+                    )
+                    .clicked()
+                {
+                    ctx.commands
+                        .send(AppCommand::AskPath(PathPurpose::OpenPlan));
+                    ui.close();
+                }
+                let mut on = ctx.frame_times;
+                if ui
+                    .checkbox(&mut on, "Frame times (developer)")
+                    .on_hover_text("The UI thread's frame CPU time p95, under Export")
+                    .changed()
+                {
+                    ctx.commands.send(AppCommand::ShowFrameTimes(on));
+                }
+            });
         });
         for (label, cancellable) in &ctx.activity {
             ui.horizontal(|ui| {
@@ -47,16 +70,29 @@ impl Toolbar {
         if let Some(offer) = ctx.offer {
             offer_row(ui, ctx, offer);
         }
+        // The latest three, each wrapped to the window's width, whole.
         for (i, (level, text)) in ctx.messages.iter().enumerate().rev().take(3) {
             ui.horizontal(|ui| {
                 let color = match level {
                     Level::Error => ui.visuals().error_fg_color,
                     Level::Info => ui.visuals().weak_text_color(),
                 };
-                if ui.small_button("dismiss").clicked() {
+                if ui
+                    .small_button("×")
+                    .on_hover_text("Dismiss this message")
+                    .clicked()
+                {
                     ctx.commands.send(AppCommand::DismissMessage(i));
                 }
-                ui.colored_label(color, text);
+                ui.add(egui::Label::new(egui::RichText::new(text).color(color)).wrap());
+            });
+        }
+        if ctx.messages.len() > 3 {
+            ui.horizontal(|ui| {
+                ui.weak(format!("{} earlier messages", ctx.messages.len() - 3));
+                if ui.small_button("Dismiss all").clicked() {
+                    ctx.commands.send(AppCommand::DismissAllMessages);
+                }
             });
         }
     }
@@ -70,24 +106,7 @@ fn open_buttons(ui: &mut egui::Ui, ctx: &AppCtx, typed_path: &mut String) {
         .on_hover_text("Open a model (.onnx) or a session (.ron)")
         .clicked()
     {
-        if let Some(p) = rfd::FileDialog::new()
-            .add_filter("model or session", &["onnx", "ron"])
-            .pick_file()
-        {
-            send(AppCommand::OpenPath(p));
-        }
-    }
-    if ui
-        .button("Open plan…")
-        .on_hover_text(
-            "Open a plan folder (quantbench plan, or Export plan): what has finished \
-             on the cluster is merged into a session, the rest is pending",
-        )
-        .clicked()
-    {
-        if let Some(p) = rfd::FileDialog::new().pick_folder() {
-            send(AppCommand::OpenPath(p));
-        }
+        send(AppCommand::AskPath(PathPurpose::Open));
     }
     let edit = ui.add(
         egui::TextEdit::singleline(typed_path)
@@ -116,35 +135,17 @@ fn open_buttons(ui: &mut egui::Ui, ctx: &AppCtx, typed_path: &mut String) {
 fn save_buttons(ui: &mut egui::Ui, ctx: &AppCtx) {
     let send = |c| ctx.commands.send(c);
     if ui.button("Save session…").clicked() {
-        if let Some(p) = rfd::FileDialog::new()
-            .add_filter("session", &["ron"])
-            .set_file_name("session.ron")
-            .save_file()
-        {
-            send(AppCommand::SaveSession(p));
-        }
+        send(AppCommand::AskPath(PathPurpose::SaveSession));
     }
     if ui.button("Save screenshot…").clicked() {
-        if let Some(p) = rfd::FileDialog::new()
-            .add_filter("PNG", &["png"])
-            .set_file_name("quantbench.png")
-            .save_file()
-        {
-            send(AppCommand::SaveScreenshot(p));
-        }
+        send(AppCommand::AskPath(PathPurpose::SaveScreenshot));
     }
     if ui
         .button("Export table…")
         .on_hover_text("CSV, or Markdown with a .md name")
         .clicked()
     {
-        if let Some(p) = rfd::FileDialog::new()
-            .add_filter("CSV or Markdown", &["csv", "md"])
-            .set_file_name("results.csv")
-            .save_file()
-        {
-            send(AppCommand::ExportTable(p));
-        }
+        send(AppCommand::AskPath(PathPurpose::ExportTable));
     }
 }
 

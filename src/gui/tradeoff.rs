@@ -6,7 +6,7 @@ use egui_plot::{Line, MarkerShape, Plot, PlotPoints, Points};
 
 use super::context::AppCtx;
 use super::AppCommand;
-use quantbench::report::pareto_front;
+use quantbench::report::{pareto_front, TradeoffPoint};
 use quantbench::session::{ExperimentId, Session};
 
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
@@ -47,9 +47,23 @@ impl Default for TradeoffView {
 struct Point {
     id: ExperimentId,
     x: f64,
+    /// x's 95% interval (the p50's; a size is exact).
+    x_interval: (f64, f64),
     y: f64,
+    size_bytes: u64,
     /// Where the latency was measured (x is latency).
     device: Option<String>,
+}
+
+impl Point {
+    fn tradeoff(&self) -> TradeoffPoint {
+        TradeoffPoint {
+            figure: self.y,
+            cost: self.x,
+            interval: self.x_interval,
+            size_bytes: self.size_bytes,
+        }
+    }
 }
 
 impl TradeoffView {
@@ -59,12 +73,15 @@ impl TradeoffView {
             .iter()
             .filter_map(|e| {
                 let eval = e.result.eval(backend)?;
-                let (x, device) = match self.x {
+                let (x, x_interval, device) = match self.x {
                     XAxis::Latency => {
                         let bench = e.result.bench(backend)?;
-                        (bench.p50_ms, Some(bench.device_label()))
+                        (bench.p50_ms, bench.interval(), Some(bench.device_label()))
                     }
-                    XAxis::Size => (e.result.size_bytes as f64 / 1024.0, None),
+                    XAxis::Size => {
+                        let kib = e.result.size_bytes as f64 / 1024.0;
+                        (kib, (kib, kib), None)
+                    }
                 };
                 let y = match self.y {
                     YAxis::Accuracy => eval.top1?,
@@ -84,7 +101,9 @@ impl TradeoffView {
                 Some(Point {
                     id: e.id,
                     x,
+                    x_interval,
                     y,
+                    size_bytes: e.result.size_bytes,
                     device,
                 })
             })
@@ -96,18 +115,29 @@ impl TradeoffView {
     /// most faithful point, so nothing slower than it is on the front. One more flag follows
     /// the points' when the float model is not drawn: whether it is on the front.
     fn front(&self, session: &Session, backend: &str, points: &[Point]) -> Vec<bool> {
-        let mut figures: Vec<Option<(f64, f64)>> =
-            points.iter().map(|p| Some((p.y, p.x))).collect();
+        let mut figures: Vec<Option<TradeoffPoint>> =
+            points.iter().map(|p| Some(p.tradeoff())).collect();
         let float_unplotted = session
             .experiments
             .iter()
             .find(|e| e.config.is_none() && !points.iter().any(|p| p.id == e.id))
             .and_then(|e| {
-                let x = match self.x {
-                    XAxis::Latency => e.result.bench(backend)?.p50_ms,
-                    XAxis::Size => e.result.size_bytes as f64 / 1024.0,
+                let (cost, interval) = match self.x {
+                    XAxis::Latency => {
+                        let b = e.result.bench(backend)?;
+                        (b.p50_ms, b.interval())
+                    }
+                    XAxis::Size => {
+                        let kib = e.result.size_bytes as f64 / 1024.0;
+                        (kib, (kib, kib))
+                    }
                 };
-                e.result.eval(backend).map(|_| (f64::INFINITY, x))
+                e.result.eval(backend).map(|_| TradeoffPoint {
+                    figure: f64::INFINITY,
+                    cost,
+                    interval,
+                    size_bytes: e.result.size_bytes,
+                })
             });
         figures.extend(float_unplotted.map(Some));
         pareto_front(&figures)
@@ -251,8 +281,8 @@ impl TradeoffView {
         several_devices: bool,
     ) -> Option<ExperimentId> {
         let x_label = match (self.x, shown) {
-            (XAxis::Latency, [one]) => format!("p50 latency on {one} (ms)"),
-            (XAxis::Latency, _) => "p50 latency (ms), on the runtime of each series".into(),
+            (XAxis::Latency, [one]) => format!("p50 latency on {one} (ms), bars: 95% CI"),
+            (XAxis::Latency, _) => "p50 latency (ms) on each series' runtime, bars: 95% CI".into(),
             (XAxis::Size, _) => "size (KiB)".into(),
         };
         let y_label = match self.y {
@@ -260,38 +290,54 @@ impl TradeoffView {
             YAxis::Agreement => "agreement with float",
             YAxis::Sqnr => "output SQNR (dB)",
         };
-        let name = |id: ExperimentId| session.get(id).map_or("", |e| e.name.as_str());
+        legend(ui, series, self.x == XAxis::Latency);
         let hover: Vec<(f64, f64, String)> = series
             .iter()
             .flat_map(|s| {
-                s.points.iter().map(|p| {
-                    let label = match p.device.as_deref().filter(|_| several_devices) {
-                        Some(d) => format!("{}. {} ({}, on {d})", p.id.0, name(p.id), s.backend),
-                        None => format!("{}. {} ({})", p.id.0, name(p.id), s.backend),
-                    };
-                    (p.x, p.y, label)
-                })
+                s.points
+                    .iter()
+                    .map(|p| (p.x, p.y, self.hover_text(session, s, p, several_devices)))
             })
             .collect();
+        let floats: Vec<(f64, egui::Color32, String)> = if self.x == XAxis::Latency {
+            series
+                .iter()
+                .filter_map(|s| {
+                    let b = session.float()?.result.bench(&s.backend)?;
+                    Some((b.p50_ms, s.color, s.backend.clone()))
+                })
+                .collect()
+        } else {
+            vec![]
+        };
         Plot::new("tradeoff_plot")
             .height(ui.available_height().max(150.0))
             .width(ui.available_width())
             .x_axis_label(x_label)
             .y_axis_label(y_label)
-            .legend(egui_plot::Legend::default().position(egui_plot::Corner::RightBottom))
+            .x_grid_spacer(egui_plot::uniform_grid_spacer(nice_steps))
             .label_formatter(move |hovered| {
                 let egui_plot::HoverPosition::NearDataPoint { position, .. } = hovered else {
                     return None;
                 };
-                let (_, _, name) = hover.iter().find(|&&(x, y, _)| {
+                let (_, _, text) = hover.iter().find(|&&(x, y, _)| {
                     (x - position.x).abs() < 1e-12 && (y - position.y).abs() < 1e-12
                 })?;
-                Some(format!("{name}\nx {:.3}\ny {:.4}", position.x, position.y))
+                Some(text.clone())
             })
             .show(ui, |plot| {
+                for (x, color, backend) in &floats {
+                    plot.vline(
+                        egui_plot::VLine::new("", *x)
+                            .id(("float", backend))
+                            .color(color.gamma_multiply(0.7))
+                            .style(egui_plot::LineStyle::dashed_loose()),
+                    );
+                }
                 for s in series {
                     draw_series(plot, session, s);
                 }
+                label_points(plot, series, &floats);
                 let selected: Vec<[f64; 2]> = series
                     .iter()
                     .flat_map(|s| &s.points)
@@ -315,6 +361,159 @@ impl TradeoffView {
                 }
             })
             .inner
+    }
+
+    /// What hovering a point says: the experiment, its runtime and settings, both figures
+    /// with their units.
+    fn hover_text(
+        &self,
+        session: &Session,
+        s: &Series,
+        p: &Point,
+        several_devices: bool,
+    ) -> String {
+        let Some(e) = session.get(p.id) else {
+            return String::new();
+        };
+        let mut text = format!("{}. {} ({})", p.id.0, e.name, s.backend);
+        if let Some(label) = e.config.as_ref().map(|c| c.label()) {
+            if label != e.name {
+                text += &format!("\nsettings: {label}");
+            }
+        }
+        let bench = e.result.bench(&s.backend);
+        if let Some(b) = bench {
+            text += &format!("\np50 {}", b.p50_text());
+            if several_devices {
+                text += &format!(" on {}", b.device_label());
+            }
+            if let Some(f) = session.float().and_then(|f| f.result.bench(&s.backend)) {
+                if e.config.is_some() && b.p50_ms > 0.0 {
+                    text += &format!(", {:.2}× float's", f.p50_ms / b.p50_ms);
+                }
+            }
+        }
+        text += &match self.y {
+            YAxis::Accuracy => format!("\ntop-1 {:.2}%", 100.0 * p.y),
+            YAxis::Agreement => format!("\nagreement with float {:.2}%", 100.0 * p.y),
+            YAxis::Sqnr => format!("\noutput SQNR {:.1} dB", p.y),
+        };
+        text += &format!(
+            "\nsize {}",
+            quantbench::onnx::inspect::human_bytes(p.size_bytes)
+        );
+        text
+    }
+}
+
+/// Grid steps of 1, 2 or 5 × 10ⁿ, the finest at least `base_step_size`: a 3–200 ms range is
+/// labelled every 20 or 50 ms, not only at 0 and 100.
+fn nice_steps(input: egui_plot::GridInput) -> [f64; 3] {
+    let nice = |v: f64| {
+        let e = 10f64.powf(v.log10().floor());
+        [1.0, 2.0, 5.0, 10.0]
+            .into_iter()
+            .map(|m| m * e)
+            .find(|&s| s >= v)
+            .unwrap_or(10.0 * e)
+    };
+    // The finest lines at least four times egui's smallest step: fewer, clearer lines.
+    let base = 4.0 * input.base_step_size.max(1e-9);
+    let small = nice(base);
+    let mid = nice(small * 1.5);
+    [small, mid, nice(mid * 1.5)]
+}
+
+/// What the markers, lines and bars mean, above the plot (a legend inside it covers points).
+fn legend(ui: &mut egui::Ui, series: &[Series], latency: bool) {
+    ui.horizontal_wrapped(|ui| {
+        for s in series {
+            let (rect, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
+            ui.painter().circle_filled(rect.center(), 4.5, s.color);
+            ui.label(&s.backend);
+        }
+        ui.weak("· filled: on the Pareto front (line)");
+        if latency {
+            ui.weak("· bars: 95% CI of the p50; overlapping bars are a tie");
+            ui.weak("· dashed: float's p50");
+        }
+    });
+}
+
+/// Each point labelled with its experiment's id (the # of the table), beside it where the
+/// label does not cover another; where every side is taken, not at all (hover names it).
+fn label_points(
+    plot: &mut egui_plot::PlotUi,
+    series: &[Series],
+    floats: &[(f64, egui::Color32, String)],
+) {
+    let transform = *plot.transform();
+    let mut taken: Vec<egui::Rect> = series
+        .iter()
+        .flat_map(|s| &s.points)
+        .map(|p| {
+            egui::Rect::from_center_size(
+                transform.position_from_point(&egui_plot::PlotPoint::new(p.x, p.y)),
+                egui::vec2(10.0, 10.0),
+            )
+        })
+        .collect();
+    for s in series {
+        for p in &s.points {
+            let text = format!("{}", p.id.0);
+            let size = egui::vec2(7.5 * text.len() as f32 + 2.0, 14.0);
+            let at = transform.position_from_point(&egui_plot::PlotPoint::new(p.x, p.y));
+            let sides = [
+                (egui::vec2(7.0, -size.y / 2.0), egui::Align2::LEFT_CENTER),
+                (
+                    egui::vec2(-7.0 - size.x, -size.y / 2.0),
+                    egui::Align2::RIGHT_CENTER,
+                ),
+                (
+                    egui::vec2(-size.x / 2.0, -7.0 - size.y),
+                    egui::Align2::CENTER_BOTTOM,
+                ),
+                (egui::vec2(-size.x / 2.0, 7.0), egui::Align2::CENTER_TOP),
+            ];
+            let free = sides.into_iter().find_map(|(offset, anchor)| {
+                let rect = egui::Rect::from_min_size(at + offset, size);
+                let clear = transform.frame().contains_rect(rect)
+                    && !taken.iter().any(|t| t.intersects(rect));
+                clear.then_some((rect, anchor))
+            });
+            let Some((rect, anchor)) = free else { continue };
+            taken.push(rect);
+            let anchor_at = match anchor {
+                egui::Align2::LEFT_CENTER => rect.left_center(),
+                egui::Align2::RIGHT_CENTER => rect.right_center(),
+                egui::Align2::CENTER_BOTTOM => rect.center_bottom(),
+                _ => rect.center_top(),
+            };
+            plot.text(
+                egui_plot::Text::new(
+                    "",
+                    transform.value_from_position(anchor_at),
+                    egui::RichText::new(text).size(12.0),
+                )
+                .id(("label", &s.backend, p.id))
+                .anchor(anchor),
+            );
+        }
+    }
+    for (x, color, backend) in floats {
+        let top = transform.frame().top() + 8.0;
+        let at = egui::pos2(transform.position_from_point_x(*x) + 4.0, top);
+        plot.text(
+            egui_plot::Text::new(
+                "",
+                transform.value_from_position(at),
+                egui::RichText::new(format!("float ({backend})"))
+                    .size(11.0)
+                    .color(*color),
+            )
+            .id(("float label", backend))
+            .anchor(egui::Align2::LEFT_TOP),
+        );
     }
 }
 
@@ -419,17 +618,16 @@ fn draw_series(plot: &mut egui_plot::PlotUi, session: &Session, s: &Series) {
                 .style(egui_plot::LineStyle::dotted_dense()),
         );
     }
-    // Each point labelled with its experiment's id (the # of the table).
-    for p in &s.points {
-        // No name: not a legend entry.
-        plot.text(
-            egui_plot::Text::new(
+    // Each p50's 95% interval as a horizontal bar.
+    for p in s.points.iter().filter(|p| p.x_interval.1 > p.x_interval.0) {
+        plot.line(
+            Line::new(
                 "",
-                egui_plot::PlotPoint::new(p.x, p.y),
-                egui::RichText::new(format!("  {}", p.id.0)).size(12.0),
+                PlotPoints::from(vec![[p.x_interval.0, p.y], [p.x_interval.1, p.y]]),
             )
-            .id(("label", &s.backend, p.id))
-            .anchor(egui::Align2::LEFT_CENTER),
+            .id(("interval", &s.backend, p.id))
+            .width(1.5)
+            .color(s.color.gamma_multiply(0.8)),
         );
     }
 }

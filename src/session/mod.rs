@@ -118,6 +118,14 @@ pub struct ExperimentResult {
     pub measured: Option<Measurement>,
 }
 
+/// An experiment's latencies, timed with the other experiments of a run (or of a Re-measure)
+/// in the same rounds, and what could not be timed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct Timing {
+    pub benches: Vec<BenchReport>,
+    pub notes: Vec<String>,
+}
+
 /// How a result was measured, beyond its config and data: what must match before a result
 /// can stand in for a new measurement (a search resumed from a session).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -206,6 +214,11 @@ impl Experiment {
         }
     }
 
+    /// Finished with figures: measured, not failed.
+    pub fn has_figures(&self) -> bool {
+        self.result.error.is_none() && !self.result.evals.is_empty()
+    }
+
     pub fn is_done(&self) -> bool {
         self.result.error.is_some() || !self.result.evals.is_empty()
     }
@@ -278,6 +291,24 @@ impl Session {
             }
             None => false,
         }
+    }
+
+    /// Stores experiment `id`'s latencies (each runtime's replacing the one it had) and notes;
+    /// false when the session no longer has it.
+    pub fn record_timing(&mut self, id: ExperimentId, timing: Timing) -> bool {
+        let Some(e) = self.get_mut(id) else {
+            return false;
+        };
+        for b in timing.benches {
+            e.result.benches.retain(|old| old.backend != b.backend);
+            e.result.benches.push(b);
+        }
+        for note in timing.notes {
+            if !e.result.notes.contains(&note) {
+                e.result.notes.push(note);
+            }
+        }
+        true
     }
 
     /// The float baseline's experiment, if the session has one.

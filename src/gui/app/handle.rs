@@ -1,7 +1,7 @@
 //! Applying commands: each panel's requests, once per frame, on the UI thread. Anything heavy
 //! becomes a background task; an error is shown, never raised.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
 
@@ -34,9 +34,20 @@ impl WorkbenchApp {
             | AppCommand::RemoveExperiment(_)
             | AppCommand::Select(_)
             | AppCommand::Run
+            | AppCommand::Remeasure
             | AppCommand::Cancel
             | AppCommand::Vary { .. } => self.apply_experiments(command),
             AppCommand::ExportModel { experiment, path } => self.export_model(experiment, path),
+            AppCommand::AskPath(purpose) => {
+                self.ask_path(purpose);
+                Ok(())
+            }
+            AppCommand::PromptDone(path) => {
+                if let (Some(prompt), Some(path)) = (self.prompt.take(), path) {
+                    self.apply(prompt.purpose.command(path));
+                }
+                Ok(())
+            }
             AppCommand::SaveSession(_)
             | AppCommand::SaveScreenshot(_)
             | AppCommand::ExportPlan(_)
@@ -53,6 +64,31 @@ impl WorkbenchApp {
                 Ok(())
             }
             other => self.apply_setting(other),
+        }
+    }
+
+    /// A path for `purpose` from the desktop's dialog; where none opens, from a prompt of the
+    /// window's own (saying so), prefilled beside the session.
+    fn ask_path(&mut self, purpose: super::super::dialogs::PathPurpose) {
+        match super::super::dialogs::ask(&self.dialogs, &purpose) {
+            Ok(Some(path)) => self.apply(purpose.command(path)),
+            Ok(None) => {}
+            Err(why) => {
+                let folder = self
+                    .session_path
+                    .as_deref()
+                    .and_then(|p| p.parent())
+                    .map(Path::to_path_buf)
+                    .or_else(|| std::env::current_dir().ok())
+                    .unwrap_or_default();
+                let name = purpose.default_name();
+                let text = if name.is_empty() {
+                    format!("{}/", folder.display())
+                } else {
+                    folder.join(name).display().to_string()
+                };
+                self.prompt = Some(super::super::dialogs::PathPrompt { purpose, text, why });
+            }
         }
     }
 
@@ -186,6 +222,7 @@ impl WorkbenchApp {
             AppCommand::RemoveExperiment(id) => self.remove_experiment(id)?,
             AppCommand::Select(id) => self.selected = id,
             AppCommand::Run => self.start_run()?,
+            AppCommand::Remeasure => self.start_remeasure()?,
             AppCommand::Cancel => self.tasks.stop_run(),
             AppCommand::Vary { experiment, change } => self.vary(experiment, change)?,
             _ => {}
@@ -299,6 +336,8 @@ impl WorkbenchApp {
                 self.persisted.bench_device = text;
             }
             AppCommand::SetView(v) => self.persisted.view = v,
+            AppCommand::ShowFrameTimes(on) => self.persisted.frame_times = on,
+            AppCommand::DismissAllMessages => self.messages.clear(),
             AppCommand::DismissMessage(i) if i < self.messages.len() => {
                 self.messages.remove(i);
             }
@@ -424,13 +463,6 @@ impl WorkbenchApp {
 
     /// Runs the session's pending experiments on the runner, each reported back by id.
     pub(super) fn start_run(&mut self) -> Result<()> {
-        if self.tasks.run().is_some() {
-            return Err(anyhow!("experiments are already running"));
-        }
-        if let Some(label) = self.tasks.label(TaskKind::Open) {
-            return Err(anyhow!("wait: {label}"));
-        }
-        let (model, dataset) = self.model_and_fitting_data()?;
         let session = self
             .session
             .as_ref()
@@ -444,7 +476,53 @@ impl WorkbenchApp {
         if experiments.is_empty() {
             return Err(anyhow!("every experiment has results: add one first"));
         }
+        // What the new results are compared with is timed in the same rounds: float, and the
+        // experiments the variants were made from.
+        let compared: Vec<Experiment> = session
+            .experiments
+            .iter()
+            .filter(|e| e.has_figures())
+            .filter(|e| e.config.is_none() || experiments.iter().any(|x| x.parent == Some(e.id)))
+            .cloned()
+            .collect();
+        self.spawn_experiments(experiments, compared)
+    }
+
+    /// "Re-measure": the latencies of every finished experiment again, together in rounds.
+    fn start_remeasure(&mut self) -> Result<()> {
+        let session = self
+            .session
+            .as_ref()
+            .ok_or_else(|| anyhow!("open a model first"))?;
+        let finished: Vec<Experiment> = session
+            .experiments
+            .iter()
+            .filter(|e| e.has_figures())
+            .cloned()
+            .collect();
+        if finished.is_empty() {
+            return Err(anyhow!(
+                "no finished experiment to time again: run some first"
+            ));
+        }
+        self.spawn_experiments(vec![], finished)
+    }
+
+    /// Runs `experiments` in the background and times `retimed` with them.
+    fn spawn_experiments(
+        &mut self,
+        experiments: Vec<Experiment>,
+        retimed: Vec<Experiment>,
+    ) -> Result<()> {
+        if self.tasks.run().is_some() {
+            return Err(anyhow!("experiments are already running"));
+        }
+        if let Some(label) = self.tasks.label(TaskKind::Open) {
+            return Err(anyhow!("wait: {label}"));
+        }
+        let (model, dataset) = self.model_and_fitting_data()?;
         let ids = experiments.iter().map(|e| e.id).collect();
+        let retimed_ids = retimed.iter().map(|e| e.id).collect();
         let (proto, bytes, data) = (model.proto.clone(), model.bytes, dataset.dataset.clone());
         let settings = quantbench::runner::RunSettings {
             // Quantized models are kept beside the session, so export copies a file
@@ -454,7 +532,7 @@ impl WorkbenchApp {
         };
         let shared = self.workbench.clone();
         self.tasks
-            .spawn_run(ids, move |cx| {
+            .spawn_run(ids, retimed_ids, move |cx| {
                 // The window never locks it: only runs, one after another.
                 let mut slot = shared
                     .lock()
@@ -467,10 +545,16 @@ impl WorkbenchApp {
                         data,
                     )?),
                 };
-                workbench.run_experiments(experiments, &settings, &cx.progress, &mut |event| {
-                    cx.send(event);
-                    Ok(())
-                })?;
+                workbench.run_and_retime(
+                    experiments,
+                    retimed,
+                    &settings,
+                    &cx.progress,
+                    &mut |event| {
+                        cx.send(event);
+                        Ok(())
+                    },
+                )?;
                 Ok(TaskOutput::Ran(workbench.take_notes()))
             })
             .context("starting the experiments")

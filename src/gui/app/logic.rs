@@ -61,11 +61,8 @@ impl WorkbenchApp {
     /// An experiment's result, put on its own row by id: rows removed meanwhile never move it
     /// onto another.
     fn record(&mut self, event: RunEvent) {
-        let Some((id, result)) = event.into_result() else {
-            return;
-        };
         if let Some(s) = self.session.as_mut() {
-            if s.record(id, result) {
+            if event.record(s).is_some() {
                 self.autosave_due = true;
             }
         }
@@ -88,16 +85,16 @@ impl WorkbenchApp {
             (TaskKind::Inspect(_), JobEnd::Failed(e)) => {
                 self.error(&e.context("calibration inspector"))
             }
-            (TaskKind::Autosave, JobEnd::Failed(e)) => self
-                .messages
-                .push((Level::Error, format!("autosave: {e:#}"))),
+            (TaskKind::Autosave, JobEnd::Failed(e)) => {
+                self.say(Level::Error, format!("autosave: {e:#}"))
+            }
             (TaskKind::RecoveryCheck, JobEnd::Done(TaskOutput::Recovery(Some(found)))) => {
                 self.offer = Some(Offer::Interrupted(*found));
             }
-            (TaskKind::RecoveryCheck, JobEnd::Failed(e)) => self.messages.push((
+            (TaskKind::RecoveryCheck, JobEnd::Failed(e)) => self.say(
                 Level::Error,
                 format!("looking for an interrupted session: {e:#}"),
-            )),
+            ),
             (TaskKind::Write, JobEnd::Done(TaskOutput::Wrote(m))) if !m.is_empty() => self.info(m),
             (_, JobEnd::Failed(e)) => self.error(&e),
             _ => {}
@@ -183,10 +180,10 @@ impl WorkbenchApp {
                 self.session_path = Some(s.path);
                 self.install_model(m.path, m.proto, m.summary, m.model_ref.bytes, m.dataset);
                 if let Some(changed) = s.changed {
-                    self.messages.push((Level::Error, changed));
+                    self.say(Level::Error, changed);
                 }
                 for note in s.notes {
-                    self.messages.push((Level::Info, note));
+                    self.say(Level::Info, note);
                 }
                 if matches!(self.offer, Some(Offer::Earlier(_))) {
                     self.offer = None;

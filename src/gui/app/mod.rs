@@ -30,7 +30,7 @@ use super::{AppCommand, ScreenshotPlan, Startup};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum CentralView {
-    /// Trade-off plot and heatmap side by side, the comparison below.
+    /// Trade-off plot and heatmap side by side.
     #[default]
     Overview,
     Tradeoff,
@@ -87,6 +87,8 @@ pub struct Persisted {
     pub setup_tab: SetupTab,
     /// Where benchmarks run: `[user@]host[:port]` over SSH; empty: this machine.
     pub bench_device: String,
+    /// The developer's frame-time gauge is shown.
+    pub frame_times: bool,
 }
 
 /// The window's workbench for the open model and dataset, kept between runs: float outputs and
@@ -97,6 +99,8 @@ pub type SharedWorkbench = Arc<std::sync::Mutex<Option<Workbench>>>;
 /// The panels and views, each owning only its widgets' state.
 #[derive(Default)]
 struct Panels {
+    /// The experiments panel's height as the user dragged it (`None`: the default).
+    experiments_height: Option<f32>,
     toolbar: super::toolbar::Toolbar,
     model: super::model_panel::ModelPanel,
     dataset: super::dataset_panel::DatasetPanel,
@@ -161,6 +165,10 @@ pub struct WorkbenchApp {
     screenshots: Screenshots,
     ctx: Option<egui::Context>,
     frame_bench: Option<super::frame_bench::FrameBench>,
+    /// Where file dialogs come from (tests: an environment without any).
+    pub dialogs: super::dialogs::DialogService,
+    /// A path asked for in the window, a dialog having failed to open.
+    pub prompt: Option<super::dialogs::PathPrompt>,
 }
 
 thread_local! {
@@ -307,15 +315,23 @@ impl WorkbenchApp {
             },
             ctx,
             frame_bench: None,
+            dialogs: super::dialogs::DialogService::of_process(),
+            prompt: None,
         }
     }
 
     fn info(&mut self, text: impl Into<String>) {
-        self.messages.push((Level::Info, text.into()));
+        self.say(Level::Info, text.into());
     }
 
     fn error(&mut self, e: &anyhow::Error) {
-        self.messages.push((Level::Error, format!("{e:#}")));
+        self.say(Level::Error, format!("{e:#}"));
+    }
+
+    /// Adds a message; one said again moves to the end instead of showing twice.
+    fn say(&mut self, level: Level, text: String) {
+        self.messages.retain(|(l, t)| !(*l == level && *t == text));
+        self.messages.push((level, text));
     }
 
     /// Where autosaves of sessions without a file of their own go.

@@ -42,11 +42,12 @@ impl WorkbenchApp {
             scored_output: self.run_settings.output.as_deref(),
             settings_error,
             bench_device: &self.persisted.bench_device,
-            frame_p95_ms: if self.is_test {
+            frame_p95_ms: if self.is_test || !self.persisted.frame_times {
                 None
             } else {
                 self.frame_p95_ms()
             },
+            frame_times: self.persisted.frame_times,
             commands: &self.commands,
             is_test: self.is_test,
         };
@@ -61,6 +62,9 @@ impl WorkbenchApp {
         );
         if let Some((experiment, found)) = &self.inspection {
             super::super::layers_view::inspector_window(&ctx, &app_ctx, *experiment, found);
+        }
+        if let Some(prompt) = self.prompt.as_mut() {
+            path_prompt(&ctx, prompt, &self.commands);
         }
         for c in self.commands.take() {
             self.apply(c);
@@ -128,6 +132,9 @@ impl WorkbenchApp {
     }
 }
 
+/// The experiments panel's default height: its bar and six rows.
+const EXPERIMENTS_HEIGHT: f32 = 262.0;
+
 /// The toolbar on top, the setup tabs on the left, the experiments at the bottom, the chosen
 /// view in the middle.
 fn layout(
@@ -139,6 +146,7 @@ fn layout(
     view: CentralView,
 ) {
     let Panels {
+        experiments_height,
         toolbar,
         model,
         dataset,
@@ -158,28 +166,54 @@ fn layout(
                 ui.selectable_value(tab, SetupTab::Settings, "Settings");
             });
             ui.separator();
-            egui::ScrollArea::vertical().show(ui, |ui| match tab {
-                SetupTab::Model => model.ui(ui, ctx),
-                SetupTab::Dataset => dataset.ui(ui, ctx),
-                SetupTab::Settings => settings.ui(ui, ctx),
+            egui::ScrollArea::vertical().show(ui, |ui| {
+                super::super::table::scrolled(ui, |ui| match tab {
+                    SetupTab::Model => model.ui(ui, ctx),
+                    SetupTab::Dataset => dataset.ui(ui, ctx),
+                    SetupTab::Settings => settings.ui(ui, ctx),
+                })
             });
         });
+    // Tall enough for the bar and six experiment rows at 1280x800. The user's drag sets the
+    // height; a window squeezed for a moment (the first frames of a new one) must not leave the
+    // panel at its squeezed size, so the height is put back when there is room again.
+    let id = ui.scope_id().with("experiments");
+    let room = (ui.available_height() - 160.0).max(120.0);
+    let dragging = ui.input(|i| i.pointer.primary_down());
+    let wanted = experiments_height
+        .unwrap_or(EXPERIMENTS_HEIGHT)
+        .clamp(120.0, room);
+    if let Some(state) = egui::PanelState::load(ui.ctx(), id).filter(|_| !dragging) {
+        if (state.size().y - wanted).abs() > 0.5 {
+            let outer_rect = egui::Rect::from_min_size(
+                state.outer_rect.min,
+                egui::vec2(state.outer_rect.width(), wanted),
+            );
+            ui.ctx()
+                .data_mut(|d| d.insert_persisted(id, egui::PanelState { outer_rect }));
+        }
+    }
     egui::Panel::bottom("experiments")
         .resizable(true)
-        .default_size(210.0)
+        .default_size(wanted)
+        .min_size(120.0)
         .show(ui, |ui| {
             experiments.ui(ui, ctx);
         });
+    if dragging {
+        if let Some(state) = egui::PanelState::load(ui.ctx(), id) {
+            *experiments_height = Some(state.size().y);
+        }
+    }
     egui::CentralPanel::default().show(ui, |ui| match view {
         CentralView::Overview => {
             let full = ui.available_size();
-            let top = (full.y * 0.6).max(220.0);
             let half = (full.x - 16.0) / 2.0;
             ui.horizontal_top(|ui| {
                 for side in 0..2 {
                     let layout = egui::Layout::top_down(egui::Align::Min);
-                    ui.allocate_ui_with_layout(egui::vec2(half, top), layout, |ui| {
-                        ui.set_min_size(egui::vec2(half, top));
+                    ui.allocate_ui_with_layout(egui::vec2(half, full.y), layout, |ui| {
+                        ui.set_min_size(egui::vec2(half, full.y));
                         if side == 0 {
                             tradeoff.ui(ui, ctx);
                         } else {
@@ -187,16 +221,50 @@ fn layout(
                         }
                     });
                     if side == 0 {
-                        ui.add_sized([8.0, top], egui::Separator::default().vertical());
+                        ui.add_sized([8.0, full.y], egui::Separator::default().vertical());
                     }
                 }
             });
-            ui.separator();
-            compare.ui(ui, ctx);
         }
         CentralView::Tradeoff => tradeoff.ui(ui, ctx),
         CentralView::Heatmap => heatmap.ui(ui, ctx),
         CentralView::Compare => compare.ui(ui, ctx),
         CentralView::Layers => layers.ui(ui, ctx),
+    });
+}
+
+/// The typed-path prompt shown when no file dialog could open: Enter or the button acts, Escape
+/// or Cancel closes it.
+fn path_prompt(
+    ctx: &egui::Context,
+    prompt: &mut super::super::dialogs::PathPrompt,
+    commands: &super::super::commands::Commands,
+) {
+    egui::Modal::new(egui::Id::unique("path_prompt")).show(ctx, |ui| {
+        ui.set_width(520.0);
+        ui.strong(prompt.purpose.title());
+        ui.add(
+            egui::Label::new(egui::RichText::new(format!("{}: type the path.", prompt.why)).weak())
+                .wrap(),
+        );
+        let l = ui.label("Location");
+        let edit = ui
+            .add(egui::TextEdit::singleline(&mut prompt.text).desired_width(f32::INFINITY))
+            .labelled_by(l.id);
+        let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        // Typing goes to the field from the start.
+        if !enter && ui.memory(|m| m.focused().is_none()) {
+            edit.request_focus();
+        }
+        let text = prompt.text.trim();
+        ui.horizontal(|ui| {
+            let go = ui.add_enabled(!text.is_empty(), egui::Button::new("OK"));
+            if (go.clicked() || enter) && !text.is_empty() {
+                commands.send(AppCommand::PromptDone(Some(PathBuf::from(text))));
+            }
+            if ui.button("Cancel").clicked() || ui.input(|i| i.key_pressed(egui::Key::Escape)) {
+                commands.send(AppCommand::PromptDone(None));
+            }
+        });
     });
 }

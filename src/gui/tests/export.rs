@@ -11,8 +11,7 @@ fn export_a_model_then_load_it_with_the_engine() {
         .apply(AppCommand::Select(Some(ExperimentId(2))));
     h.run();
     let out = dir.path().join("exported.onnx");
-    type_into(&mut h, "Export selected to", out.to_str().unwrap());
-    click(&mut h, "Export");
+    choose_path(&mut h, "Export selected…", &out);
     run_until_idle(&mut h);
     let model = quantbench::onnx::read_model(&out).expect("the exported file is a model");
     assert!(quantbench::onnx::graph(&model)
@@ -85,8 +84,7 @@ fn export_copies_the_kept_file_and_never_quantizes_again() {
         .apply(AppCommand::Select(Some(ExperimentId(2))));
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("int8.onnx");
-    type_into(&mut h, "Export selected to", out.to_str().unwrap());
-    click(&mut h, "Export");
+    choose_path(&mut h, "Export selected…", &out);
     run_until_idle(&mut h);
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&kept).unwrap());
     let calls = calls.lock().unwrap().clone();

@@ -29,7 +29,7 @@ fn a_layer_switched_to_float_runs_as_a_variant_on_the_same_calibration() {
     h.state_mut()
         .apply(AppCommand::SetView(crate::gui::CentralView::Layers));
     h.run();
-    h.get_by_label_contains("Layers of 2");
+    assert!(layers_title(&h).starts_with("2 "), "{}", layers_title(&h));
     click_first_enabled(&mut h, "Float");
     run_until_idle(&mut h);
     assert_eq!(h.state().selected, Some(ExperimentId(2)), "the view stays");
@@ -106,6 +106,7 @@ fn a_layer_switched_to_float_runs_as_a_variant_on_the_same_calibration() {
 }
 
 /// The title the Layers view shows now (a label's text is its accesskit value).
+/// The experiment the Layers view shows, as its chooser says it ("2 int8 per-channel …").
 fn layers_title(h: &Harness<'static, WorkbenchApp>) -> String {
     h.get_by_label_contains("Layers of")
         .accesskit_node()
@@ -142,7 +143,7 @@ fn float_and_pin_on_a_layers_row_keep_the_view_on_that_experiment() {
     h.state_mut()
         .apply(AppCommand::SetView(crate::gui::CentralView::Layers));
     h.run_steps(8);
-    let title = format!("Layers of 2 {name}");
+    let title = format!("2 {name}");
     assert_eq!(layers_title(&h), title);
 
     click_first_enabled(&mut h, "Float");

@@ -68,21 +68,26 @@ fn engine_calls_in_frames() -> Vec<&'static str> {
 /// An empty headless app with quick settings (few samples, few runs) and a data folder of its
 /// own (autosaves, kept models), watched for engine work on its thread.
 fn empty_harness() -> Harness<'static, WorkbenchApp> {
+    empty_harness_of(egui::vec2(1280.0, 800.0))
+}
+
+/// [`empty_harness`] in a window of `size`.
+fn empty_harness_of(size: egui::Vec2) -> Harness<'static, WorkbenchApp> {
     watch_frames(|_| {});
-    Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        .build_eframe(|cc| {
-            let mut app = WorkbenchApp::empty(Some(cc.egui_ctx.clone()), Instant::now());
-            app.is_test = true;
-            app.run_settings.eval_limit = Some(300);
-            app.run_settings.bench.runs = 5;
-            app.run_settings.bench.warmup = 1;
-            app.run_settings.layer_samples = 4;
-            let temp = tempfile::tempdir().unwrap();
-            app.data_dir = Some(temp.path().to_path_buf());
-            app.temp = Some(temp);
-            app
-        })
+    Harness::builder().with_size(size).build_eframe(|cc| {
+        let mut app = WorkbenchApp::empty(Some(cc.egui_ctx.clone()), Instant::now());
+        app.is_test = true;
+        // No session bus, no zenity: the window must ask for paths itself.
+        app.dialogs = crate::gui::dialogs::DialogService::detect(|_| None);
+        app.run_settings.eval_limit = Some(300);
+        app.run_settings.bench.runs = 5;
+        app.run_settings.bench.warmup = 1;
+        app.run_settings.layer_samples = 4;
+        let temp = tempfile::tempdir().unwrap();
+        app.data_dir = Some(temp.path().to_path_buf());
+        app.temp = Some(temp);
+        app
+    })
 }
 
 /// The app on the MNIST sample, opened and ready.
@@ -144,10 +149,31 @@ fn type_into(h: &mut Harness<'static, WorkbenchApp>, label: &str, text: &str) {
     h.run_steps(1);
 }
 
+/// Clicks `button`, which asks for a path: with no dialog service the window's own prompt
+/// opens, saying why; types `path` over what it offers and presses Enter.
+fn choose_path(h: &mut Harness<'static, WorkbenchApp>, button: &str, path: &std::path::Path) {
+    click(h, button);
+    h.run();
+    h.get_by_label_contains("no file dialog service");
+    h.get_by_label("Location").focus();
+    h.run_steps(1);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.run_steps(1);
+    h.get_by_label("Location").type_text(path.to_str().unwrap());
+    h.run_steps(1);
+    h.key_press(egui::Key::Enter);
+    h.run_steps(2);
+    assert!(
+        h.state().prompt.is_none(),
+        "Enter did not apply the typed path"
+    );
+}
+
 /// Adds the current settings as an experiment (with the float baseline) and runs both.
 fn add_and_run(h: &mut Harness<'static, WorkbenchApp>) {
     click(h, "Add experiment");
-    h.run();
+    // Not `run`: the autosave the new experiment starts repaints the window when it ends.
+    h.run_steps(2);
     click_contains(h, "Run (2 pending)");
     run_until_idle(h);
 }

@@ -9,8 +9,7 @@ fn pending_experiments_go_out_as_a_plan_and_come_back_merged() {
     let mut h = harness();
     click(&mut h, "Add experiment");
     h.run();
-    type_into(&mut h, "Plan folder", plan_dir.to_str().unwrap());
-    click_contains(&mut h, "Export plan (2)");
+    choose_path(&mut h, "Export plan (2)…", &plan_dir);
     run_until_idle(&mut h);
     let plan = quantbench::plan::Plan::load(&plan_dir).expect("the window wrote a plan");
     let session = h.state().session.clone().unwrap();

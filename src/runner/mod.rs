@@ -10,13 +10,15 @@
 //! The runner also decides what a run measures on: the runtimes (detected where none are named,
 //! [`detect_backends`]) and where latency is timed ([`RunSettings::remote`]).
 
+mod timing;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
-use crate::bench::{self, BenchSettings};
+use crate::bench::BenchSettings;
 use crate::data::Dataset;
 use crate::eval::{self, Outputs};
 use crate::jobs::{self, Progress};
@@ -25,7 +27,7 @@ use crate::profile::{BackendSet, Profile};
 use crate::quant;
 use crate::runtime::{ort::OrtOptions, Backend};
 use crate::session::{
-    BackendEval, Experiment, ExperimentId, ExperimentResult, Measurement, Session,
+    BackendEval, Experiment, ExperimentId, ExperimentResult, Measurement, Session, Timing,
 };
 use crate::tensor::{self, Feed, InputSpec};
 
@@ -95,29 +97,39 @@ pub fn detect_backends(set: BackendSet, ort_options: OrtOptions) -> (Vec<Backend
     }
 }
 
-/// What one run reports, experiment by experiment, by id.
+/// What one run reports, experiment by experiment, by id: each measured experiment's start and
+/// end, then (the latencies of a run are timed together, at its end) each one's timing.
 #[derive(Debug)]
 pub enum RunEvent {
     Started(ExperimentId),
+    /// Accuracy, size and per-layer error; the latency comes with [`RunEvent::Timed`].
     Done(ExperimentId, Box<ExperimentResult>),
     Failed(ExperimentId, Box<Failure>),
+    /// The experiment's latency on each runtime, timed in rounds with the run's others.
+    Timed(ExperimentId, Box<Timing>),
 }
 
 impl RunEvent {
     pub fn id(&self) -> ExperimentId {
         match self {
-            RunEvent::Started(id) | RunEvent::Done(id, _) | RunEvent::Failed(id, _) => *id,
+            RunEvent::Started(id)
+            | RunEvent::Done(id, _)
+            | RunEvent::Failed(id, _)
+            | RunEvent::Timed(id, _) => *id,
         }
     }
 
-    /// The result a finished experiment keeps (a failure's with its error); `None` for
-    /// `Started`.
-    pub fn into_result(self) -> Option<(ExperimentId, ExperimentResult)> {
-        match self {
-            RunEvent::Started(_) => None,
-            RunEvent::Done(id, result) => Some((id, *result)),
-            RunEvent::Failed(id, failure) => Some((id, failure.into_result())),
-        }
+    /// Records what this event says in `session` (by id: an experiment removed meanwhile is
+    /// left alone); the experiment it changed, if one.
+    pub fn record(self, session: &mut Session) -> Option<ExperimentId> {
+        let id = self.id();
+        let recorded = match self {
+            RunEvent::Started(_) => false,
+            RunEvent::Done(_, result) => session.record(id, *result),
+            RunEvent::Failed(_, failure) => session.record(id, failure.into_result()),
+            RunEvent::Timed(_, timing) => session.record_timing(id, *timing),
+        };
+        recorded.then_some(id)
     }
 }
 
@@ -208,13 +220,27 @@ impl Workbench {
         })
     }
 
-    /// Runs `experiments` one after another, reporting each through `on_event`; an error from
-    /// `on_event` (a session that cannot be saved) ends the run with it. Only cancellation and
-    /// `on_event`'s errors are returned: an experiment's own failure, panics included, is its
-    /// [`RunEvent::Failed`].
+    /// Runs `experiments` one after another, reporting each through `on_event`, then times
+    /// them together; an error from `on_event` (a session that cannot be saved) ends the run
+    /// with it. Only cancellation and `on_event`'s errors are returned: an experiment's own
+    /// failure, panics included, is its [`RunEvent::Failed`].
     pub fn run_experiments(
         &mut self,
         experiments: impl IntoIterator<Item = Experiment>,
+        settings: &RunSettings,
+        progress: &Progress,
+        on_event: &mut dyn FnMut(RunEvent) -> Result<()>,
+    ) -> Result<()> {
+        self.run_and_retime(experiments, vec![], settings, progress, on_event)
+    }
+
+    /// [`Workbench::run_experiments`], timing `retime` (finished experiments: the float
+    /// reference a run of variants is compared with, or everything for "Re-measure") in the
+    /// same rounds.
+    pub fn run_and_retime(
+        &mut self,
+        experiments: impl IntoIterator<Item = Experiment>,
+        retime: Vec<Experiment>,
         settings: &RunSettings,
         progress: &Progress,
         on_event: &mut dyn FnMut(RunEvent) -> Result<()>,
@@ -225,6 +251,7 @@ impl Workbench {
             self.notes.extend(note);
             settings.to_mut().backends = backends;
         }
+        let mut timed = vec![];
         for experiment in experiments {
             let id = experiment.id;
             on_event(RunEvent::Started(id))?;
@@ -232,7 +259,10 @@ impl Workbench {
                 self.run_one(&experiment, &settings, progress)
             }));
             let event = match ran {
-                Ok(Ok(Ok(result))) => RunEvent::Done(id, Box::new(result)),
+                Ok(Ok(Ok((result, model)))) => {
+                    timed.push(timing::Entry::of(id, model, &result));
+                    RunEvent::Done(id, Box::new(result))
+                }
                 Ok(Ok(Err(failure))) => RunEvent::Failed(id, Box::new(failure)),
                 Ok(Err(cancelled)) => return Err(cancelled),
                 Err(panic) => RunEvent::Failed(
@@ -247,25 +277,41 @@ impl Workbench {
             };
             on_event(event)?;
         }
-        Ok(())
+        for e in retime {
+            match self.model_of(&e, progress) {
+                Ok(model) => timed.push(timing::Entry::of(e.id, model, &e.result)),
+                Err(err) if jobs::is_cancelled(&err) => return Err(err),
+                Err(err) => on_event(RunEvent::Timed(
+                    e.id,
+                    Box::new(Timing {
+                        benches: vec![],
+                        notes: vec![format!("latency not measured again: {err:#}")],
+                    }),
+                ))?,
+            }
+        }
+        self.time(timed, &settings, progress, on_event)
     }
 
     /// Runs one experiment ([`Workbench::run_experiments`]) and returns the result it keeps (a
-    /// failure's with its error); `Err` only for cancellation.
+    /// failure's with its error), timed; `Err` only for cancellation.
     pub fn run_single(
         &mut self,
         experiment: Experiment,
         settings: &RunSettings,
         progress: &Progress,
     ) -> Result<ExperimentResult> {
-        let mut kept = None;
+        let mut session = Session::new(Default::default(), None);
+        let id = session.add(experiment.clone());
+        let experiment = Experiment { id, ..experiment };
         self.run_experiments([experiment], settings, progress, &mut |event| {
-            if let Some((_, result)) = event.into_result() {
-                kept = Some(result);
-            }
+            event.record(&mut session);
             Ok(())
         })?;
-        kept.context("the run reported no result")
+        session
+            .remove(id)
+            .map(|e| e.result)
+            .context("the run reported no result")
     }
 
     /// What the runner noticed about the runs since the last call (a runtime not found).
@@ -281,16 +327,17 @@ impl Workbench {
         }
     }
 
-    /// One experiment: its result, or its failure; `Err` only for cancellation.
+    /// One experiment: its result and the model measured (to be timed), or its failure; `Err`
+    /// only for cancellation.
     fn run_one(
         &mut self,
         experiment: &Experiment,
         settings: &RunSettings,
         progress: &Progress,
-    ) -> Result<std::result::Result<ExperimentResult, Failure>> {
+    ) -> Result<std::result::Result<(ExperimentResult, pb::ModelProto), Failure>> {
         let mut result = self.fresh_result(settings);
         match self.measure_all(experiment, settings, progress, &mut result) {
-            Ok(()) => Ok(Ok(result)),
+            Ok(model) => Ok(Ok((result, model))),
             Err(e) if jobs::is_cancelled(&e) => Err(e),
             Err(e) => Ok(Err(Failure {
                 error: ExperimentError::Failed(e),
@@ -305,7 +352,7 @@ impl Workbench {
         settings: &RunSettings,
         progress: &Progress,
         result: &mut ExperimentResult,
-    ) -> Result<()> {
+    ) -> Result<pb::ModelProto> {
         let model = match &experiment.config {
             None => {
                 result.size_bytes = self.float_bytes;
@@ -327,23 +374,14 @@ impl Workbench {
         };
         for &backend in &settings.backends {
             progress.check()?;
-            let measured = self.measure(
+            match self.evaluate(
                 &model,
                 experiment.config.is_none(),
                 backend,
                 settings,
                 progress,
-            );
-            match measured {
-                Ok((eval, bench)) => {
-                    result.evals.push(eval);
-                    match bench {
-                        Ok(bench) => result.benches.push(bench),
-                        Err(e) if jobs::is_cancelled(&e) => return Err(e),
-                        // The accuracy stands without a latency (a device out of reach).
-                        Err(e) => result.notes.push(format!("{}: {e:#}", backend.name())),
-                    }
-                }
+            ) {
+                Ok(eval) => result.evals.push(eval),
                 Err(e) if jobs::is_cancelled(&e) => return Err(e),
                 Err(e) => result.notes.push(format!("{}: {e:#}", backend.name())),
             }
@@ -361,7 +399,7 @@ impl Workbench {
                 Err(e) => result.notes.push(format!("per-layer error: {e:#}")),
             }
         }
-        Ok(())
+        Ok(model)
     }
 
     /// The runtime's description and `model`'s outputs over the evaluation samples.
@@ -506,14 +544,16 @@ impl Workbench {
         }
     }
 
-    fn measure(
+    /// `model`'s figures on `backend` (against the float reference, unless it is the float
+    /// model, whose outputs become the reference).
+    fn evaluate(
         &mut self,
         model: &pb::ModelProto,
         is_float: bool,
         backend: Backend,
         settings: &RunSettings,
         progress: &Progress,
-    ) -> Result<(BackendEval, Result<bench::BenchReport>)> {
+    ) -> Result<BackendEval> {
         let (runtime_name, outputs) = self
             .outputs_of(model, backend, settings, progress)
             .with_context(|| format!("evaluating on {}", backend.name()))?;
@@ -534,38 +574,11 @@ impl Workbench {
             self.float_outputs
                 .insert(reference_key(backend, settings), outputs);
         }
-        let bench = match &settings.remote {
-            Some(remote) => {
-                progress.stage(&format!("benchmarking on {remote}"), 1);
-                bench::remote::benchmark_model(
-                    remote,
-                    model,
-                    &self.example,
-                    backend,
-                    &settings.bench,
-                )
-            }
-            None => {
-                let size = onnx::encode_model(model).len() as u64;
-                bench::benchmark(
-                    model,
-                    size,
-                    backend,
-                    &self.example,
-                    &settings.bench,
-                    progress,
-                )
-            }
-        }
-        .with_context(|| format!("benchmarking on {}", backend.name()));
-        Ok((
-            BackendEval {
-                backend: backend.name().into(),
-                runtime: runtime_name,
-                report,
-            },
-            bench,
-        ))
+        Ok(BackendEval {
+            backend: backend.name().into(),
+            runtime: runtime_name,
+            report,
+        })
     }
 }
 
@@ -590,14 +603,65 @@ pub fn run_ids(
         .iter()
         .filter_map(|&id| session.get(id).cloned())
         .collect();
-    bench.run_experiments(experiments, settings, progress, &mut |event| {
-        if let Some((id, result)) = event.into_result() {
-            if session.record(id, result) {
-                after_each(session, id)?;
-            }
-        }
-        Ok(())
-    })
+    run_recording(
+        session,
+        bench,
+        experiments,
+        vec![],
+        settings,
+        progress,
+        &mut after_each,
+    )
+}
+
+/// Times the finished experiments of `session` with the given ids again, together in rounds
+/// ("Re-measure"; the search's final comparison of its fastest candidates); each timing is
+/// recorded by id and `after_each` sees the session then.
+pub fn retime(
+    session: &mut Session,
+    bench: &mut Workbench,
+    ids: &[ExperimentId],
+    settings: &RunSettings,
+    progress: &Progress,
+    mut after_each: impl FnMut(&Session, ExperimentId) -> Result<()>,
+) -> Result<()> {
+    let finished: Vec<Experiment> = ids
+        .iter()
+        .filter_map(|&id| session.get(id))
+        .filter(|e| e.has_figures())
+        .cloned()
+        .collect();
+    run_recording(
+        session,
+        bench,
+        vec![],
+        finished,
+        settings,
+        progress,
+        &mut after_each,
+    )
+}
+
+/// [`Workbench::run_and_retime`], each event recorded in `session` by id.
+fn run_recording(
+    session: &mut Session,
+    bench: &mut Workbench,
+    experiments: Vec<Experiment>,
+    retimed: Vec<Experiment>,
+    settings: &RunSettings,
+    progress: &Progress,
+    after_each: &mut dyn FnMut(&Session, ExperimentId) -> Result<()>,
+) -> Result<()> {
+    bench.run_and_retime(
+        experiments,
+        retimed,
+        settings,
+        progress,
+        &mut |event| match event.record(session) {
+            Some(id) => after_each(session, id),
+            None => Ok(()),
+        },
+    )
 }
 
 /// Runs every experiment of `session` that has no result yet ([`run_ids`]).
