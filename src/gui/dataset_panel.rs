@@ -106,17 +106,19 @@ impl DatasetPanel {
         summary(ui, loaded);
         ui.horizontal(|ui| {
             let l = ui.label("Save description as");
-            ui.add(
-                egui::TextEdit::singleline(save_text)
-                    .hint_text("dataset.ron")
-                    .desired_width(130.0),
-            )
-            .labelled_by(l.id);
+            let edit = ui
+                .add(
+                    egui::TextEdit::singleline(save_text)
+                        .hint_text("dataset.ron")
+                        .desired_width(130.0),
+                )
+                .labelled_by(l.id);
+            let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
             let path = save_text.trim();
-            if ui
+            let save = ui
                 .add_enabled(!path.is_empty(), egui::Button::new("Save"))
-                .clicked()
-            {
+                .clicked();
+            if (save || enter) && !path.is_empty() {
                 ctx.commands
                     .send(AppCommand::SaveDatasetDesc(PathBuf::from(path)));
             }
@@ -143,13 +145,19 @@ impl DatasetPanel {
             ui.colored_label(ui.visuals().error_fg_color, e);
         }
         let changed = *draft != loaded.dataset.desc;
-        if ui
+        // A preset chosen applies at once; typed fields wait for the button.
+        let apply = ui
             .add_enabled(
                 changed && fields.errors.is_empty(),
                 egui::Button::new("Apply preprocessing"),
             )
-            .clicked()
-        {
+            .on_disabled_hover_text(if changed {
+                "fix the fields in red first"
+            } else {
+                "nothing changed: edit a field or choose a preset"
+            })
+            .clicked();
+        if (apply || chosen_preset.is_some()) && changed && fields.errors.is_empty() {
             ctx.commands
                 .send(AppCommand::ApplyDatasetDesc(Box::new(draft.clone())));
         }

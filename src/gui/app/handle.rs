@@ -213,11 +213,23 @@ impl WorkbenchApp {
                     .session
                     .as_mut()
                     .ok_or_else(|| anyhow!("open a model first"))?;
-                for e in quantbench::session::standard_preset(samples, &machine) {
+                let preset = quantbench::session::standard_preset(samples, &machine);
+                let total = preset.len();
+                let mut added = 0;
+                for e in preset {
                     if !session.experiments.iter().any(|x| x.name == e.name) {
                         session.add(e);
+                        added += 1;
                     }
                 }
+                let pending = session.experiments.iter().filter(|e| !e.is_done()).count();
+                self.info(match added {
+                    0 => format!(
+                        "the standard preset's {total} experiments are in the session already \
+                         ({pending} not run yet): nothing added"
+                    ),
+                    n => format!("added {n} experiments of the standard preset: Run measures them"),
+                });
             }
             AppCommand::RemoveExperiment(id) => self.remove_experiment(id)?,
             AppCommand::Select(id) => self.selected = id,

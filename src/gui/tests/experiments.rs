@@ -398,3 +398,19 @@ fn a_panicking_experiment_fails_alone_and_the_app_recovers() {
         .unwrap();
     assert!(last.result.error.is_none() && !last.result.evals.is_empty());
 }
+
+/// "Add standard preset" a second time has nothing to add, and says so instead of nothing.
+#[test]
+fn a_button_with_nothing_to_do_says_why() {
+    let mut h = harness();
+    click(&mut h, "Add standard preset");
+    h.run_steps(2);
+    let count = h.state().session.as_ref().unwrap().experiments.len();
+    assert!(count >= 6, "{count}");
+    click(&mut h, "Add standard preset");
+    h.run_steps(2);
+    assert_eq!(h.state().session.as_ref().unwrap().experiments.len(), count);
+    h.get_by_label_contains(&format!(
+        "the standard preset's {count} experiments are in the session already ({count} not run yet)"
+    ));
+}
