@@ -396,7 +396,7 @@ fn image_preprocess(
             Preset::Imagenet
         };
         notes.push(format!(
-            "normalisation: preset {} ({}) assumed; give --preset imagenet|pm1|unit|caffe|raw, or --mean/--std",
+            "normalisation: preset {} ({}) assumed; if the model was trained otherwise, choose another preset (imagenet, pm1, unit, caffe, raw) or give its mean and std",
             guess.name(),
             guess.describe()
         ));
@@ -570,7 +570,7 @@ fn describe_csv(
     match (options.preset, &options.mean, &options.std) {
         (Some(p), _, _) => p.apply(preprocess),
         (None, None, None) => notes.push(
-            "CSV values are fed as they are (preset raw); give --preset or --mean/--std to normalise"
+            "CSV values are fed as they are (preset raw); choose a preset or give a mean and std to normalise them"
                 .into(),
         ),
         _ => {}

@@ -77,6 +77,8 @@ pub enum Variation {
     /// This activation between 8 and 16 bits.
     ToggleInt16(String),
     Unpin(String),
+    /// 4-bit weights stored as ONNX INT4 tensors (opset 21) instead of int8 ones.
+    OnnxInt4,
 }
 
 impl Variation {
@@ -109,6 +111,10 @@ impl Variation {
             Variation::Unpin(tensor) => {
                 config.pinned_ranges.remove(tensor);
                 format!("{tensor} unpinned")
+            }
+            Variation::OnnxInt4 => {
+                config.int4_storage = quantbench::quant::Int4Storage::OnnxInt4;
+                "ONNX INT4 storage".into()
             }
         }
     }

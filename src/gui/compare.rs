@@ -3,6 +3,8 @@
 use eframe::egui;
 
 use super::context::AppCtx;
+use super::words;
+use quantbench::quant::{Int4Storage, Mode, QuantConfig};
 use quantbench::session::{Experiment, ExperimentId, Session};
 
 #[derive(Default)]
@@ -13,76 +15,150 @@ pub struct CompareView {
     b_picked: bool,
 }
 
+/// The settings rows of a quantized experiment: only those that apply to its mode, in words.
+fn settings_rows(e: &Experiment, c: &QuantConfig, out: &mut Vec<(String, String)>) {
+    let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
+    let report = e.result.quantize.as_ref();
+    out.push(("mode".into(), words::mode(c.mode).into()));
+    out.push(("for".into(), words::target(c.target).into()));
+    if words::has_granularity(c.mode) {
+        let weights = match (c.mode, c.int4_block_size) {
+            (Mode::Int4Weights, Some(b)) => format!("one scale per block of {b}"),
+            _ if c.per_channel => "one scale per output channel".into(),
+            _ => "one scale per tensor".into(),
+        };
+        out.push(("weight scales".into(), weights));
+    }
+    if matches!(c.mode, Mode::Int8 | Mode::Int8Weights | Mode::Int8Dynamic) {
+        out.push((
+            "weight range".into(),
+            if c.reduce_range {
+                "7 bits (int8 kernels without VNNI saturate at 8)".into()
+            } else {
+                "8 bits".into()
+            },
+        ));
+    }
+    if words::calibrates(c.mode) {
+        out.push(("symmetry".into(), words::symmetry(c.symmetry).into()));
+        out.push((
+            "activations".into(),
+            words::activations(c.activations).into(),
+        ));
+        out.push(("calibration".into(), calibration_text(c, report)));
+        out.push(("cross-layer equalization".into(), yes_no(c.cle)));
+        out.push((
+            "bias correction".into(),
+            match c.bias_correction {
+                None => "no",
+                Some(quantbench::quant::BiasCorrection::Fast) => "fast",
+                Some(quantbench::quant::BiasCorrection::Full) => "full",
+            }
+            .into(),
+        ));
+        out.push(("quantized ops".into(), c.ops.join(", ")));
+    }
+    if matches!(c.mode, Mode::Int8 | Mode::Int4Weights) {
+        out.push(("AdaRound".into(), yes_no(c.adaround)));
+    }
+    if c.mode == Mode::Int4Weights {
+        out.push(("4-bit storage".into(), int4_storage_text(c, report)));
+    }
+    if !c.keep_float.is_empty() {
+        out.push(("kept float".into(), c.keep_float.join(", ")));
+    }
+    if let Some(o) = c.opset {
+        out.push(("opset asked".into(), o.to_string()));
+    }
+}
+
+/// "min–max over 23 samples (200 asked: the calibration split has 23)": the samples used.
+fn calibration_text(c: &QuantConfig, report: Option<&quantbench::quant::QuantizeReport>) -> String {
+    let method = words::calibration(&c.calibration);
+    match report.map(|r| r.calibration_samples) {
+        Some(0) => format!("{method}, ranges reused from the experiment varied"),
+        Some(used) if used < c.samples => format!(
+            "{method} over {used} samples ({} asked: the calibration data has {used})",
+            c.samples
+        ),
+        Some(used) => format!("{method} over {used} samples"),
+        None => format!("{method}, up to {} samples", c.samples),
+    }
+}
+
+/// How the 4-bit weights are stored in the file written, and what that means for its size.
+fn int4_storage_text(
+    c: &QuantConfig,
+    report: Option<&quantbench::quant::QuantizeReport>,
+) -> String {
+    match report.map(|r| r.opset) {
+        Some(o) if o >= 21 && c.int4_storage != Int4Storage::Int8Container => {
+            "ONNX INT4 tensors (opset 21): half the size of int8; tract cannot load them".into()
+        }
+        Some(o) => format!(
+            "in int8 tensors ({}opset {o}): the file is as large as with int8 weights",
+            if c.int4_storage == Int4Storage::Int8Container {
+                "as asked; "
+            } else {
+                "the model's opset is below 21; "
+            }
+        ),
+        None => words::int4_storage(c.int4_storage).into(),
+    }
+}
+
+/// Where `e` stores 4-bit weights in int8 tensors: why its file is as large as int8's, and a
+/// variant with ONNX INT4 storage where ONNX Runtime (which runs it) is measured.
+fn int4_offer(ui: &mut egui::Ui, ctx: &AppCtx, e: &Experiment, backends: &[String]) {
+    if !int4_in_int8(e) {
+        return;
+    }
+    ui.horizontal_wrapped(|ui| {
+        ui.label(format!(
+            "{}: its 4-bit weights are stored in int8 tensors, so the file is no smaller than int8's.",
+            e.name
+        ));
+        if backends.iter().any(|b| b == "ort") {
+            if ui
+                .button("Add an ONNX INT4 variant")
+                .on_hover_text(
+                    "The same weights in ONNX INT4 tensors (opset 21): half the size. ONNX \
+                     Runtime runs it; tract cannot load it.",
+                )
+                .clicked()
+            {
+                ctx.commands.send(super::AppCommand::Vary {
+                    experiment: e.id,
+                    change: super::commands::Variation::OnnxInt4,
+                });
+            }
+        } else {
+            ui.weak("ONNX INT4 storage (opset 21) halves it, for ONNX Runtime, which is not found here.");
+        }
+    });
+}
+
+/// Whether `e` stores 4-bit weights in int8 tensors, where ONNX INT4 would halve its file.
+fn int4_in_int8(e: &Experiment) -> bool {
+    let Some(c) = &e.config else { return false };
+    c.mode == Mode::Int4Weights
+        && c.int4_storage != Int4Storage::OnnxInt4
+        && e.result.quantize.as_ref().is_some_and(|r| r.opset < 21)
+}
+
 fn rows(e: &Experiment, backends: &[String]) -> Vec<(String, String)> {
     let opt = |v: Option<f64>, d: usize| match v {
-        Some(v) if v.is_infinite() => "inf".to_string(),
+        Some(v) if v.is_infinite() => "exact".to_string(),
         Some(v) => format!("{v:.d$}"),
         None => "–".to_string(),
     };
     let mut out = vec![];
     match &e.config {
-        None => out.push(("mode".to_string(), "float (baseline)".to_string())),
-        Some(c) => {
-            out.push(("mode".into(), c.mode.cli_name().into()));
-            out.push((
-                "weights".into(),
-                if c.per_channel {
-                    "per-channel"
-                } else {
-                    "per-tensor"
-                }
-                .into(),
-            ));
-            out.push(("symmetry".into(), format!("{:?}", c.symmetry)));
-            out.push(("activations".into(), format!("{:?}", c.activations)));
-            out.push((
-                "calibration".into(),
-                format!("{} ({} samples)", c.calibration, c.samples),
-            ));
-            out.push((
-                "kept float".into(),
-                if c.keep_float.is_empty() {
-                    "–".into()
-                } else {
-                    c.keep_float.join(", ")
-                },
-            ));
-            out.push((
-                "reduce range".into(),
-                if c.reduce_range { "yes (7-bit)" } else { "no" }.into(),
-            ));
-            out.push(("target".into(), c.target.cli_name().into()));
-            out.push((
-                "cross-layer equalization".into(),
-                if c.cle { "yes" } else { "no" }.into(),
-            ));
-            out.push((
-                "AdaRound".into(),
-                if c.adaround { "yes" } else { "no" }.into(),
-            ));
-            out.push((
-                "bias correction".into(),
-                match c.bias_correction {
-                    None => "no",
-                    Some(quantbench::quant::BiasCorrection::Fast) => "fast",
-                    Some(quantbench::quant::BiasCorrection::Full) => "full",
-                }
-                .into(),
-            ));
-            out.push(("ops".into(), c.ops.join(", ")));
-            out.push((
-                "int4 blocks".into(),
-                c.int4_block_size
-                    .map_or("–".into(), |b| format!("{b} ({:?})", c.int4_storage)),
-            ));
-            out.push((
-                "opset asked".into(),
-                c.opset.map_or("model's".into(), |o| o.to_string()),
-            ));
-        }
+        None => out.push(("mode".to_string(), "float (the reference)".to_string())),
+        Some(c) => settings_rows(e, c, &mut out),
     }
     out.push((
-        "size".into(),
+        "file size".into(),
         quantbench::onnx::inspect::human_bytes(e.result.size_bytes),
     ));
     if let Some(q) = &e.result.quantize {
@@ -90,16 +166,22 @@ fn rows(e: &Experiment, backends: &[String]) -> Vec<(String, String)> {
     }
     for b in backends {
         let r = e.result.eval(b);
-        out.push((format!("{b} top-1"), opt(r.and_then(|r| r.top1), 4)));
+        if let Some(n) = r.map(|r| r.samples) {
+            out.push((format!("{b}: evaluated on"), format!("{n} samples")));
+        }
+        out.push((format!("{b}: top-1"), opt(r.and_then(|r| r.top1), 4)));
         out.push((
-            format!("{b} agreement"),
+            format!("{b}: agreement with float"),
             opt(r.and_then(|r| r.agreement), 4),
         ));
-        out.push((format!("{b} SQNR dB"), opt(r.and_then(|r| r.sqnr_db), 2)));
-        out.push((format!("{b} cosine"), opt(r.and_then(|r| r.cosine), 5)));
         out.push((
-            format!("{b} p50 ms"),
-            opt(e.result.bench(b).map(|x| x.p50_ms), 3),
+            format!("{b}: output SQNR (dB)"),
+            opt(r.and_then(|r| r.sqnr_db), 2),
+        ));
+        out.push((format!("{b}: cosine"), opt(r.and_then(|r| r.cosine), 5)));
+        out.push((
+            format!("{b}: p50 latency"),
+            e.result.bench(b).map_or("–".into(), |x| x.p50_text()),
         ));
     }
     out
@@ -174,6 +256,9 @@ impl CompareView {
             .collect();
         backends.sort();
         backends.dedup();
+        for e in [ea, eb] {
+            int4_offer(ui, ctx, e, &backends);
+        }
         let (ra, rb) = (rows(ea, &backends), rows(eb, &backends));
         egui::ScrollArea::vertical()
             .id_salt("compare_rows")
@@ -220,45 +305,76 @@ impl CompareView {
 
 #[cfg(test)]
 mod tests {
-    use quantbench::quant::QuantConfig;
+    use quantbench::quant::{Mode, QuantConfig};
     use quantbench::session::Experiment;
 
-    /// Every setting of the config is a row, so two experiments differing only in it show it.
+    fn rows_of(config: QuantConfig) -> Vec<(String, String)> {
+        super::rows(&Experiment::quantized(config), &[])
+    }
+
+    fn get(rows: &[(String, String)], k: &str) -> Option<String> {
+        rows.iter()
+            .find(|(name, _)| name == k)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// int8 lists every setting it has, in words; a weight-only mode has no activation or
+    /// calibration rows (they do not apply); no Rust name anywhere.
     #[test]
-    fn every_setting_is_listed() {
-        let e = Experiment::quantized(QuantConfig {
+    fn the_settings_that_apply_in_words() {
+        let int8 = rows_of(QuantConfig {
             reduce_range: true,
-            int4_block_size: Some(32),
             opset: Some(21),
             ops: vec!["Conv".into(), "MatMul".into()],
             target: quantbench::quant::Target::TensorRt,
             cle: true,
+            keep_float: vec!["Conv.3".into()],
             bias_correction: Some(quantbench::quant::BiasCorrection::Full),
             ..Default::default()
         });
-        let rows = super::rows(&e, &[]);
-        let get = |k: &str| {
-            rows.iter()
-                .find(|(name, _)| name == k)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_else(|| panic!("no row '{k}': {rows:?}"))
-        };
-        assert_eq!(get("reduce range"), "yes (7-bit)");
-        assert_eq!(get("ops"), "Conv, MatMul");
-        assert_eq!(get("target"), "tensorrt");
-        assert_eq!(get("cross-layer equalization"), "yes");
-        assert_eq!(get("bias correction"), "full");
-        assert!(get("int4 blocks").starts_with("32"));
-        assert_eq!(get("opset asked"), "21");
-        for k in [
-            "mode",
-            "weights",
-            "symmetry",
+        assert_eq!(
+            get(&int8, "weight range").unwrap(),
+            "7 bits (int8 kernels without VNNI saturate at 8)"
+        );
+        assert_eq!(get(&int8, "quantized ops").unwrap(), "Conv, MatMul");
+        assert_eq!(get(&int8, "for").unwrap(), "TensorRT");
+        assert_eq!(get(&int8, "cross-layer equalization").unwrap(), "yes");
+        assert_eq!(get(&int8, "bias correction").unwrap(), "full");
+        assert_eq!(get(&int8, "opset asked").unwrap(), "21");
+        assert_eq!(get(&int8, "kept float").unwrap(), "Conv.3");
+        assert_eq!(get(&int8, "activations").unwrap(), "unsigned 8-bit (0…255)");
+        assert_eq!(
+            get(&int8, "calibration").unwrap(),
+            format!("min–max, up to {} samples", QuantConfig::default().samples)
+        );
+        let weights = rows_of(QuantConfig {
+            mode: Mode::Int8Weights,
+            ..Default::default()
+        });
+        for absent in [
             "activations",
             "calibration",
-            "kept float",
+            "symmetry",
+            "quantized ops",
+            "AdaRound",
         ] {
-            get(k);
+            assert_eq!(get(&weights, absent), None, "{weights:?}");
+        }
+        assert_eq!(
+            get(&weights, "mode").unwrap(),
+            "int8 weights, float compute"
+        );
+        for (_, v) in int8.iter().chain(&weights) {
+            for rust in [
+                "WeightsOnly",
+                "Uint8",
+                "Int8Weights",
+                "OrtCpu",
+                "Some(",
+                "None",
+            ] {
+                assert!(!v.contains(rust), "{v}");
+            }
         }
     }
 }

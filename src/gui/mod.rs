@@ -23,6 +23,7 @@ mod tasks;
 mod tests;
 mod toolbar;
 mod tradeoff;
+mod words;
 
 use std::path::PathBuf;
 use std::time::Instant;

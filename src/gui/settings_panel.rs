@@ -157,10 +157,11 @@ impl SettingsPanel {
     fn mode_and_target(&mut self, ui: &mut egui::Ui, c: &mut QuantConfig) {
         let l = ui.label("Mode");
         egui::ComboBox::from_id_salt("mode")
-            .selected_text(c.mode.cli_name())
+            .selected_text(super::words::mode(c.mode))
+            .width(230.0)
             .show_ui(ui, |ui| {
                 for m in Mode::ALL {
-                    ui.selectable_value(&mut c.mode, m, m.cli_name());
+                    ui.selectable_value(&mut c.mode, m, super::words::mode(m));
                 }
             })
             .response
@@ -170,10 +171,11 @@ impl SettingsPanel {
         let l = ui.label("Target");
         let mut target = c.target;
         egui::ComboBox::from_id_salt("target")
-            .selected_text(target.cli_name())
+            .selected_text(super::words::target(target))
+            .width(230.0)
             .show_ui(ui, |ui| {
                 for t in Target::ALL {
-                    ui.selectable_value(&mut target, t, t.cli_name());
+                    ui.selectable_value(&mut target, t, super::words::target(t));
                 }
             })
             .response
@@ -311,14 +313,15 @@ impl SettingsPanel {
         self.error_row(ui, "int4_block_size");
         let l = ui.label("int4 storage");
         egui::ComboBox::from_id_salt("int4_storage")
-            .selected_text(format!("{:?}", c.int4_storage))
+            .selected_text(super::words::int4_storage(c.int4_storage))
+            .width(230.0)
             .show_ui(ui, |ui| {
                 for s in [
                     Int4Storage::Auto,
                     Int4Storage::Int8Container,
                     Int4Storage::OnnxInt4,
                 ] {
-                    ui.selectable_value(&mut c.int4_storage, s, format!("{s:?}"));
+                    ui.selectable_value(&mut c.int4_storage, s, super::words::int4_storage(s));
                 }
             })
             .response

@@ -11,7 +11,7 @@ fn the_target_sets_its_defaults_and_says_why() {
     h.run();
     click(&mut h, "Target");
     h.run();
-    click(&mut h, "ort-cpu");
+    click(&mut h, "ONNX Runtime on this CPU");
     h.run();
     let machine = quantbench::host::detect();
     let saturates = machine.os.ends_with("x86_64") && !machine.has_vnni();
