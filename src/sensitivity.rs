@@ -2,10 +2,10 @@
 //! model measured (task metric and latency, on one runtime), then the layers are ranked by what
 //! keeping each recovers per millisecond of latency it costs. Every variant is an experiment run
 //! by the runner on the whole model's calibration (a layer kept float does not change the float
-//! activations, so the ranges do not change either).
+//! activations, so the ranges do not change either), and timed in rounds together with the
+//! whole model: its latency cost is the difference of two medians of the same rounds.
 
 use anyhow::{bail, Result};
-use serde::{Deserialize, Serialize};
 
 use crate::jobs::Progress;
 use crate::onnx::{self, pb};
@@ -13,40 +13,7 @@ use crate::quant::QuantConfig;
 use crate::runner::{RunSettings, Workbench};
 use crate::session::{Experiment, ExperimentResult};
 
-/// One layer kept float.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Sensitivity {
-    pub layer: String,
-    pub op_type: String,
-    /// The task metric with this layer kept in float, and what it recovers over the whole model
-    /// quantized.
-    pub metric: f64,
-    pub recovered: f64,
-    /// Output SQNR against float with this layer kept float, and what it gains (the tiebreak
-    /// where the task metric cannot tell layers apart).
-    pub sqnr_db: Option<f64>,
-    pub sqnr_gained_db: Option<f64>,
-    pub p50_ms: f64,
-    pub latency_cost_ms: f64,
-    /// `recovered / max(latency_cost_ms, 0.01)`.
-    pub score: f64,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SensitivityReport {
-    pub backend: String,
-    /// `top-1` with labels, `agreement` with float without.
-    pub metric_name: String,
-    /// The whole model quantized: metric and p50.
-    pub metric: f64,
-    pub p50_ms: f64,
-    pub float_metric: f64,
-    pub float_p50_ms: f64,
-    /// Best first.
-    pub ranking: Vec<Sensitivity>,
-    /// Layers whose variant could not be measured, with why.
-    pub skipped: Vec<String>,
-}
+pub use crate::session::ranking::{Sensitivity, SensitivityReport};
 
 /// The candidate layers: nodes of a quantized op type that the config does not keep float.
 pub fn candidates(model: &pb::ModelProto, config: &QuantConfig) -> Vec<(String, String)> {
@@ -80,6 +47,32 @@ fn sqnr(result: &ExperimentResult) -> Option<f64> {
     result.evals.first().and_then(|r| r.report.sqnr_db)
 }
 
+/// Runs `variant` and times it in rounds with `whole` (already measured): the variant's
+/// result, and the whole model's p50 in those rounds.
+fn paired(
+    bench: &mut Workbench,
+    variant: QuantConfig,
+    whole: &Experiment,
+    settings: &RunSettings,
+    progress: &Progress,
+) -> Result<(ExperimentResult, Option<f64>)> {
+    let mut session = crate::session::Session::new(Default::default(), None);
+    let id = session.add(Experiment::quantized(variant));
+    let whole_id = session.add(whole.clone());
+    let experiments: Vec<Experiment> = session.get(id).cloned().into_iter().collect();
+    let reference: Vec<Experiment> = session.get(whole_id).cloned().into_iter().collect();
+    bench.run_and_retime(experiments, reference, settings, progress, &mut |event| {
+        event.record(&mut session);
+        Ok(())
+    })?;
+    let whole_p50 = session
+        .get(whole_id)
+        .and_then(|w| w.result.benches.first())
+        .map(|b| b.p50_ms);
+    let result = session.remove(id).map(|e| e.result).unwrap_or_default();
+    Ok((result, whole_p50))
+}
+
 /// Ranks the layers `config` quantizes on the first runtime of `settings`; `on_layer(k, n,
 /// name)` is told before each of the `n` variants.
 pub fn rank(
@@ -101,11 +94,12 @@ pub fn rank(
         .to_string();
     let float = bench.run_single(Experiment::float(), &settings, progress)?;
     let float_fig = figure(&float, true).unwrap_or((1.0, 0.0));
-    let whole = bench.run_single(Experiment::quantized(config.clone()), &settings, progress)?;
-    let Some(whole_fig) = figure(&whole, false) else {
+    let mut whole = Experiment::quantized(config.clone());
+    whole.result = bench.run_single(whole.clone(), &settings, progress)?;
+    let Some(whole_fig) = figure(&whole.result, false) else {
         bail!(
             "the quantized model could not be measured: {}",
-            whole.error.unwrap_or_default()
+            whole.result.error.unwrap_or_default()
         );
     };
     let candidates = candidates(&bench.float, config);
@@ -116,7 +110,7 @@ pub fn rank(
         on_layer(k, candidates.len(), layer);
         let mut variant = config.clone();
         variant.keep_float.push(layer.clone());
-        let result = bench.run_single(Experiment::quantized(variant), &settings, progress)?;
+        let (result, whole_now) = paired(bench, variant, &whole, &settings, progress)?;
         let Some((metric, p50)) = figure(&result, false) else {
             skipped.push(format!(
                 "{layer}: {}",
@@ -125,7 +119,9 @@ pub fn rank(
             continue;
         };
         let recovered = metric - whole_fig.0;
-        let cost = p50 - whole_fig.1;
+        // Against the whole model's p50 of the same rounds: the cost is a difference of two
+        // medians timed together, not of two timed at different moments.
+        let cost = p50 - whole_now.unwrap_or(whole_fig.1);
         let sqnr_db = sqnr(&result);
         ranking.push(Sensitivity {
             layer: layer.clone(),
@@ -133,7 +129,7 @@ pub fn rank(
             metric,
             recovered,
             sqnr_db,
-            sqnr_gained_db: sqnr_db.zip(sqnr(&whole)).map(|(a, b)| a - b),
+            sqnr_gained_db: sqnr_db.zip(sqnr(&whole.result)).map(|(a, b)| a - b),
             p50_ms: p50,
             latency_cost_ms: cost,
             score: recovered / cost.max(0.01),

@@ -24,6 +24,8 @@ pub enum TaskKind {
     /// The calibration inspector's figures for an experiment's settings (`None`: the Settings
     /// tab's): one at a time.
     Inspect(Option<ExperimentId>),
+    /// Ranking an experiment's layers by sensitivity: one at a time.
+    Sensitivity(ExperimentId),
     /// Saving the session after a change: one at a time.
     Autosave,
     /// Looking for a session that a window which is gone was working on, at start-up.
@@ -35,7 +37,10 @@ pub enum TaskKind {
 impl TaskKind {
     /// Whether a second task of this kind replaces the first (which is cancelled).
     fn replaces(self) -> bool {
-        matches!(self, TaskKind::Open | TaskKind::Inspect(_))
+        matches!(
+            self,
+            TaskKind::Open | TaskKind::Inspect(_) | TaskKind::Sensitivity(_)
+        )
     }
 
     /// Whether a second task of this kind may run beside the first.
@@ -51,6 +56,7 @@ pub enum TaskOutput {
     /// of the run as a whole (a runtime not found).
     Ran(Vec<String>),
     Inspected(Box<Inspection>),
+    Ranked(Box<quantbench::sensitivity::SensitivityReport>),
     /// A file was written; what to say (empty: nothing).
     Wrote(String),
     Recovery(Option<Box<Interrupted>>),
@@ -128,6 +134,7 @@ impl BackgroundTasks {
             TaskKind::Open => "open",
             TaskKind::Experiments => "experiments",
             TaskKind::Inspect(_) => "inspect",
+            TaskKind::Sensitivity(_) => "sensitivity",
             TaskKind::Autosave => "autosave",
             TaskKind::RecoveryCheck => "recovery-check",
             TaskKind::Write => "write",
@@ -206,6 +213,14 @@ impl BackgroundTasks {
             .iter()
             .find(|t| t.kind == kind)
             .map(|t| t.label.as_str())
+    }
+
+    /// The experiment whose layers are being ranked, if any.
+    pub fn ranking(&self) -> Option<ExperimentId> {
+        self.tasks.iter().find_map(|t| match t.kind {
+            TaskKind::Sensitivity(e) => Some(e),
+            _ => None,
+        })
     }
 
     /// The inspector's task, if one runs: for which experiment.

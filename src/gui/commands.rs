@@ -29,6 +29,9 @@ pub enum AppCommand {
     RemoveExperiment(ExperimentId),
     Select(Option<ExperimentId>),
     Run,
+    /// Rank this experiment's layers by what keeping each float recovers per millisecond.
+    RankSensitivity(ExperimentId),
+    StopSensitivity,
     /// Time every finished experiment again, together in rounds (no accuracy rerun).
     Remeasure,
     Cancel,
@@ -79,6 +82,8 @@ pub enum Variation {
     Unpin(String),
     /// 4-bit weights stored as ONNX INT4 tensors (opset 21) instead of int8 ones.
     OnnxInt4,
+    /// These layers kept float too (the top of a sensitivity ranking).
+    KeepFloat(Vec<String>),
 }
 
 impl Variation {
@@ -111,6 +116,14 @@ impl Variation {
             Variation::Unpin(tensor) => {
                 config.pinned_ranges.remove(tensor);
                 format!("{tensor} unpinned")
+            }
+            Variation::KeepFloat(layers) => {
+                for l in layers {
+                    if !config.keep_float.contains(l) {
+                        config.keep_float.push(l.clone());
+                    }
+                }
+                format!("top {} sensitive float", layers.len())
             }
             Variation::OnnxInt4 => {
                 config.int4_storage = quantbench::quant::Int4Storage::OnnxInt4;

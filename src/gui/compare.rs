@@ -113,29 +113,40 @@ fn int4_offer(ui: &mut egui::Ui, ctx: &AppCtx, e: &Experiment, backends: &[Strin
     if !int4_in_int8(e) {
         return;
     }
-    ui.horizontal_wrapped(|ui| {
-        ui.label(format!(
-            "{}: its 4-bit weights are stored in int8 tensors, so the file is no smaller than int8's.",
+    ui.add(
+        egui::Label::new(format!(
+            "{}: its 4-bit weights are stored in int8 tensors, so the file is no smaller than \
+             int8's.",
             e.name
-        ));
-        if backends.iter().any(|b| b == "ort") {
-            if ui
-                .button("Add an ONNX INT4 variant")
-                .on_hover_text(
-                    "The same weights in ONNX INT4 tensors (opset 21): half the size. ONNX \
-                     Runtime runs it; tract cannot load it.",
-                )
-                .clicked()
-            {
-                ctx.commands.send(super::AppCommand::Vary {
-                    experiment: e.id,
-                    change: super::commands::Variation::OnnxInt4,
-                });
-            }
-        } else {
-            ui.weak("ONNX INT4 storage (opset 21) halves it, for ONNX Runtime, which is not found here.");
+        ))
+        .wrap(),
+    );
+    if backends.iter().any(|b| b == "ort") {
+        if ui
+            .button("Add an ONNX INT4 variant")
+            .on_hover_text(
+                "The same weights in ONNX INT4 tensors (opset 21): half the size. ONNX Runtime \
+                 runs it; tract cannot load it.",
+            )
+            .clicked()
+        {
+            ctx.commands.send(super::AppCommand::Vary {
+                experiment: e.id,
+                change: super::commands::Variation::OnnxInt4,
+            });
         }
-    });
+    } else {
+        ui.add(
+            egui::Label::new(
+                egui::RichText::new(
+                    "ONNX INT4 storage (opset 21) halves it, for ONNX Runtime, which is not \
+                     found here.",
+                )
+                .weak(),
+            )
+            .wrap(),
+        );
+    }
 }
 
 /// Whether `e` stores 4-bit weights in int8 tensors, where ONNX INT4 would halve its file.

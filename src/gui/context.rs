@@ -68,6 +68,8 @@ pub struct AppCtx<'a> {
     pub frame_p95_ms: Option<f64>,
     /// The developer's gauge is on.
     pub frame_times: bool,
+    /// The sensitivity ranking going on: for which experiment, how far.
+    pub ranking: Option<(ExperimentId, super::app::RankProgress)>,
     /// Why the current settings cannot become an experiment, if they cannot.
     pub settings_error: Option<String>,
     /// Where benchmarks run (`[user@]host[:port]`; empty: this machine).

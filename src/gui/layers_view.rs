@@ -11,6 +11,7 @@ use super::table;
 use super::AppCommand;
 use quantbench::eval::layers::{LayerError, LayerMetrics};
 use quantbench::quant::inspect::Inspection;
+use quantbench::sensitivity::{Sensitivity, SensitivityReport};
 use quantbench::session::ExperimentId;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,6 +19,12 @@ enum Column {
     Graph,
     Tensor,
     Op,
+    /// The sensitivity ranking's place (1: keep this one float first).
+    Rank,
+    Recovered,
+    SqnrGained,
+    Cost,
+    PerMs,
     IsolatedSqnr,
     CumulativeSqnr,
     Cosine,
@@ -26,11 +33,11 @@ enum Column {
     RmseOverScale,
 }
 
+/// A layer's place in the sensitivity ranking, and its entry.
+type Ranked<'a> = Option<(usize, &'a Sensitivity)>;
+
 impl Column {
-    const ALL: [Column; 9] = [
-        Column::Graph,
-        Column::Tensor,
-        Column::Op,
+    const METRICS: [Column; 6] = [
         Column::IsolatedSqnr,
         Column::CumulativeSqnr,
         Column::Cosine,
@@ -39,11 +46,34 @@ impl Column {
         Column::RmseOverScale,
     ];
 
+    const SENSITIVITY: [Column; 5] = [
+        Column::Rank,
+        Column::Recovered,
+        Column::SqnrGained,
+        Column::Cost,
+        Column::PerMs,
+    ];
+
+    /// The columns after the actions: the op, the ranking's when there is one, the metrics.
+    fn shown(ranked: bool) -> Vec<Column> {
+        let mut out = vec![Column::Op];
+        if ranked {
+            out.extend(Column::SENSITIVITY);
+        }
+        out.extend(Column::METRICS);
+        out
+    }
+
     fn title(self) -> &'static str {
         match self {
             Column::Graph => "order",
             Column::Tensor => "layer",
             Column::Op => "op",
+            Column::Rank => "rank",
+            Column::Recovered => "float recovers",
+            Column::SqnrGained => "SQNR gained",
+            Column::Cost => "costs ms",
+            Column::PerMs => "per ms",
             Column::IsolatedSqnr => "isolated SQNR",
             Column::CumulativeSqnr => "cumulative SQNR",
             Column::Cosine => "cosine",
@@ -53,8 +83,22 @@ impl Column {
         }
     }
 
-    /// The cumulative metrics (the ones the user watches), isolated for its own column.
-    fn number(self, l: &LayerError) -> Option<f64> {
+    fn hover(self) -> &'static str {
+        match self {
+            Column::Rank => "the sensitivity ranking: keep the first float first",
+            Column::Recovered => {
+                "what keeping this layer float (alone) recovers of the task metric"
+            }
+            Column::SqnrGained => "what keeping it float gains in output SQNR: the tiebreak where the task metric cannot tell layers apart",
+            Column::Cost => "what it costs in p50 latency, timed in rounds with the whole model",
+            Column::PerMs => "recovered per millisecond of latency (the ranking's key)",
+            _ => "sort by this column; again to reverse",
+        }
+    }
+
+    /// The cumulative metrics (the ones the user watches), isolated for its own column, and
+    /// the sensitivity ranking's figures.
+    fn number(self, l: &LayerError, ranked: Ranked) -> Option<f64> {
         let c = l.cumulative.as_ref();
         let m = |f: fn(&LayerMetrics) -> f64| c.map(f);
         match self {
@@ -64,40 +108,79 @@ impl Column {
             Column::RelativeRmse => m(|c| c.relative_rmse),
             Column::MaxAbs => m(|c| c.max_abs_error),
             Column::RmseOverScale => c.and_then(|c| c.rmse_over_scale),
+            Column::Rank => ranked.map(|(k, _)| k as f64 + 1.0),
+            Column::Recovered => ranked.map(|(_, s)| s.recovered),
+            Column::SqnrGained => ranked.and_then(|(_, s)| s.sqnr_gained_db),
+            Column::Cost => ranked.map(|(_, s)| s.latency_cost_ms),
+            Column::PerMs => ranked.map(|(_, s)| s.score),
             Column::Graph | Column::Tensor | Column::Op => None,
         }
     }
 }
 
 pub struct LayersView {
-    sort: Column,
+    /// `None`: the default, the ranking where there is one, the isolated SQNR otherwise.
+    sort: Option<Column>,
     descending: bool,
+    /// How many of the ranking's top layers "Keep the top K float" keeps.
+    top_k: usize,
 }
 
 impl Default for LayersView {
     fn default() -> Self {
         LayersView {
-            sort: Column::IsolatedSqnr,
+            sort: None,
             descending: false,
+            top_k: 3,
         }
     }
 }
 
+/// Where `l` stands in `report`'s ranking.
+fn ranked<'a>(l: &LayerError, report: Option<&'a SensitivityReport>) -> Ranked<'a> {
+    report?
+        .ranking
+        .iter()
+        .enumerate()
+        .find(|(_, s)| !l.node.is_empty() && s.layer == l.node)
+}
+
 /// The rows of `layers` in the order `sort` asks (graph order breaks ties).
-fn order(layers: &[LayerError], sort: Column, descending: bool) -> Vec<usize> {
+fn order(
+    layers: &[LayerError],
+    report: Option<&SensitivityReport>,
+    sort: Column,
+    descending: bool,
+) -> Vec<usize> {
     let mut rows: Vec<usize> = (0..layers.len()).collect();
     rows.sort_by(|&a, &b| {
         let (x, y) = (&layers[a], &layers[b]);
         let o = match sort {
             Column::Graph => a.cmp(&b),
-            Column::Tensor => x.tensor.cmp(&y.tensor),
+            Column::Tensor => layer_name(x).cmp(&layer_name(y)),
             Column::Op => x.op_type.cmp(&y.op_type),
             _ => {
-                let key = |l: &LayerError| sort.number(l).unwrap_or(f64::NAN);
-                key(x).total_cmp(&key(y))
+                // Unranked or unmeasured rows last either way.
+                let key = |l: &LayerError| sort.number(l, ranked(l, report));
+                match (key(x), key(y)) {
+                    (Some(p), Some(q)) => {
+                        let o = p.total_cmp(&q);
+                        if descending {
+                            o.reverse()
+                        } else {
+                            o
+                        }
+                    }
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (None, None) => std::cmp::Ordering::Equal,
+                }
             }
         };
-        let o = if descending { o.reverse() } else { o };
+        let o = match sort {
+            Column::Graph | Column::Tensor | Column::Op if descending => o.reverse(),
+            _ => o,
+        };
         o.then(a.cmp(&b))
     });
     rows
@@ -136,6 +219,7 @@ impl LayersView {
         let Some(config) = e.config.clone() else {
             return;
         };
+        super::sensitivity_bar::ui(ui, ctx, e, &config, &mut self.top_k);
         self.table(ui, ctx, e, &config);
     }
 
@@ -148,18 +232,33 @@ impl LayersView {
         config: &quantbench::quant::QuantConfig,
     ) {
         let layers = &e.result.layers;
-        let rows = order(layers, self.sort, self.descending);
+        let report = e.result.sensitivity.as_ref();
+        let default_sort = if report.is_some() {
+            Column::Rank
+        } else {
+            Column::IsolatedSqnr
+        };
+        let rows = order(
+            layers,
+            report,
+            self.sort.unwrap_or(default_sort),
+            self.descending,
+        );
         let names: Vec<String> = layers.iter().map(layer_name).collect();
-        let columns = columns(ui, &names);
-        // The table's columns: order, layer, (actions), then the rest of `Column::ALL`.
+        let after = Column::shown(report.is_some());
+        let columns = columns(ui, &names, &after);
+        // The table's columns: order, layer, (actions), then `after`.
         let sort_of = |k: usize| match k {
             0 => Some(Column::Graph),
             1 => Some(Column::Tensor),
             2 => None,
-            k => Some(Column::ALL[k - 1]),
+            k => Some(after[k - 3]),
         };
         let height = ui.available_height();
-        let (sort, descending) = (&mut self.sort, &mut self.descending);
+        let descending = &mut self.descending;
+        // The default follows the ranking's arrival until the user sorts by a column.
+        let mut current = self.sort.unwrap_or(default_sort);
+        let chosen = &mut self.sort;
         table::Table::new("layer_table", &columns)
             .frozen(3)
             .show_with_header(
@@ -168,7 +267,9 @@ impl LayersView {
                 height,
                 |ui, k| {
                     if let Some(c) = sort_of(k) {
-                        sort_header(ui, c, sort, descending);
+                        if sort_header(ui, c, &mut current, descending) {
+                            *chosen = Some(current);
+                        }
                     }
                 },
                 |ui, row, k| {
@@ -189,24 +290,26 @@ impl LayersView {
                             }
                         }
                         2 => actions(ui, ctx, e.id, &e.name, l, config),
-                        3 => {
-                            ui.label(&l.op_type);
-                        }
-                        k => {
-                            ui.label(cell_text(Column::ALL[k - 1], l));
-                        }
+                        k => match after[k - 3] {
+                            Column::Op => {
+                                ui.label(&l.op_type);
+                            }
+                            c => {
+                                ui.label(cell_text(c, l, ranked(l, report)));
+                            }
+                        },
                     }
                 },
             );
     }
 }
 
-/// A sortable column's title: a click sorts by it, again reverses.
-fn sort_header(ui: &mut egui::Ui, c: Column, sort: &mut Column, descending: &mut bool) {
+/// A sortable column's title: a click sorts by it, again reverses; whether it was clicked.
+fn sort_header(ui: &mut egui::Ui, c: Column, sort: &mut Column, descending: &mut bool) -> bool {
     let sorted = *sort == c;
     let clicked = ui
         .selectable_label(sorted, c.title())
-        .on_hover_text("sort by this column; again to reverse")
+        .on_hover_text(c.hover())
         .clicked();
     if sorted {
         table::sort_arrow(ui, *descending);
@@ -219,10 +322,11 @@ fn sort_header(ui: &mut egui::Ui, c: Column, sort: &mut Column, descending: &mut
             *descending = false;
         }
     }
+    clicked
 }
 
 /// The table's columns, each wide enough for its sortable title (padding and sort arrow).
-fn columns(ui: &egui::Ui, names: &[String]) -> Vec<table::Column> {
+fn columns(ui: &egui::Ui, names: &[String], after: &[Column]) -> Vec<table::Column> {
     let header = |c: Column| {
         table::text_width(ui, c.title(), egui::TextStyle::Body)
             + 2.0 * ui.spacing().button_padding.x
@@ -238,10 +342,14 @@ fn columns(ui: &egui::Ui, names: &[String]) -> Vec<table::Column> {
             230.0,
         ),
         table::Column::new("", 196.0),
-        table::Column::new(Column::Op.title(), header(Column::Op).max(110.0)),
     ];
-    for &c in &Column::ALL[3..] {
-        columns.push(table::Column::new(c.title(), header(c).max(96.0)));
+    for &c in after {
+        let min = match c {
+            Column::Op => 110.0,
+            Column::Rank => 0.0,
+            _ => 96.0,
+        };
+        columns.push(table::Column::new(c.title(), header(c).max(min)));
     }
     columns
 }
@@ -284,11 +392,16 @@ pub fn layer_name(l: &LayerError) -> String {
     }
 }
 
-fn cell_text(c: Column, l: &LayerError) -> String {
-    match c.number(l) {
+fn cell_text(c: Column, l: &LayerError, ranked: Ranked) -> String {
+    match c.number(l, ranked) {
         None => "–".into(),
         Some(v) if v.is_infinite() => "exact".into(),
         Some(v) => match c {
+            Column::Rank => format!("{v:.0}"),
+            Column::Recovered => format!("{v:+.4}"),
+            Column::SqnrGained => format!("{v:+.2} dB"),
+            Column::Cost => format!("{v:+.3}"),
+            Column::PerMs => format!("{v:.3}"),
             Column::IsolatedSqnr | Column::CumulativeSqnr => format!("{v:.2} dB"),
             Column::Cosine => format!("{v:.5}"),
             Column::RmseOverScale => format!("{v:.3}"),
@@ -495,9 +608,49 @@ mod tests {
             layer("a", 20.0, 25.0),
             layer("c", 40.0, 5.0),
         ];
-        assert_eq!(order(&layers, Column::IsolatedSqnr, false), vec![1, 0, 2]);
-        assert_eq!(order(&layers, Column::CumulativeSqnr, true), vec![1, 0, 2]);
-        assert_eq!(order(&layers, Column::Tensor, false), vec![1, 0, 2]);
-        assert_eq!(order(&layers, Column::Graph, true), vec![2, 1, 0]);
+        assert_eq!(
+            order(&layers, None, Column::IsolatedSqnr, false),
+            vec![1, 0, 2]
+        );
+        assert_eq!(
+            order(&layers, None, Column::CumulativeSqnr, true),
+            vec![1, 0, 2]
+        );
+        assert_eq!(order(&layers, None, Column::Tensor, false), vec![1, 0, 2]);
+        assert_eq!(order(&layers, None, Column::Graph, true), vec![2, 1, 0]);
+        // By the ranking: its order, ascending or not; an unranked layer last either way.
+        let entry = |layer: &str, score: f64| Sensitivity {
+            layer: layer.into(),
+            op_type: "Conv".into(),
+            metric: 0.9,
+            recovered: 0.01,
+            sqnr_db: None,
+            sqnr_gained_db: None,
+            p50_ms: 1.0,
+            latency_cost_ms: 0.1,
+            score,
+        };
+        let report = SensitivityReport {
+            backend: "tract".into(),
+            metric_name: "top-1".into(),
+            metric: 0.89,
+            p50_ms: 1.0,
+            float_metric: 0.9,
+            float_p50_ms: 2.0,
+            ranking: vec![entry("c", 0.3), entry("b", 0.1)],
+            skipped: vec![],
+        };
+        assert_eq!(
+            order(&layers, Some(&report), Column::Rank, false),
+            vec![2, 0, 1]
+        );
+        assert_eq!(
+            order(&layers, Some(&report), Column::Rank, true),
+            vec![0, 2, 1]
+        );
+        assert_eq!(
+            order(&layers, Some(&report), Column::PerMs, true),
+            vec![2, 0, 1]
+        );
     }
 }

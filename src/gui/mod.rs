@@ -16,6 +16,7 @@ mod frame_bench;
 mod heatmap;
 mod layers_view;
 mod model_panel;
+mod sensitivity_bar;
 mod settings_panel;
 mod table;
 mod tasks;
@@ -77,7 +78,11 @@ pub fn launch(launch: Launch, started: Instant) -> Result<()> {
             session_out,
             inspect,
         } => {
-            let view: CentralView = view.parse().map_err(|e: String| anyhow!("--view: {e}"))?;
+            // "sensitivity": the Layers view, once the layers are ranked.
+            let rank = view == "sensitivity";
+            let view: CentralView = if rank { "layers" } else { view.as_str() }
+                .parse()
+                .map_err(|e: String| anyhow!("--view: {e}"))?;
             let tab: SetupTab = tab.parse().map_err(|e: String| anyhow!("--tab: {e}"))?;
             Startup {
                 open: path,
@@ -87,6 +92,7 @@ pub fn launch(launch: Launch, started: Instant) -> Result<()> {
                     tab,
                     session_out,
                     inspect,
+                    rank,
                 }),
                 ..Default::default()
             }
@@ -132,6 +138,8 @@ struct ScreenshotPlan {
     pub session_out: Option<PathBuf>,
     /// Open the calibration inspector on this tensor first.
     pub inspect: Option<String>,
+    /// Rank the layers of the experiment shown by sensitivity first (unless it has a ranking).
+    pub rank: bool,
 }
 
 /// The bundled sample, found next to the executable's project or the working directory.

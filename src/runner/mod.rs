@@ -179,6 +179,9 @@ pub struct Workbench {
     /// one only in layers kept float, pins or recovery reuses its calibration.
     ranges: HashMap<String, quant::ActivationRanges>,
     notes: Vec<String>,
+    /// The last model [`Workbench::model_of`] quantized again, by its config (a reference
+    /// timed with one variant after another is quantized once).
+    last_model: Option<(quant::QuantConfig, pb::ModelProto)>,
 }
 
 /// What an int8 calibration depends on: the config without the settings that only use its
@@ -217,6 +220,7 @@ impl Workbench {
             float_outputs: HashMap::new(),
             ranges: HashMap::new(),
             notes: vec![],
+            last_model: None,
         })
     }
 

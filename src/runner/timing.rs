@@ -49,7 +49,14 @@ impl Workbench {
         {
             return onnx::read_model(kept);
         }
-        Ok(self.quantize(config, progress)?.0)
+        if let Some((c, model)) = &self.last_model {
+            if c == config {
+                return Ok(model.clone());
+            }
+        }
+        let model = self.quantize(config, progress)?.0;
+        self.last_model = Some((config.clone(), model.clone()));
+        Ok(model)
     }
 
     /// Times `entries` together on every runtime of `settings`; one [`RunEvent::Timed`] each.

@@ -6,6 +6,7 @@
 
 mod format;
 mod preset;
+pub mod ranking;
 
 pub use format::SESSION_FORMAT;
 pub use preset::standard_preset;
@@ -116,6 +117,8 @@ pub struct ExperimentResult {
     pub data: Option<DataStamp>,
     /// How they were measured beyond the config and the data (None: before this was recorded).
     pub measured: Option<Measurement>,
+    /// Which layers to keep float: each kept float alone, ranked (the Layers view's job).
+    pub sensitivity: Option<ranking::SensitivityReport>,
 }
 
 /// An experiment's latencies, timed with the other experiments of a run (or of a Re-measure)

@@ -36,6 +36,8 @@ impl WorkbenchApp {
             | AppCommand::Run
             | AppCommand::Remeasure
             | AppCommand::Cancel
+            | AppCommand::RankSensitivity(_)
+            | AppCommand::StopSensitivity
             | AppCommand::Vary { .. } => self.apply_experiments(command),
             AppCommand::ExportModel { experiment, path } => self.export_model(experiment, path),
             AppCommand::AskPath(purpose) => {
@@ -235,6 +237,12 @@ impl WorkbenchApp {
             AppCommand::Select(id) => self.selected = id,
             AppCommand::Run => self.start_run()?,
             AppCommand::Remeasure => self.start_remeasure()?,
+            AppCommand::RankSensitivity(id) => self.start_sensitivity(id)?,
+            AppCommand::StopSensitivity => {
+                if let Some(id) = self.tasks.ranking() {
+                    self.tasks.cancel(TaskKind::Sensitivity(id));
+                }
+            }
             AppCommand::Cancel => self.tasks.stop_run(),
             AppCommand::Vary { experiment, change } => self.vary(experiment, change)?,
             _ => {}
@@ -458,7 +466,7 @@ impl WorkbenchApp {
     }
 
     /// The open model and a dataset that fits it: what running or planning experiments needs.
-    fn model_and_fitting_data(&self) -> Result<(&LoadedModel, &LoadedDataset)> {
+    pub(super) fn model_and_fitting_data(&self) -> Result<(&LoadedModel, &LoadedDataset)> {
         let model = self
             .model
             .as_ref()

@@ -82,6 +82,12 @@ impl WorkbenchApp {
             (TaskKind::Inspect(e), JobEnd::Done(TaskOutput::Inspected(found))) => {
                 self.inspection = Some((e, *found));
             }
+            (TaskKind::Sensitivity(id), JobEnd::Done(TaskOutput::Ranked(report))) => {
+                self.ranked(id, *report)
+            }
+            (TaskKind::Sensitivity(_), JobEnd::Cancelled) => {
+                self.info("sensitivity ranking stopped")
+            }
             (TaskKind::Inspect(_), JobEnd::Failed(e)) => {
                 self.error(&e.context("calibration inspector"))
             }

@@ -7,6 +7,8 @@
 //! run as a background task ([`super::background`]); the app keeps what it shows until the
 //! task's result arrives, then applies it.
 
+mod analysis;
+pub use analysis::RankProgress;
 mod handle;
 mod logic;
 mod ui;
@@ -169,6 +171,8 @@ pub struct WorkbenchApp {
     pub dialogs: super::dialogs::DialogService,
     /// A path asked for in the window, a dialog having failed to open.
     pub prompt: Option<super::dialogs::PathPrompt>,
+    /// The sensitivity ranking going on: for which experiment, how far.
+    rank_progress: Option<(ExperimentId, Arc<std::sync::Mutex<analysis::RankProgress>>)>,
 }
 
 thread_local! {
@@ -317,6 +321,7 @@ impl WorkbenchApp {
             frame_bench: None,
             dialogs: super::dialogs::DialogService::of_process(),
             prompt: None,
+            rank_progress: None,
         }
     }
 

@@ -48,6 +48,7 @@ impl WorkbenchApp {
                 self.frame_p95_ms()
             },
             frame_times: self.persisted.frame_times,
+            ranking: self.rank_status(),
             commands: &self.commands,
             is_test: self.is_test,
         };
@@ -100,6 +101,15 @@ impl WorkbenchApp {
             self.selected = self.selected.or(last);
             let experiment = self.selected;
             self.apply(AppCommand::InspectCalibration { experiment, tensor });
+            return;
+        }
+        let rank = self
+            .screenshots
+            .plan
+            .as_mut()
+            .is_some_and(|p| std::mem::take(&mut p.rank));
+        if rank {
+            self.rank_for_screenshot();
             return;
         }
         self.screenshots.settled_frames += 1;

@@ -189,3 +189,46 @@ fn opening_another_model_forgets_the_inspector_and_the_selection() {
     assert!(h.state().inspection.is_none());
     assert_eq!(h.state().selected, None);
 }
+
+/// "Rank layers by sensitivity" runs as a job and keeps its ranking with the experiment; the
+/// table sorts by it, and "Make the variant" keeps the top K float in a new experiment that
+/// runs at once.
+#[test]
+fn sensitivity_ranks_the_layers_and_the_top_k_become_a_variant() {
+    let mut h = harness();
+    add_and_run(&mut h);
+    h.state_mut()
+        .apply(AppCommand::Select(Some(ExperimentId(2))));
+    h.state_mut()
+        .apply(AppCommand::SetView(crate::gui::CentralView::Layers));
+    h.run_steps(2);
+    click(&mut h, "Rank layers by sensitivity");
+    run_until_idle(&mut h);
+    let session = h.state().session.clone().unwrap();
+    let e = session.get(ExperimentId(2)).unwrap();
+    let report = e.result.sensitivity.clone().expect("the ranking is kept");
+    let config = e.config.clone().unwrap();
+    let model = quantbench::onnx::read_model(&sample()).unwrap();
+    assert_eq!(
+        report.ranking.len() + report.skipped.len(),
+        quantbench::sensitivity::candidates(&model, &config).len()
+    );
+    // The table shows the rank column, the first row first.
+    h.get_by_label("rank");
+    h.get_by_label("float recovers");
+    click(&mut h, "Make the variant");
+    run_until_idle(&mut h);
+    let session = h.state().session.clone().unwrap();
+    let variant = session.experiments.last().unwrap();
+    assert_eq!(variant.parent, Some(ExperimentId(2)));
+    let kept = &variant.config.as_ref().unwrap().keep_float;
+    let top: Vec<String> = report
+        .ranking
+        .iter()
+        .take(3.min(report.ranking.len()))
+        .map(|s| s.layer.clone())
+        .collect();
+    assert_eq!(kept, &top, "the default K is 3");
+    assert!(variant.has_figures(), "{:?}", variant.result.error);
+    assert_eq!(h.state().selected, Some(ExperimentId(2)), "the view stays");
+}
