@@ -309,6 +309,7 @@ fn the_speed_explanation_counts_what_still_runs_in_float() {
     let (q, _) = quant::quantize(&float, &config, Some(&data), &Progress::new()).unwrap();
     let e = quantbench::bench::explain::explain(&q, &first_inputs(&q, &data), &[], false).unwrap();
     assert_eq!((e.weighted_ops, e.int8_ops), (2, 1));
+    assert_eq!(e.int8_nodes, vec!["first".to_string()]);
     assert_eq!((e.total_macs, e.float_macs), (96, 32));
     assert_eq!(e.float_ops[0].node, "second");
     assert!(
@@ -325,6 +326,57 @@ fn the_speed_explanation_counts_what_still_runs_in_float() {
     );
     assert!(
         e.advice.iter().any(|a| a.contains("no VNNI")),
+        "{:?}",
+        e.advice
+    );
+}
+
+/// Conv → HardSwish → Conv, int8 on the Convs: HardSwish, which ONNX Runtime has no int8
+/// kernel for, reads a dequantized activation; the explanation names that read.
+#[test]
+fn the_speed_explanation_names_the_op_with_no_int8_kernel_that_reads_a_qdq_pair() {
+    let float = model(
+        vec![
+            onnx::node("Conv", "conv_a", &["x", "wa"], &["t"]),
+            onnx::node("HardSwish", "act", &["t"], &["u"]),
+            onnx::node("Conv", "conv_b", &["u", "wb"], &["y"]),
+        ],
+        vec![
+            onnx::f32_tensor("wa", &[4, 2, 1, 1], &values(8, 21)),
+            onnx::f32_tensor("wb", &[2, 4, 1, 1], &values(8, 22)),
+        ],
+        &[1, 2, 4, 4],
+    );
+    let data = synthetic(&float);
+    let config = QuantConfig {
+        ops: vec!["Conv".into()],
+        samples: 4,
+        ..Default::default()
+    };
+    let (q, _) = quant::quantize(&float, &config, Some(&data), &Progress::new()).unwrap();
+    let e = quantbench::bench::explain::explain(&q, &first_inputs(&q, &data), &[], true).unwrap();
+    assert_eq!(e.weighted_ops, 2);
+    assert_eq!(
+        e.unfused_qdq.get("HardSwish"),
+        Some(&1),
+        "{:?}",
+        e.unfused_qdq
+    );
+    assert_eq!(e.unfused_reads.len(), 1, "{:?}", e.unfused_reads);
+    assert_eq!(
+        (
+            e.unfused_reads[0].node.as_str(),
+            e.unfused_reads[0].op_type.as_str()
+        ),
+        ("act", "HardSwish")
+    );
+    assert!(
+        e.advice.iter().any(|a| a.contains("HardSwish ×1")),
+        "{:?}",
+        e.advice
+    );
+    assert!(
+        !e.advice.iter().any(|a| a.contains("no VNNI")),
         "{:?}",
         e.advice
     );

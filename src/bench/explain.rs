@@ -52,16 +52,30 @@ pub struct FloatOp {
     pub reason: String,
 }
 
+/// An op ONNX Runtime has no int8 kernel for, reading a dequantized activation: the Q/DQ pair
+/// around it is a dequantize and a quantize around a float op.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct UnfusedRead {
+    pub node: String,
+    pub op_type: String,
+    /// The dequantized tensor it reads.
+    pub tensor: String,
+}
+
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct SpeedExplanation {
     pub weighted_ops: usize,
     pub int8_ops: usize,
+    /// The weighted ops that are int8 node units, in graph order.
+    pub int8_nodes: Vec<String>,
     pub total_macs: u64,
     pub float_macs: u64,
     /// Weighted ops computing in float, largest first.
     pub float_ops: Vec<FloatOp>,
     /// DequantizeLinear outputs read by ops without a QDQ kernel: op type -> count.
     pub unfused_qdq: BTreeMap<String, usize>,
+    /// Those reads one by one, in graph order.
+    pub unfused_reads: Vec<UnfusedRead>,
     pub int8_features: Vec<String>,
     pub advice: Vec<String>,
 }
@@ -149,6 +163,7 @@ pub fn explain(
             .is_some_and(|&p| g.node[p].op_type == "DequantizeLinear")
     };
     let mut float_ops = vec![];
+    let mut int8_nodes = vec![];
     let (mut weighted, mut int8, mut total, mut float_macs) = (0, 0, 0u64, 0u64);
     for (&pos, &m) in &macs {
         let n = &g.node[pos];
@@ -173,7 +188,10 @@ pub fn explain(
             None
         };
         match reason {
-            None => int8 += 1,
+            None => {
+                int8 += 1;
+                int8_nodes.push(n.name.clone());
+            }
             Some(reason) => {
                 float_macs += m;
                 float_ops.push(FloatOp {
@@ -187,25 +205,34 @@ pub fn explain(
     }
     float_ops.sort_by_key(|f| std::cmp::Reverse(f.macs));
     let mut unfused_qdq = BTreeMap::new();
+    let mut unfused_reads = vec![];
     for dq in g
         .node
         .iter()
         .filter(|n| n.op_type == "DequantizeLinear" && !index.is_initializer(&n.input[0]))
     {
         for &c in index.consumers_of(&dq.output[0]) {
-            let op = &g.node[c].op_type;
+            let reader = &g.node[c];
+            let op = &reader.op_type;
             if op != "QuantizeLinear" && !ORT_QDQ_OPS.contains(&op.as_str()) {
                 *unfused_qdq.entry(op.clone()).or_insert(0) += 1;
+                unfused_reads.push(UnfusedRead {
+                    node: reader.name.clone(),
+                    op_type: op.clone(),
+                    tensor: dq.output[0].clone(),
+                });
             }
         }
     }
     let mut e = SpeedExplanation {
         weighted_ops: weighted,
         int8_ops: int8,
+        int8_nodes,
         total_macs: total,
         float_macs,
         float_ops,
         unfused_qdq,
+        unfused_reads,
         int8_features: features.to_vec(),
         advice: vec![],
     };
@@ -225,7 +252,7 @@ fn advice(e: &SpeedExplanation, features: &[String], has_vnni: bool) -> Vec<Stri
             .map(|f| format!("{} ({})", f.node, f.reason))
             .collect();
         advice.push(format!(
-            "{:.0}% of the multiply-accumulates still run in float; the largest: {}. Quantize what they read and write (add the ops around them to `ops`, or take them out of `keep_float`)",
+            "{:.0}% of the multiply-accumulates still run in float; the largest: {}. Quantize what they read and write: add the ops around them to the quantized ops, or stop keeping them float",
             share * 100.0,
             top.join("; ")
         ));
@@ -237,13 +264,13 @@ fn advice(e: &SpeedExplanation, features: &[String], has_vnni: bool) -> Vec<Stri
             .map(|(op, n)| format!("{op} ×{n}"))
             .collect();
         advice.push(format!(
-            "Q/DQ pairs feed ops ONNX Runtime has no int8 kernel for ({}): each is a dequantize and a quantize around a float op that a float Conv before it would have fused (HardSwish, HardSigmoid, Sigmoid). Keeping the layers on both sides float can be faster than int8 there: `quantbench tune` tries such groups and keeps the fastest that meets its goal",
+            "Q/DQ pairs feed ops ONNX Runtime has no int8 kernel for ({}): each is a dequantize and a quantize around a float op that a float Conv before it would have fused (HardSwish, HardSigmoid, Sigmoid). Keeping the layers on both sides float can be faster than int8 there: the search (tune) tries such groups and keeps the fastest that meets its goal",
             list.join(", ")
         ));
     }
     if !has_vnni {
         advice.push(format!(
-            "this CPU ({}) has no VNNI: int8 dot products go through 16-bit intermediate sums (vpmaddubsw), so int8 kernels gain less over float here than on a VNNI CPU; with ONNX Runtime use `--target ort-cpu` (7-bit weights) to stay exact",
+            "this CPU ({}) has no VNNI: int8 dot products go through 16-bit intermediate sums (vpmaddubsw), so int8 kernels gain less over float here than on a VNNI CPU; for ONNX Runtime, quantize for the target ort-cpu (ONNX Runtime on this CPU: 7-bit weights) to stay exact",
             if features.is_empty() { "no AVX2".to_string() } else { features.join(", ") }
         ));
     }

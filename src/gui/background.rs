@@ -26,6 +26,8 @@ pub enum TaskKind {
     Inspect(Option<ExperimentId>),
     /// Ranking an experiment's layers by sensitivity: one at a time.
     Sensitivity(ExperimentId),
+    /// Why an experiment's model is not faster: one at a time.
+    Explain(ExperimentId),
     /// Saving the session after a change: one at a time.
     Autosave,
     /// Looking for a session that a window which is gone was working on, at start-up.
@@ -39,7 +41,7 @@ impl TaskKind {
     fn replaces(self) -> bool {
         matches!(
             self,
-            TaskKind::Open | TaskKind::Inspect(_) | TaskKind::Sensitivity(_)
+            TaskKind::Open | TaskKind::Inspect(_) | TaskKind::Sensitivity(_) | TaskKind::Explain(_)
         )
     }
 
@@ -57,6 +59,7 @@ pub enum TaskOutput {
     Ran(Vec<String>),
     Inspected(Box<Inspection>),
     Ranked(Box<quantbench::sensitivity::SensitivityReport>),
+    Explained(Box<quantbench::bench::explain::SpeedExplanation>),
     /// A file was written; what to say (empty: nothing).
     Wrote(String),
     Recovery(Option<Box<Interrupted>>),
@@ -135,6 +138,7 @@ impl BackgroundTasks {
             TaskKind::Experiments => "experiments",
             TaskKind::Inspect(_) => "inspect",
             TaskKind::Sensitivity(_) => "sensitivity",
+            TaskKind::Explain(_) => "explain",
             TaskKind::Autosave => "autosave",
             TaskKind::RecoveryCheck => "recovery-check",
             TaskKind::Write => "write",
@@ -219,6 +223,14 @@ impl BackgroundTasks {
     pub fn ranking(&self) -> Option<ExperimentId> {
         self.tasks.iter().find_map(|t| match t.kind {
             TaskKind::Sensitivity(e) => Some(e),
+            _ => None,
+        })
+    }
+
+    /// The experiment being explained, if any.
+    pub fn explaining(&self) -> Option<ExperimentId> {
+        self.tasks.iter().find_map(|t| match t.kind {
+            TaskKind::Explain(e) => Some(e),
             _ => None,
         })
     }

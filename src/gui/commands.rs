@@ -31,6 +31,10 @@ pub enum AppCommand {
     Run,
     /// Rank this experiment's layers by what keeping each float recovers per millisecond.
     RankSensitivity(ExperimentId),
+    /// Find out why this experiment's model is not faster (the Speed-up view).
+    Explain(ExperimentId),
+    /// Show this experiment's layer (a node) in the Layers view.
+    ShowLayer(ExperimentId, String),
     StopSensitivity,
     /// Time every finished experiment again, together in rounds (no accuracy rerun).
     Remeasure,

@@ -70,6 +70,14 @@ pub struct AppCtx<'a> {
     pub frame_times: bool,
     /// The sensitivity ranking going on: for which experiment, how far.
     pub ranking: Option<(ExperimentId, super::app::RankProgress)>,
+    /// Why experiments are not faster, as found out so far; which one is being looked at.
+    pub explanations: &'a std::collections::HashMap<
+        ExperimentId,
+        Result<quantbench::bench::explain::SpeedExplanation, String>,
+    >,
+    pub explaining: Option<ExperimentId>,
+    /// The layer the Layers view is asked to show (from the Speed-up view).
+    pub layer_focus: Option<&'a str>,
     /// Why the current settings cannot become an experiment, if they cannot.
     pub settings_error: Option<String>,
     /// Where benchmarks run (`[user@]host[:port]`; empty: this machine).

@@ -124,6 +124,8 @@ pub struct LayersView {
     descending: bool,
     /// How many of the ranking's top layers "Keep the top K float" keeps.
     top_k: usize,
+    /// The layer the table last scrolled to on request (it scrolls once per request).
+    scrolled_to: Option<String>,
 }
 
 impl Default for LayersView {
@@ -132,6 +134,7 @@ impl Default for LayersView {
             sort: None,
             descending: false,
             top_k: 3,
+            scrolled_to: None,
         }
     }
 }
@@ -255,12 +258,21 @@ impl LayersView {
             k => Some(after[k - 3]),
         };
         let height = ui.available_height();
+        let focus = ctx
+            .layer_focus
+            .and_then(|node| rows.iter().position(|&r| layers[r].node == node));
+        let scroll = focus.filter(|_| self.scrolled_to.as_deref() != ctx.layer_focus);
+        if scroll.is_some() {
+            self.scrolled_to = ctx.layer_focus.map(str::to_string);
+        }
         let descending = &mut self.descending;
         // The default follows the ranking's arrival until the user sorts by a column.
         let mut current = self.sort.unwrap_or(default_sort);
         let chosen = &mut self.sort;
         table::Table::new("layer_table", &columns)
             .frozen(3)
+            .scroll_to(scroll)
+            .highlight(focus)
             .show_with_header(
                 ui,
                 rows.len(),

@@ -18,6 +18,7 @@ mod layers_view;
 mod model_panel;
 mod sensitivity_bar;
 mod settings_panel;
+mod speedup_view;
 mod table;
 mod tasks;
 #[cfg(test)]

@@ -79,6 +79,17 @@ pub fn scrolled<R>(ui: &mut egui::Ui, add: impl FnOnce(&mut egui::Ui) -> R) -> R
     .inner
 }
 
+/// A label cut to `max_width`, the whole text on hover when cut.
+pub fn elided_text(ui: &mut egui::Ui, text: &str, max_width: f32) -> egui::Response {
+    let (shown, cut) = elided(ui, text, max_width);
+    let response = ui.add(egui::Label::new(shown).selectable(false));
+    if cut {
+        response.on_hover_text(text)
+    } else {
+        response
+    }
+}
+
 pub struct Table<'a> {
     id: egui::IdSalt,
     /// The id salt in words (what a layout test names).
@@ -89,6 +100,9 @@ pub struct Table<'a> {
     row_height: f32,
     header_height: f32,
     striped: bool,
+    /// Scroll to bring this row into view (this frame), and mark it.
+    scroll_to: Option<usize>,
+    highlight: Option<usize>,
 }
 
 const GAP: f32 = 8.0;
@@ -103,6 +117,8 @@ impl<'a> Table<'a> {
             row_height: 22.0,
             header_height: 22.0,
             striped: true,
+            scroll_to: None,
+            highlight: None,
         }
     }
 
@@ -118,6 +134,18 @@ impl<'a> Table<'a> {
 
     pub fn header_height(mut self, h: f32) -> Self {
         self.header_height = h;
+        self
+    }
+
+    /// Scrolls `row` into view in this frame.
+    pub fn scroll_to(mut self, row: Option<usize>) -> Self {
+        self.scroll_to = row;
+        self
+    }
+
+    /// Marks `row` (the selection's colour behind it).
+    pub fn highlight(mut self, row: Option<usize>) -> Self {
+        self.highlight = row;
         self
     }
 
@@ -176,87 +204,98 @@ impl<'a> Table<'a> {
         let width = x;
         let frozen_width = xs.get(self.frozen).copied().unwrap_or(width);
         let height = self.header_height + rows as f32 * self.row_height;
-        egui::ScrollArea::both()
+        let mut area = egui::ScrollArea::both()
             .id_salt(self.id)
             // Filling the space given: a panel holding the table keeps its size.
             .auto_shrink([false, false])
-            .max_height(max_height)
-            .show_viewport(ui, |ui, viewport| {
-                scrolled(ui, |ui| {
-                    ui.set_min_size(egui::vec2(width, height));
-                    let origin = ui.min_rect().min;
-                    let visible = ui.clip_rect();
-                    let at = |x: f32, y: f32, w: f32, h: f32| {
-                        egui::Rect::from_min_size(origin + egui::vec2(x, y), egui::vec2(w, h))
-                    };
-                    let body = egui::Rect::from_min_max(
-                        egui::pos2(visible.min.x, visible.min.y + self.header_height),
-                        visible.max,
-                    );
-                    let scrolled = egui::Rect::from_min_max(
-                        egui::pos2(visible.min.x + frozen_width, body.min.y),
-                        body.max,
-                    );
-                    let first = ((viewport.min.y - self.header_height) / self.row_height)
-                        .floor()
-                        .max(0.0) as usize;
-                    let last = (((viewport.max.y - self.header_height) / self.row_height).ceil()
-                        as usize)
-                        .min(rows);
-                    // Where column `c` is drawn (frozen ones at the viewport's left), if it shows.
-                    let shown_x = |c: usize| {
-                        if c < self.frozen {
-                            return Some(viewport.min.x + xs[c]);
-                        }
-                        let (x, w) = (xs[c], self.columns[c].width);
-                        (x <= viewport.max.x && x + w >= viewport.min.x).then_some(x)
-                    };
-                    let stripe = ui.visuals().faint_bg_color;
-                    for row in first..last {
-                        let y = self.header_height + row as f32 * self.row_height;
-                        if self.striped && row % 2 == 1 {
-                            let band = at(viewport.min.x, y, viewport.width(), self.row_height);
-                            ui.painter()
-                                .with_clip_rect(body)
-                                .rect_filled(band, 0.0, stripe);
-                        }
-                        for (c, column) in self.columns.iter().enumerate() {
-                            let Some(x) = shown_x(c) else { continue };
-                            let rect = at(x, y, column.width, self.row_height);
-                            let clip = if c < self.frozen { body } else { scrolled };
-                            in_rect(ui, (&self.name, row, c), rect, clip, |ui| cell(ui, row, c));
-                        }
+            .max_height(max_height);
+        if let Some(row) = self.scroll_to {
+            // A few rows above it stay in view, for context.
+            area = area.vertical_scroll_offset((row.saturating_sub(3) as f32) * self.row_height);
+        }
+        area.show_viewport(ui, |ui, viewport| {
+            scrolled(ui, |ui| {
+                ui.set_min_size(egui::vec2(width, height));
+                let origin = ui.min_rect().min;
+                let visible = ui.clip_rect();
+                let at = |x: f32, y: f32, w: f32, h: f32| {
+                    egui::Rect::from_min_size(origin + egui::vec2(x, y), egui::vec2(w, h))
+                };
+                let body = egui::Rect::from_min_max(
+                    egui::pos2(visible.min.x, visible.min.y + self.header_height),
+                    visible.max,
+                );
+                let scrolled = egui::Rect::from_min_max(
+                    egui::pos2(visible.min.x + frozen_width, body.min.y),
+                    body.max,
+                );
+                let first = ((viewport.min.y - self.header_height) / self.row_height)
+                    .floor()
+                    .max(0.0) as usize;
+                let last = (((viewport.max.y - self.header_height) / self.row_height).ceil()
+                    as usize)
+                    .min(rows);
+                // Where column `c` is drawn (frozen ones at the viewport's left), if it shows.
+                let shown_x = |c: usize| {
+                    if c < self.frozen {
+                        return Some(viewport.min.x + xs[c]);
                     }
-                    let strip = egui::Rect::from_min_size(
-                        visible.min,
-                        egui::vec2(visible.width(), self.header_height),
-                    );
-                    ui.painter()
-                        .rect_filled(strip, 0.0, ui.visuals().panel_fill);
+                    let (x, w) = (xs[c], self.columns[c].width);
+                    (x <= viewport.max.x && x + w >= viewport.min.x).then_some(x)
+                };
+                let stripe = ui.visuals().faint_bg_color;
+                for row in first..last {
+                    let y = self.header_height + row as f32 * self.row_height;
+                    if self.highlight == Some(row) {
+                        let band = at(viewport.min.x, y, viewport.width(), self.row_height);
+                        ui.painter().with_clip_rect(body).rect_filled(
+                            band,
+                            2.0,
+                            ui.visuals().selection.bg_fill.gamma_multiply(0.5),
+                        );
+                    } else if self.striped && row % 2 == 1 {
+                        let band = at(viewport.min.x, y, viewport.width(), self.row_height);
+                        ui.painter()
+                            .with_clip_rect(body)
+                            .rect_filled(band, 0.0, stripe);
+                    }
                     for (c, column) in self.columns.iter().enumerate() {
                         let Some(x) = shown_x(c) else { continue };
-                        let frozen = c < self.frozen;
-                        let rect = at(x, viewport.min.y, column.width, self.header_height);
-                        let clip = if frozen {
-                            strip
-                        } else {
-                            strip.intersect(egui::Rect::everything_right_of(
-                                visible.min.x + frozen_width,
-                            ))
-                        };
-                        in_rect(ui, (&self.name, "header", c), rect, clip, |ui| {
-                            header(ui, c)
-                        });
+                        let rect = at(x, y, column.width, self.row_height);
+                        let clip = if c < self.frozen { body } else { scrolled };
+                        in_rect(ui, (&self.name, row, c), rect, clip, |ui| cell(ui, row, c));
                     }
-                    let stroke = ui.visuals().widgets.noninteractive.bg_stroke;
-                    ui.painter()
-                        .hline(visible.x_range(), strip.bottom(), stroke);
-                    if self.frozen > 0 && self.frozen < self.columns.len() {
-                        let x = visible.min.x + frozen_width - GAP / 2.0;
-                        ui.painter().vline(x, visible.y_range(), stroke);
-                    }
-                })
-            });
+                }
+                let strip = egui::Rect::from_min_size(
+                    visible.min,
+                    egui::vec2(visible.width(), self.header_height),
+                );
+                ui.painter()
+                    .rect_filled(strip, 0.0, ui.visuals().panel_fill);
+                for (c, column) in self.columns.iter().enumerate() {
+                    let Some(x) = shown_x(c) else { continue };
+                    let frozen = c < self.frozen;
+                    let rect = at(x, viewport.min.y, column.width, self.header_height);
+                    let clip = if frozen {
+                        strip
+                    } else {
+                        strip.intersect(egui::Rect::everything_right_of(
+                            visible.min.x + frozen_width,
+                        ))
+                    };
+                    in_rect(ui, (&self.name, "header", c), rect, clip, |ui| {
+                        header(ui, c)
+                    });
+                }
+                let stroke = ui.visuals().widgets.noninteractive.bg_stroke;
+                ui.painter()
+                    .hline(visible.x_range(), strip.bottom(), stroke);
+                if self.frozen > 0 && self.frozen < self.columns.len() {
+                    let x = visible.min.x + frozen_width - GAP / 2.0;
+                    ui.painter().vline(x, visible.y_range(), stroke);
+                }
+            })
+        });
     }
 }
 

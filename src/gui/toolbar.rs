@@ -30,12 +30,22 @@ impl Toolbar {
                 (CentralView::Heatmap, "Heatmap"),
                 (CentralView::Compare, "Compare"),
                 (CentralView::Layers, "Layers"),
+                (CentralView::SpeedUp, "Speed-up"),
             ] {
                 if ui.selectable_label(view == v, name).clicked() {
                     ctx.commands.send(AppCommand::SetView(v));
                 }
             }
             ui.menu_button("More", |ui| {
+                if ui
+                    .button("Export table…")
+                    .on_hover_text("The results table as CSV, or Markdown with a .md name")
+                    .clicked()
+                {
+                    ctx.commands
+                        .send(AppCommand::AskPath(PathPurpose::ExportTable));
+                    ui.close();
+                }
                 if ui
                     .button("Open plan…")
                     .on_hover_text(
@@ -139,13 +149,6 @@ fn save_buttons(ui: &mut egui::Ui, ctx: &AppCtx) {
     }
     if ui.button("Save screenshot…").clicked() {
         send(AppCommand::AskPath(PathPurpose::SaveScreenshot));
-    }
-    if ui
-        .button("Export table…")
-        .on_hover_text("CSV, or Markdown with a .md name")
-        .clicked()
-    {
-        send(AppCommand::AskPath(PathPurpose::ExportTable));
     }
 }
 

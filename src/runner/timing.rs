@@ -32,7 +32,7 @@ impl Entry {
 impl Workbench {
     /// The model a finished experiment measured: the float model, its kept file, or its config
     /// quantized again (the calibration is cached).
-    pub(super) fn model_of(
+    pub fn model_of(
         &mut self,
         experiment: &Experiment,
         progress: &Progress,

@@ -130,6 +130,64 @@ impl WorkbenchApp {
         }
     }
 
+    /// Finds out in the background why experiment `id`'s model is not faster: its kept file
+    /// read, or its config quantized again on the window's workbench.
+    pub(super) fn start_explain(&mut self, id: ExperimentId) -> Result<()> {
+        let session = self
+            .session
+            .as_ref()
+            .ok_or_else(|| anyhow!("open a model first"))?;
+        let e = session
+            .get(id)
+            .ok_or_else(|| anyhow!("experiment {id} is no longer in the session"))?
+            .clone();
+        if e.config.is_none() {
+            return Err(anyhow!(
+                "the float model is the reference: choose a quantized experiment"
+            ));
+        }
+        let (model, dataset) = self.model_and_fitting_data()?;
+        let (proto, bytes, data) = (model.proto.clone(), model.bytes, dataset.dataset.clone());
+        let shared = self.workbench.clone();
+        let label = format!("Looking at why {} is not faster…", e.name);
+        self.explanations.remove(&id);
+        self.tasks.spawn(TaskKind::Explain(id), label, move |cx| {
+            let kept = e
+                .result
+                .model_path
+                .as_deref()
+                .map(std::path::Path::new)
+                .filter(|p| p.is_file());
+            let quantized = match kept {
+                Some(path) => quantbench::onnx::read_model(path)?,
+                None => {
+                    let mut slot = shared
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    let workbench = match slot.as_mut() {
+                        Some(w) => w,
+                        None => slot.insert(quantbench::runner::Workbench::new(
+                            proto.as_ref().clone(),
+                            bytes,
+                            data.clone(),
+                        )?),
+                    };
+                    workbench.model_of(&e, &cx.progress)?
+                }
+            };
+            let inputs = quantbench::tensor::model_inputs(&quantized)?;
+            let example = data.bound(0, &inputs)?.inputs;
+            let machine = quantbench::host::detect();
+            let found = quantbench::bench::explain::explain(
+                &quantized,
+                &example,
+                &machine.int8_features,
+                machine.has_vnni(),
+            )?;
+            Ok(TaskOutput::Explained(Box::new(found)))
+        })
+    }
+
     /// A ranking arrived: kept with the experiment it ranks (saved with the session).
     pub(super) fn ranked(&mut self, id: ExperimentId, report: SensitivityReport) {
         let Some(e) = self.session.as_mut().and_then(|s| s.get_mut(id)) else {

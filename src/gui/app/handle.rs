@@ -37,6 +37,7 @@ impl WorkbenchApp {
             | AppCommand::Remeasure
             | AppCommand::Cancel
             | AppCommand::RankSensitivity(_)
+            | AppCommand::Explain(_)
             | AppCommand::StopSensitivity
             | AppCommand::Vary { .. } => self.apply_experiments(command),
             AppCommand::ExportModel { experiment, path } => self.export_model(experiment, path),
@@ -238,6 +239,7 @@ impl WorkbenchApp {
             AppCommand::Run => self.start_run()?,
             AppCommand::Remeasure => self.start_remeasure()?,
             AppCommand::RankSensitivity(id) => self.start_sensitivity(id)?,
+            AppCommand::Explain(id) => self.start_explain(id)?,
             AppCommand::StopSensitivity => {
                 if let Some(id) = self.tasks.ranking() {
                     self.tasks.cancel(TaskKind::Sensitivity(id));
@@ -357,6 +359,11 @@ impl WorkbenchApp {
             }
             AppCommand::SetView(v) => self.persisted.view = v,
             AppCommand::ShowFrameTimes(on) => self.persisted.frame_times = on,
+            AppCommand::ShowLayer(id, node) => {
+                self.persisted.view = super::CentralView::Layers;
+                self.selected = Some(id);
+                self.layer_focus = Some(node);
+            }
             AppCommand::DismissAllMessages => self.messages.clear(),
             AppCommand::DismissMessage(i) if i < self.messages.len() => {
                 self.messages.remove(i);

@@ -85,6 +85,12 @@ impl WorkbenchApp {
             (TaskKind::Sensitivity(id), JobEnd::Done(TaskOutput::Ranked(report))) => {
                 self.ranked(id, *report)
             }
+            (TaskKind::Explain(id), JobEnd::Done(TaskOutput::Explained(found))) => {
+                self.explanations.insert(id, Ok(*found));
+            }
+            (TaskKind::Explain(id), JobEnd::Failed(e)) => {
+                self.explanations.insert(id, Err(format!("{e:#}")));
+            }
             (TaskKind::Sensitivity(_), JobEnd::Cancelled) => {
                 self.info("sensitivity ranking stopped")
             }

@@ -13,6 +13,9 @@ mod handle;
 mod logic;
 mod ui;
 
+use std::collections::HashMap;
+
+use quantbench::bench::explain::SpeedExplanation;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
@@ -40,6 +43,8 @@ pub enum CentralView {
     Compare,
     /// One experiment's per-layer table.
     Layers,
+    /// Why the selected experiment's model is not faster than float.
+    SpeedUp,
 }
 
 impl std::str::FromStr for SetupTab {
@@ -65,8 +70,9 @@ impl std::str::FromStr for CentralView {
             "heatmap" => Ok(CentralView::Heatmap),
             "compare" => Ok(CentralView::Compare),
             "layers" => Ok(CentralView::Layers),
+            "explain" | "speed-up" => Ok(CentralView::SpeedUp),
             _ => Err(format!(
-                "unknown view '{s}' (expected tradeoff, heatmap, compare, layers or all)"
+                "unknown view '{s}' (expected tradeoff, heatmap, compare, layers, sensitivity, explain, tune or all)"
             )),
         }
     }
@@ -111,6 +117,7 @@ struct Panels {
     heatmap: super::heatmap::HeatmapView,
     compare: super::compare::CompareView,
     layers: super::layers_view::LayersView,
+    speedup: super::speedup_view::SpeedUpView,
 }
 
 /// Screenshot mode (`quantbench screenshot`): what to grab, and how far it is.
@@ -173,6 +180,10 @@ pub struct WorkbenchApp {
     pub prompt: Option<super::dialogs::PathPrompt>,
     /// The sensitivity ranking going on: for which experiment, how far.
     rank_progress: Option<(ExperimentId, Arc<std::sync::Mutex<analysis::RankProgress>>)>,
+    /// Why each experiment explained is not faster (or why it could not be found out).
+    pub explanations: HashMap<ExperimentId, Result<SpeedExplanation, String>>,
+    /// The layer the Speed-up view asked the Layers view to show.
+    pub layer_focus: Option<String>,
 }
 
 thread_local! {
@@ -322,6 +333,8 @@ impl WorkbenchApp {
             dialogs: super::dialogs::DialogService::of_process(),
             prompt: None,
             rank_progress: None,
+            explanations: HashMap::new(),
+            layer_focus: None,
         }
     }
 

@@ -49,6 +49,9 @@ impl WorkbenchApp {
             },
             frame_times: self.persisted.frame_times,
             ranking: self.rank_status(),
+            explanations: &self.explanations,
+            explaining: self.tasks.explaining(),
+            layer_focus: self.layer_focus.as_deref(),
             commands: &self.commands,
             is_test: self.is_test,
         };
@@ -165,6 +168,7 @@ fn layout(
         heatmap,
         compare,
         layers,
+        speedup,
     } = panels;
     egui::Panel::top("toolbar").show(ui, |ui| toolbar.ui(ui, ctx, view));
     egui::Panel::left("setup")
@@ -240,6 +244,7 @@ fn layout(
         CentralView::Heatmap => heatmap.ui(ui, ctx),
         CentralView::Compare => compare.ui(ui, ctx),
         CentralView::Layers => layers.ui(ui, ctx),
+        CentralView::SpeedUp => speedup.ui(ui, ctx),
     });
 }
 

@@ -232,3 +232,43 @@ fn sensitivity_ranks_the_layers_and_the_top_k_become_a_variant() {
     assert!(variant.has_figures(), "{:?}", variant.result.error);
     assert_eq!(h.state().selected, Some(ExperimentId(2)), "the view stays");
 }
+
+/// The Speed-up view finds out (as a job) what still runs in float and why; a layer it names
+/// opens the Layers view on that layer, for the same experiment.
+#[test]
+fn why_no_speed_up_names_layers_that_open_in_the_layers_view() {
+    let mut h = harness();
+    add_and_run(&mut h);
+    h.state_mut()
+        .apply(AppCommand::Select(Some(ExperimentId(2))));
+    h.state_mut()
+        .apply(AppCommand::SetView(crate::gui::CentralView::SpeedUp));
+    h.run_steps(2);
+    run_until_idle(&mut h);
+    let found = match h.state().explanations.get(&ExperimentId(2)) {
+        Some(Ok(found)) => found.clone(),
+        other => panic!("no explanation: {other:?}"),
+    };
+    assert!(found.weighted_ops >= 2, "{found:?}");
+    assert_eq!(found.int8_nodes.len(), found.int8_ops);
+    h.get_by_label_contains(&format!(
+        "{} of {} weighted ops",
+        found.int8_ops, found.weighted_ops
+    ));
+    h.get_by_label("What to try");
+    // The first layer named (an int8 unit or one still in float) opens in the Layers view.
+    let named = found
+        .float_ops
+        .first()
+        .map(|f| f.node.clone())
+        .unwrap_or_else(|| found.int8_nodes[0].clone());
+    if found.float_ops.is_empty() {
+        click_contains(&mut h, "int8 node units");
+        h.run_steps(2);
+    }
+    h.get_all_by_label(&named).next().unwrap().click();
+    h.run_steps(3);
+    assert_eq!(h.state().persisted.view, crate::gui::CentralView::Layers);
+    assert_eq!(h.state().layer_focus.as_deref(), Some(named.as_str()));
+    assert_eq!(h.state().selected, Some(ExperimentId(2)));
+}

@@ -78,11 +78,14 @@ fn every_view_fits_the_window_at_1280x800_and_1920x1080() {
             CentralView::Heatmap,
             CentralView::Compare,
             CentralView::Layers,
+            CentralView::SpeedUp,
         ] {
             for tab in [SetupTab::Model, SetupTab::Dataset, SetupTab::Settings] {
                 h.state_mut().apply(AppCommand::SetView(view));
                 h.state_mut().persisted.setup_tab = tab;
                 h.run_steps(3);
+                // The Speed-up view finds out in a job on first sight.
+                run_until_idle(&mut h);
                 let cut = cut_off(&h, window);
                 assert!(
                     cut.is_empty(),
