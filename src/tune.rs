@@ -69,6 +69,8 @@ pub struct TuneSettings {
     pub run: RunSettings,
     /// The model searched on (the session's results are reused only if they are of this file).
     pub model: ModelRef,
+    /// No new candidate starts after this long: the choice is among those measured by then.
+    pub time_budget: Option<std::time::Duration>,
 }
 
 /// A candidate measured: its figure for the goal, p50, and whether it meets the goal.
@@ -244,9 +246,31 @@ struct Search<'a> {
     log: Vec<String>,
     /// The reasons already given for not reusing a result (each said once).
     refused: Vec<String>,
+    /// When no new candidate may start any more (the time budget).
+    deadline: Option<std::time::Instant>,
+    /// The time budget ran out (said once).
+    out_of_time: bool,
 }
 
 impl Search<'_> {
+    /// Whether the time budget is spent; says so the first time.
+    fn out_of_time(&mut self) -> bool {
+        if self.out_of_time {
+            return true;
+        }
+        if self
+            .deadline
+            .is_some_and(|d| std::time::Instant::now() >= d)
+        {
+            self.out_of_time = true;
+            let measured = self.verdicts.len();
+            self.note(format!(
+                "the time budget is spent: no new candidate; the choice is among the {measured} measured"
+            ));
+        }
+        self.out_of_time
+    }
+
     fn note(&mut self, line: String) {
         (self.say)(&line);
         self.log.push(line);
@@ -386,6 +410,9 @@ impl Search<'_> {
             grid.len()
         ));
         for (config, _) in grid {
+            if self.out_of_time() {
+                break;
+            }
             let v = self.candidate(config)?;
             // Measured, yet no agreement: the scored output is no class-score vector (a map, a
             // sequence), and no candidate will have one.
@@ -425,6 +452,9 @@ impl Search<'_> {
         for unit in units {
             if unit.len() > budget || unit.iter().all(|n| base.keep_float.contains(n)) {
                 continue;
+            }
+            if self.out_of_time() {
+                break;
             }
             self.progress.check()?;
             // Ranked without recovery: the groups' activations decide, and AdaRound and bias
@@ -490,6 +520,9 @@ impl Search<'_> {
         let (mut lo, mut hi): (Option<usize>, Option<usize>) = (None, None);
         let mut next = (!prefixes.is_empty()).then_some(last);
         while let Some(k) = next {
+            if self.out_of_time() {
+                break;
+            }
             let layers = prefixes[k].len() - base.keep_float.len();
             self.note(format!(
                 "keeping the first {} groups float ({layers} layers)",
@@ -687,6 +720,8 @@ pub fn tune(
         verdicts: vec![],
         log: vec![],
         refused: vec![],
+        deadline: settings.time_budget.map(|b| std::time::Instant::now() + b),
+        out_of_time: false,
     };
     search.note(format!(
         "goal: {} on {backend}; target {}",
@@ -695,7 +730,7 @@ pub fn tune(
     ));
     search.float()?;
     search.stage_one()?;
-    if !search.verdicts.iter().any(|v| v.meets) {
+    if !search.verdicts.iter().any(|v| v.meets) && !search.out_of_time() {
         let closest = search
             .verdicts
             .iter()

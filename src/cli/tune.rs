@@ -59,6 +59,9 @@ pub struct TuneArgs {
     /// Layers the search may keep float (default: half of those it quantizes).
     #[arg(long)]
     max_float_layers: Option<usize>,
+    /// Start no new candidate after this many minutes: choose among those measured by then.
+    #[arg(long)]
+    minutes: Option<f64>,
     /// End with one JSON object: the chosen config and its figures.
     #[arg(long)]
     json: bool,
@@ -106,6 +109,10 @@ fn settings(args: &TuneArgs, goal: Goal, model: ModelRef) -> Result<TuneSettings
         layer_samples: profile.settings().layer_samples,
         run,
         model,
+        time_budget: args
+            .minutes
+            .filter(|m| *m > 0.0)
+            .map(|m| std::time::Duration::from_secs_f64(m * 60.0)),
     })
 }
 

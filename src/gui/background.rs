@@ -28,6 +28,8 @@ pub enum TaskKind {
     Sensitivity(ExperimentId),
     /// Why an experiment's model is not faster: one at a time.
     Explain(ExperimentId),
+    /// The search (tune): one at a time.
+    Tune,
     /// Saving the session after a change: one at a time.
     Autosave,
     /// Looking for a session that a window which is gone was working on, at start-up.
@@ -60,19 +62,32 @@ pub enum TaskOutput {
     Inspected(Box<Inspection>),
     Ranked(Box<quantbench::sensitivity::SensitivityReport>),
     Explained(Box<quantbench::bench::explain::SpeedExplanation>),
+    /// The search's session at its end, and the candidate it chose.
+    Tuned(Box<quantbench::session::Session>, ExperimentId),
     /// A file was written; what to say (empty: nothing).
     Wrote(String),
     Recovery(Option<Box<Interrupted>>),
 }
 
+/// What a task's thread reports while it works: a run, its experiments as they start and
+/// finish; the search, the session as it grows and its steps in words.
+#[derive(Debug)]
+pub enum TaskMessage {
+    Run(RunEvent),
+    /// The search's session after a candidate finished.
+    TuneSession(Box<quantbench::session::Session>),
+    /// A step of the search, in words.
+    TuneSays(String),
+}
+
 /// A task's thread reports experiments as they start and finish (only runs do).
-pub type TaskEvent = JobEvent<RunEvent, TaskOutput>;
+pub type TaskEvent = JobEvent<TaskMessage, TaskOutput>;
 
 struct Task {
     kind: TaskKind,
     /// What it is doing, in words (empty: nothing worth showing).
     label: String,
-    job: Job<RunEvent, TaskOutput>,
+    job: Job<TaskMessage, TaskOutput>,
 }
 
 /// The experiments a run has not finished yet.
@@ -103,7 +118,7 @@ impl RunStatus<'_> {
 pub struct BackgroundTasks {
     tasks: Vec<Task>,
     /// Cancelled jobs whose threads have not ended: dropped (joined) once they have.
-    retired: Vec<Job<RunEvent, TaskOutput>>,
+    retired: Vec<Job<TaskMessage, TaskOutput>>,
     run: RunQueue,
     repaint: std::sync::Arc<dyn Fn() + Send + Sync>,
 }
@@ -125,7 +140,7 @@ impl BackgroundTasks {
         &mut self,
         kind: TaskKind,
         label: String,
-        work: impl FnOnce(&JobContext<RunEvent, TaskOutput>) -> Result<TaskOutput> + Send + 'static,
+        work: impl FnOnce(&JobContext<TaskMessage, TaskOutput>) -> Result<TaskOutput> + Send + 'static,
     ) -> Result<()> {
         if kind.replaces() {
             self.cancel_where(|k| std::mem::discriminant(&k) == std::mem::discriminant(&kind));
@@ -139,6 +154,7 @@ impl BackgroundTasks {
             TaskKind::Inspect(_) => "inspect",
             TaskKind::Sensitivity(_) => "sensitivity",
             TaskKind::Explain(_) => "explain",
+            TaskKind::Tune => "tune",
             TaskKind::Autosave => "autosave",
             TaskKind::RecoveryCheck => "recovery-check",
             TaskKind::Write => "write",
@@ -153,7 +169,7 @@ impl BackgroundTasks {
         &mut self,
         experiments: Vec<ExperimentId>,
         retimed: Vec<ExperimentId>,
-        work: impl FnOnce(&JobContext<RunEvent, TaskOutput>) -> Result<TaskOutput> + Send + 'static,
+        work: impl FnOnce(&JobContext<TaskMessage, TaskOutput>) -> Result<TaskOutput> + Send + 'static,
     ) -> Result<()> {
         let label = if experiments.is_empty() {
             "Timing the experiments again…"
@@ -280,18 +296,19 @@ impl BackgroundTasks {
         for (i, task) in self.tasks.iter_mut().enumerate() {
             for event in task.job.poll(budget) {
                 match &event {
-                    JobEvent::Message(RunEvent::Started(id)) => {
+                    JobEvent::Message(TaskMessage::Run(RunEvent::Started(id))) => {
                         self.run.current = Some(*id);
                         self.run.queued.retain(|q| q != id);
                     }
-                    JobEvent::Message(RunEvent::Timed(id, _)) => {
+                    JobEvent::Message(TaskMessage::Run(RunEvent::Timed(id, _))) => {
                         self.run.untimed.retain(|q| q != id);
                     }
-                    JobEvent::Message(RunEvent::Failed(id, _)) => {
+                    JobEvent::Message(TaskMessage::Run(RunEvent::Failed(id, _))) => {
                         self.run.current = None;
                         self.run.untimed.retain(|q| q != id);
                     }
-                    JobEvent::Message(_) => self.run.current = None,
+                    JobEvent::Message(TaskMessage::Run(_)) => self.run.current = None,
+                    JobEvent::Message(_) => {}
                     JobEvent::End(_) => ended.push(i),
                 }
                 out.push((task.kind, event));

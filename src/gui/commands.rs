@@ -31,6 +31,9 @@ pub enum AppCommand {
     Run,
     /// Rank this experiment's layers by what keeping each float recovers per millisecond.
     RankSensitivity(ExperimentId),
+    /// Start the search (or resume it: what the session has measured is reused).
+    StartTune(super::app::TuneRequest),
+    StopTune,
     /// Find out why this experiment's model is not faster (the Speed-up view).
     Explain(ExperimentId),
     /// Show this experiment's layer (a node) in the Layers view.

@@ -271,45 +271,54 @@ impl CompareView {
             int4_offer(ui, ctx, e, &backends);
         }
         let (ra, rb) = (rows(ea, &backends), rows(eb, &backends));
+        // Each value elided to half of what the key column leaves (whole on hover).
+        let value_width = ((ui.available_width() - 230.0) / 2.0).max(140.0);
         egui::ScrollArea::vertical()
             .id_salt("compare_rows")
             .auto_shrink([false, true])
             .show(ui, |ui| {
-                egui::Grid::new("compare_grid")
-                    .striped(true)
-                    .num_columns(3)
-                    .show(ui, |ui| {
-                        ui.strong("");
-                        ui.strong(&ea.name);
-                        ui.strong(&eb.name);
-                        ui.end_row();
-                        // Every row either side has: the first's, then what only the second has.
-                        let mut keys: Vec<&String> = ra.iter().map(|(k, _)| k).collect();
-                        for (k, _) in &rb {
-                            if !keys.contains(&k) {
-                                keys.push(k);
-                            }
-                        }
-                        let value = |rows: &[(String, String)], key: &str| {
-                            rows.iter()
-                                .find(|(k, _)| k == key)
-                                .map(|(_, v)| v.clone())
-                                .unwrap_or("–".into())
-                        };
-                        for key in keys {
-                            let (va, vb) = (value(&ra, key), value(&rb, key));
-                            ui.label(key);
-                            if va != vb {
-                                let hl = ui.visuals().warn_fg_color;
-                                ui.label(egui::RichText::new(&va).color(hl).strong());
-                                ui.label(egui::RichText::new(&vb).color(hl).strong());
-                            } else {
-                                ui.label(&va);
-                                ui.label(&vb);
-                            }
+                super::table::scrolled(ui, |ui| {
+                    egui::Grid::new("compare_grid")
+                        .striped(true)
+                        .num_columns(3)
+                        .show(ui, |ui| {
+                            ui.strong("");
+                            ui.strong(&ea.name);
+                            ui.strong(&eb.name);
                             ui.end_row();
-                        }
-                    });
+                            // Every row either side has: the first's, then what only the second has.
+                            let mut keys: Vec<&String> = ra.iter().map(|(k, _)| k).collect();
+                            for (k, _) in &rb {
+                                if !keys.contains(&k) {
+                                    keys.push(k);
+                                }
+                            }
+                            let value = |rows: &[(String, String)], key: &str| {
+                                rows.iter()
+                                    .find(|(k, _)| k == key)
+                                    .map(|(_, v)| v.clone())
+                                    .unwrap_or("–".into())
+                            };
+                            for key in keys {
+                                let (va, vb) = (value(&ra, key), value(&rb, key));
+                                ui.label(key);
+                                let differ = va != vb;
+                                for v in [&va, &vb] {
+                                    let (text, cut) = super::table::elided(ui, v, value_width);
+                                    let text = if differ {
+                                        text.color(ui.visuals().warn_fg_color).strong()
+                                    } else {
+                                        text
+                                    };
+                                    let shown = ui.add(egui::Label::new(text).selectable(false));
+                                    if cut {
+                                        shown.on_hover_text(v.as_str());
+                                    }
+                                }
+                                ui.end_row();
+                            }
+                        });
+                })
             });
     }
 }

@@ -78,6 +78,9 @@ pub struct AppCtx<'a> {
     pub explaining: Option<ExperimentId>,
     /// The layer the Layers view is asked to show (from the Speed-up view).
     pub layer_focus: Option<&'a str>,
+    /// The search: its steps and choice; whether it runs.
+    pub search: &'a super::app::SearchState,
+    pub searching: bool,
     /// Why the current settings cannot become an experiment, if they cannot.
     pub settings_error: Option<String>,
     /// Where benchmarks run (`[user@]host[:port]`; empty: this machine).

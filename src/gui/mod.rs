@@ -25,6 +25,7 @@ mod tasks;
 mod tests;
 mod toolbar;
 mod tradeoff;
+mod tune_view;
 mod words;
 
 use std::path::PathBuf;
@@ -79,11 +80,21 @@ pub fn launch(launch: Launch, started: Instant) -> Result<()> {
             session_out,
             inspect,
         } => {
-            // "sensitivity": the Layers view, once the layers are ranked.
+            // "sensitivity": the Layers view, once the layers are ranked; "tune": the search
+            // to its end, "tune-running": while it runs.
             let rank = view == "sensitivity";
-            let view: CentralView = if rank { "layers" } else { view.as_str() }
-                .parse()
-                .map_err(|e: String| anyhow!("--view: {e}"))?;
+            let tune = match view.as_str() {
+                "tune" => Some(TuneShot::Finished),
+                "tune-running" => Some(TuneShot::MidSearch),
+                _ => None,
+            };
+            let view: CentralView = match view.as_str() {
+                "sensitivity" => "layers",
+                "tune-running" => "tune",
+                other => other,
+            }
+            .parse()
+            .map_err(|e: String| anyhow!("--view: {e}"))?;
             let tab: SetupTab = tab.parse().map_err(|e: String| anyhow!("--tab: {e}"))?;
             Startup {
                 open: path,
@@ -94,6 +105,7 @@ pub fn launch(launch: Launch, started: Instant) -> Result<()> {
                     session_out,
                     inspect,
                     rank,
+                    tune,
                 }),
                 ..Default::default()
             }
@@ -141,6 +153,14 @@ struct ScreenshotPlan {
     pub inspect: Option<String>,
     /// Rank the layers of the experiment shown by sensitivity first (unless it has a ranking).
     pub rank: bool,
+    /// Run the search first, and take the picture once it ends or while it runs.
+    pub tune: Option<TuneShot>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TuneShot {
+    Finished,
+    MidSearch,
 }
 
 /// The bundled sample, found next to the executable's project or the working directory.

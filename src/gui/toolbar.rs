@@ -31,6 +31,7 @@ impl Toolbar {
                 (CentralView::Compare, "Compare"),
                 (CentralView::Layers, "Layers"),
                 (CentralView::SpeedUp, "Speed-up"),
+                (CentralView::Tune, "Tune"),
             ] {
                 if ui.selectable_label(view == v, name).clicked() {
                     ctx.commands.send(AppCommand::SetView(v));

@@ -58,8 +58,7 @@ impl WorkbenchApp {
             .find(|b| b.name() == primary)
             .or(measured.first())
             .copied();
-        let (model, dataset) = self.model_and_fitting_data()?;
-        let (proto, bytes, data) = (model.proto.clone(), model.bytes, dataset.dataset.clone());
+        let source = self.workbench_source()?;
         let settings = quantbench::runner::RunSettings {
             backends: backend.into_iter().collect(),
             models_dir: None,
@@ -67,36 +66,26 @@ impl WorkbenchApp {
         };
         let progress = Arc::new(Mutex::new(RankProgress::default()));
         let shown = progress.clone();
-        let shared = self.workbench.clone();
         let label = format!("Ranking the layers of {}…", e.name);
         self.tasks
             .spawn(TaskKind::Sensitivity(id), label, move |cx| {
-                let mut slot = shared
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                let workbench = match slot.as_mut() {
-                    Some(w) => w,
-                    None => slot.insert(quantbench::runner::Workbench::new(
-                        proto.as_ref().clone(),
-                        bytes,
-                        data,
-                    )?),
-                };
-                let report = quantbench::sensitivity::rank(
-                    workbench,
-                    &config,
-                    &settings,
-                    &cx.progress,
-                    &mut |done, total, layer| {
-                        if let Ok(mut p) = shown.lock() {
-                            *p = RankProgress {
-                                done,
-                                total,
-                                layer: layer.to_string(),
-                            };
-                        }
-                    },
-                )?;
+                let report = source.with(|workbench| {
+                    quantbench::sensitivity::rank(
+                        workbench,
+                        &config,
+                        &settings,
+                        &cx.progress,
+                        &mut |done, total, layer| {
+                            if let Ok(mut p) = shown.lock() {
+                                *p = RankProgress {
+                                    done,
+                                    total,
+                                    layer: layer.to_string(),
+                                };
+                            }
+                        },
+                    )
+                })?;
                 Ok(TaskOutput::Ranked(Box::new(report)))
             })?;
         self.rank_progress = Some((id, progress));
@@ -146,9 +135,7 @@ impl WorkbenchApp {
                 "the float model is the reference: choose a quantized experiment"
             ));
         }
-        let (model, dataset) = self.model_and_fitting_data()?;
-        let (proto, bytes, data) = (model.proto.clone(), model.bytes, dataset.dataset.clone());
-        let shared = self.workbench.clone();
+        let source = self.workbench_source()?;
         let label = format!("Looking at why {} is not faster…", e.name);
         self.explanations.remove(&id);
         self.tasks.spawn(TaskKind::Explain(id), label, move |cx| {
@@ -160,23 +147,10 @@ impl WorkbenchApp {
                 .filter(|p| p.is_file());
             let quantized = match kept {
                 Some(path) => quantbench::onnx::read_model(path)?,
-                None => {
-                    let mut slot = shared
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
-                    let workbench = match slot.as_mut() {
-                        Some(w) => w,
-                        None => slot.insert(quantbench::runner::Workbench::new(
-                            proto.as_ref().clone(),
-                            bytes,
-                            data.clone(),
-                        )?),
-                    };
-                    workbench.model_of(&e, &cx.progress)?
-                }
+                None => source.with(|workbench| workbench.model_of(&e, &cx.progress))?,
             };
             let inputs = quantbench::tensor::model_inputs(&quantized)?;
-            let example = data.bound(0, &inputs)?.inputs;
+            let example = source.data.bound(0, &inputs)?.inputs;
             let machine = quantbench::host::detect();
             let found = quantbench::bench::explain::explain(
                 &quantized,

@@ -7,7 +7,7 @@ use anyhow::{anyhow, Context, Result};
 
 use quantbench::session::{Experiment, ExperimentId};
 
-use super::super::background::{TaskKind, TaskOutput};
+use super::super::background::{TaskKind, TaskMessage, TaskOutput};
 use super::super::commands::Variation;
 use super::super::context::{LoadedDataset, LoadedModel, Offer};
 use super::super::tasks::{self, ExportSource, Loaded};
@@ -37,6 +37,8 @@ impl WorkbenchApp {
             | AppCommand::Remeasure
             | AppCommand::Cancel
             | AppCommand::RankSensitivity(_)
+            | AppCommand::StartTune(_)
+            | AppCommand::StopTune
             | AppCommand::Explain(_)
             | AppCommand::StopSensitivity
             | AppCommand::Vary { .. } => self.apply_experiments(command),
@@ -196,6 +198,21 @@ impl WorkbenchApp {
     }
 
     fn apply_experiments(&mut self, command: AppCommand) -> Result<()> {
+        let changes_session = matches!(
+            command,
+            AppCommand::AddExperiment
+                | AppCommand::AddPreset
+                | AppCommand::RemoveExperiment(_)
+                | AppCommand::Run
+                | AppCommand::Remeasure
+                | AppCommand::RankSensitivity(_)
+                | AppCommand::Vary { .. }
+        );
+        if changes_session && self.searching() {
+            return Err(anyhow!(
+                "the search is running and adds its candidates to the session: stop it first"
+            ));
+        }
         match command {
             AppCommand::AddExperiment => {
                 let config = self.settings.config.clone();
@@ -239,6 +256,13 @@ impl WorkbenchApp {
             AppCommand::Run => self.start_run()?,
             AppCommand::Remeasure => self.start_remeasure()?,
             AppCommand::RankSensitivity(id) => self.start_sensitivity(id)?,
+            AppCommand::StartTune(request) => self.start_tune(request)?,
+            AppCommand::StopTune if !self.tasks.cancel(TaskKind::Tune).is_empty() => {
+                self.info(format!(
+                    "search stopped: its {} candidates are kept; Resume goes on from them",
+                    self.search.candidates.len()
+                ));
+            }
             AppCommand::Explain(id) => self.start_explain(id)?,
             AppCommand::StopSensitivity => {
                 if let Some(id) = self.tasks.ranking() {
@@ -488,6 +512,17 @@ impl WorkbenchApp {
         Ok((model, dataset))
     }
 
+    /// The shared workbench for a job, with the model and the data that fits it.
+    pub(super) fn workbench_source(&self) -> Result<super::WorkbenchSource> {
+        let (model, dataset) = self.model_and_fitting_data()?;
+        Ok(super::WorkbenchSource {
+            shared: self.workbench.clone(),
+            proto: model.proto.clone(),
+            bytes: model.bytes,
+            data: dataset.dataset.clone(),
+        })
+    }
+
     /// Runs the session's pending experiments on the runner, each reported back by id.
     pub(super) fn start_run(&mut self) -> Result<()> {
         let session = self
@@ -547,42 +582,31 @@ impl WorkbenchApp {
         if let Some(label) = self.tasks.label(TaskKind::Open) {
             return Err(anyhow!("wait: {label}"));
         }
-        let (model, dataset) = self.model_and_fitting_data()?;
+        let source = self.workbench_source()?;
         let ids = experiments.iter().map(|e| e.id).collect();
         let retimed_ids = retimed.iter().map(|e| e.id).collect();
-        let (proto, bytes, data) = (model.proto.clone(), model.bytes, dataset.dataset.clone());
         let settings = quantbench::runner::RunSettings {
             // Quantized models are kept beside the session, so export copies a file
             // instead of calibrating again.
             models_dir: self.models_dir(),
             ..self.run_settings.clone()
         };
-        let shared = self.workbench.clone();
         self.tasks
             .spawn_run(ids, retimed_ids, move |cx| {
                 // The window never locks it: only runs, one after another.
-                let mut slot = shared
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                let workbench = match slot.as_mut() {
-                    Some(w) => w,
-                    None => slot.insert(quantbench::runner::Workbench::new(
-                        proto.as_ref().clone(),
-                        bytes,
-                        data,
-                    )?),
-                };
-                workbench.run_and_retime(
-                    experiments,
-                    retimed,
-                    &settings,
-                    &cx.progress,
-                    &mut |event| {
-                        cx.send(event);
-                        Ok(())
-                    },
-                )?;
-                Ok(TaskOutput::Ran(workbench.take_notes()))
+                source.with(|workbench| {
+                    workbench.run_and_retime(
+                        experiments,
+                        retimed,
+                        &settings,
+                        &cx.progress,
+                        &mut |event| {
+                            cx.send(TaskMessage::Run(event));
+                            Ok(())
+                        },
+                    )?;
+                    Ok(TaskOutput::Ran(workbench.take_notes()))
+                })
             })
             .context("starting the experiments")
     }

@@ -12,7 +12,7 @@ use quantbench::onnx::{inspect::ModelSummary, pb};
 use quantbench::runner::RunEvent;
 use quantbench::session::DatasetRef;
 
-use super::super::background::{TaskKind, TaskOutput};
+use super::super::background::{TaskKind, TaskMessage, TaskOutput};
 use super::super::context::{Level, LoadedDataset, LoadedModel, Offer};
 use super::super::tasks::{self, Loaded, OpenedDataset};
 use super::{file_name, worth_saving, FrameMark, WorkbenchApp};
@@ -28,7 +28,9 @@ impl WorkbenchApp {
         self.save_screenshots();
         for (kind, event) in self.tasks.poll(EVENTS_PER_FRAME) {
             match event {
-                JobEvent::Message(run) => self.record(run),
+                JobEvent::Message(TaskMessage::Run(run)) => self.record(run),
+                JobEvent::Message(TaskMessage::TuneSession(session)) => self.searched(*session),
+                JobEvent::Message(TaskMessage::TuneSays(line)) => self.search.log.push(line),
                 JobEvent::End(end) => self.finished(kind, end),
             }
         }
@@ -84,6 +86,13 @@ impl WorkbenchApp {
             }
             (TaskKind::Sensitivity(id), JobEnd::Done(TaskOutput::Ranked(report))) => {
                 self.ranked(id, *report)
+            }
+            (TaskKind::Tune, JobEnd::Done(TaskOutput::Tuned(session, chosen))) => {
+                self.tuned(*session, chosen)
+            }
+            (TaskKind::Tune, JobEnd::Failed(e)) => {
+                self.search.error = Some(format!("{e:#}"));
+                self.error(&e.context("the search"));
             }
             (TaskKind::Explain(id), JobEnd::Done(TaskOutput::Explained(found))) => {
                 self.explanations.insert(id, Ok(*found));

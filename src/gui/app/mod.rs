@@ -8,7 +8,9 @@
 //! task's result arrives, then applies it.
 
 mod analysis;
+mod search;
 pub use analysis::RankProgress;
+pub use search::{SearchState, TuneRequest};
 mod handle;
 mod logic;
 mod ui;
@@ -45,6 +47,8 @@ pub enum CentralView {
     Layers,
     /// Why the selected experiment's model is not faster than float.
     SpeedUp,
+    /// The search: the fastest model that meets a goal.
+    Tune,
 }
 
 impl std::str::FromStr for SetupTab {
@@ -71,6 +75,7 @@ impl std::str::FromStr for CentralView {
             "compare" => Ok(CentralView::Compare),
             "layers" => Ok(CentralView::Layers),
             "explain" | "speed-up" => Ok(CentralView::SpeedUp),
+            "tune" => Ok(CentralView::Tune),
             _ => Err(format!(
                 "unknown view '{s}' (expected tradeoff, heatmap, compare, layers, sensitivity, explain, tune or all)"
             )),
@@ -104,6 +109,36 @@ pub struct Persisted {
 /// without calibrating again). Only runs lock it, one after another; the window never does.
 pub type SharedWorkbench = Arc<std::sync::Mutex<Option<Workbench>>>;
 
+/// What a job needs to reach the shared workbench, creating it on first use.
+pub(super) struct WorkbenchSource {
+    shared: SharedWorkbench,
+    proto: Arc<quantbench::onnx::pb::ModelProto>,
+    bytes: u64,
+    pub data: Arc<quantbench::data::Dataset>,
+}
+
+impl WorkbenchSource {
+    /// Runs `f` on the workbench, which is created from the model and data the first time.
+    pub fn with<R>(
+        &self,
+        f: impl FnOnce(&mut Workbench) -> anyhow::Result<R>,
+    ) -> anyhow::Result<R> {
+        let mut slot = self
+            .shared
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let workbench = match slot.as_mut() {
+            Some(w) => w,
+            None => slot.insert(Workbench::new(
+                self.proto.as_ref().clone(),
+                self.bytes,
+                self.data.clone(),
+            )?),
+        };
+        f(workbench)
+    }
+}
+
 /// The panels and views, each owning only its widgets' state.
 #[derive(Default)]
 struct Panels {
@@ -118,6 +153,7 @@ struct Panels {
     compare: super::compare::CompareView,
     layers: super::layers_view::LayersView,
     speedup: super::speedup_view::SpeedUpView,
+    tune: super::tune_view::TuneView,
 }
 
 /// Screenshot mode (`quantbench screenshot`): what to grab, and how far it is.
@@ -184,6 +220,8 @@ pub struct WorkbenchApp {
     pub explanations: HashMap<ExperimentId, Result<SpeedExplanation, String>>,
     /// The layer the Speed-up view asked the Layers view to show.
     pub layer_focus: Option<String>,
+    /// The search: its steps, its choice.
+    pub search: SearchState,
 }
 
 thread_local! {
@@ -335,6 +373,7 @@ impl WorkbenchApp {
             rank_progress: None,
             explanations: HashMap::new(),
             layer_focus: None,
+            search: SearchState::default(),
         }
     }
 

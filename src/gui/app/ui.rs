@@ -52,6 +52,8 @@ impl WorkbenchApp {
             explanations: &self.explanations,
             explaining: self.tasks.explaining(),
             layer_focus: self.layer_focus.as_deref(),
+            search: &self.search,
+            searching: self.searching(),
             commands: &self.commands,
             is_test: self.is_test,
         };
@@ -86,7 +88,15 @@ impl WorkbenchApp {
         let Some(plan) = self.screenshots.plan.clone() else {
             return;
         };
-        if !self.is_idle() || self.screenshots.pending {
+        // Mid-search: taken while the search runs, once it has a few candidates to show.
+        let mid_search = plan.tune == Some(super::super::TuneShot::MidSearch)
+            && self.searching()
+            && self.search.candidates.len() >= 4;
+        if (!self.is_idle() && !mid_search) || self.screenshots.pending {
+            return;
+        }
+        if plan.tune.is_some() && !mid_search && self.search.request.is_none() {
+            self.start_tune_for_screenshot();
             return;
         }
         let inspect = self
@@ -169,6 +179,7 @@ fn layout(
         compare,
         layers,
         speedup,
+        tune,
     } = panels;
     egui::Panel::top("toolbar").show(ui, |ui| toolbar.ui(ui, ctx, view));
     egui::Panel::left("setup")
@@ -245,6 +256,7 @@ fn layout(
         CentralView::Compare => compare.ui(ui, ctx),
         CentralView::Layers => layers.ui(ui, ctx),
         CentralView::SpeedUp => speedup.ui(ui, ctx),
+        CentralView::Tune => tune.ui(ui, ctx),
     });
 }
 

@@ -144,15 +144,7 @@ fn removing_a_row_mid_run_never_moves_a_result_onto_another_experiment() {
     add_and_run(&mut h);
     click(&mut h, "Add standard preset");
     h.run();
-    let pending = h
-        .state()
-        .session
-        .as_ref()
-        .unwrap()
-        .experiments
-        .iter()
-        .filter(|e| !e.is_done())
-        .count();
+    let pending = experiments(&h).iter().filter(|e| !e.is_done()).count();
     assert!(pending >= 4, "{pending} pending");
     click_contains(&mut h, &format!("Run ({pending} pending)"));
     assert!(!h.state().is_idle());
@@ -195,15 +187,7 @@ fn closing_the_window_mid_run_stops_the_job_and_leaves_a_loadable_session() {
     h.run();
     click_contains(&mut h, "Run (7 pending)");
     // Let the first experiment finish so that there is a result to keep.
-    while h
-        .state()
-        .session
-        .as_ref()
-        .unwrap()
-        .experiments
-        .iter()
-        .all(|e| !e.is_done())
-    {
+    while experiments(&h).iter().all(|e| !e.is_done()) {
         h.state_mut().wait_for_work(Duration::from_secs(5));
         h.run_steps(1);
     }
@@ -405,11 +389,11 @@ fn a_button_with_nothing_to_do_says_why() {
     let mut h = harness();
     click(&mut h, "Add standard preset");
     h.run_steps(2);
-    let count = h.state().session.as_ref().unwrap().experiments.len();
+    let count = experiments(&h).len();
     assert!(count >= 6, "{count}");
     click(&mut h, "Add standard preset");
     h.run_steps(2);
-    assert_eq!(h.state().session.as_ref().unwrap().experiments.len(), count);
+    assert_eq!(experiments(&h).len(), count);
     h.get_by_label_contains(&format!(
         "the standard preset's {count} experiments are in the session already ({count} not run yet)"
     ));

@@ -79,6 +79,7 @@ fn every_view_fits_the_window_at_1280x800_and_1920x1080() {
             CentralView::Compare,
             CentralView::Layers,
             CentralView::SpeedUp,
+            CentralView::Tune,
         ] {
             for tab in [SetupTab::Model, SetupTab::Dataset, SetupTab::Settings] {
                 h.state_mut().apply(AppCommand::SetView(view));

@@ -22,6 +22,7 @@ mod layout;
 mod scale_out;
 mod sessions;
 mod settings;
+mod tune;
 
 fn sample() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample_data/mnist/model.onnx")
@@ -106,6 +107,15 @@ fn open(h: &mut Harness<'static, WorkbenchApp>, path: PathBuf) {
 /// Steps the UI until no background work is left, blocking on the work's messages in between
 /// (the harness has no frame clock; this waits on the jobs, it does not sleep). Fails when a
 /// frame did engine work.
+/// The open session's experiments.
+fn experiments<'h>(h: &'h Harness<'static, WorkbenchApp>) -> &'h [Experiment] {
+    &h.state()
+        .session
+        .as_ref()
+        .expect("a model is open")
+        .experiments
+}
+
 fn run_until_idle(h: &mut Harness<'static, WorkbenchApp>) {
     let deadline = Instant::now() + Duration::from_secs(180);
     h.run_steps(2);

@@ -26,14 +26,7 @@ fn the_target_sets_its_defaults_and_says_why() {
     h.get_by_label_contains(why);
     click(&mut h, "Add experiment");
     h.run();
-    let added = h
-        .state()
-        .session
-        .as_ref()
-        .unwrap()
-        .experiments
-        .last()
-        .cloned();
+    let added = experiments(&h).last().cloned();
     assert_eq!(
         added.and_then(|e| e.config).map(|c| c.target),
         Some(config.target)
