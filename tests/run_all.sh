@@ -54,3 +54,28 @@ if [ -z "${DISPLAY:-}" ]; then
 else
     cargo test --release --locked --test window -- --ignored
 fi
+
+# Installed like a desktop application: `cargo install --path .` works (sharing this build),
+# and the .deb (cargo-deb, pinned, installed under target/) installs with dpkg and starts,
+# on the command line and as a window under Xvfb on the sample it ships, from a folder
+# that has no sample_data of its own.
+cargo install --quiet --locked --path . --root target/install-check --target-dir target
+target/install-check/bin/quantbench --version
+if [ ! -x target/tools/bin/cargo-deb ]; then
+    cargo install --quiet --locked cargo-deb --version 3.8.0 --root target/tools
+fi
+target/tools/bin/cargo-deb --no-build --locked --output target/debian/quantbench.deb
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+$SUDO dpkg -i target/debian/quantbench.deb >/dev/null
+elsewhere="$(mktemp -d)"
+(
+    cd "$elsewhere"
+    /usr/bin/quantbench --version
+    QUANTBENCH_DATA_DIR="$elsewhere/data" xvfb-run -a -s "-screen 0 1280x800x24 -nolisten tcp" \
+        /usr/bin/quantbench screenshot --view tradeoff --out "$elsewhere/installed.png"
+    python3 -c "import sys; d = open(sys.argv[1], 'rb').read(); assert d[:8] == b'\x89PNG\r\n\x1a\n' and len(d) > 20000, len(d)" "$elsewhere/installed.png"
+)
+echo "the installed quantbench opened its window on the sample it ships"
+$SUDO dpkg -r quantbench >/dev/null
+rm -rf "$elsewhere"

