@@ -44,7 +44,8 @@ enum Command {
         path: Option<PathBuf>,
         #[arg(long)]
         out: PathBuf,
-        /// tradeoff, heatmap, compare, layers or all.
+        /// all (the overview), tradeoff, heatmap, compare, layers, sensitivity (Layers, ranked),
+        /// speed-up (or explain), tune (the search to its end) or tune-running (mid-search).
         #[arg(long, default_value = "all")]
         view: String,
         /// The left panel's tab: model, dataset or settings.
@@ -56,9 +57,13 @@ enum Command {
         /// Open the calibration inspector on this tensor (last quantized experiment's settings).
         #[arg(long)]
         inspect: Option<String>,
+        /// Scroll the heatmap and the Layers view to this layer (node name) and highlight it.
+        #[arg(long)]
+        focus: Option<String>,
     },
     /// Time the workbench's frames in a real window while it opens MODEL, runs an int8-weights
-    /// experiment on DATA and exports it (p50/p95/max of the UI thread's work per frame).
+    /// experiment on DATA, exports it and searches for a minute (p50/p95/max of the UI
+    /// thread's work per frame).
     #[cfg(feature = "gui")]
     BenchGui {
         model: PathBuf,
@@ -125,6 +130,7 @@ pub fn run() -> Result<ExitCode> {
             tab,
             session_out,
             inspect,
+            focus,
         } => {
             quantbench::fileio::check_output_dir(&out)?;
             let launch = crate::gui::Launch::Screenshot {
@@ -134,6 +140,7 @@ pub fn run() -> Result<ExitCode> {
                 tab,
                 session_out,
                 inspect,
+                focus,
             };
             crate::gui::launch(launch, started)?;
             if !out.is_file() {

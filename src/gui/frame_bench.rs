@@ -1,5 +1,5 @@
 //! `quantbench bench-gui`: the workbench in a real window, driven through a fixed script
-//! (open a model, run one experiment, export it), timing the UI thread's work in every frame.
+//! (open a model, run one experiment, export it, search for a minute), timing the UI thread's work in every frame.
 //! A phase lasts from the frame its command is sent to the frame its result shows; the figure
 //! that matters is the p95 of the frames inside it: a frame that waits on the engine shows up
 //! there as a frozen window.
@@ -27,6 +27,7 @@ enum Step {
     OpenData,
     Run,
     Export,
+    Tune,
     Done,
 }
 
@@ -56,6 +57,7 @@ impl FrameBench {
             Step::OpenData => Some("open data"),
             Step::Run => Some("run"),
             Step::Export => Some("export"),
+            Step::Tune => Some("tune"),
             Step::Settle(_) | Step::Done => None,
         }
     }
@@ -146,6 +148,14 @@ impl FrameBench {
             }
             Step::Export => {
                 if app.is_idle() && self.plan.export.is_file() {
+                    self.end();
+                    // The Tune view drawn while candidates arrive, for a minute's budget.
+                    self.begin(Step::Tune);
+                    app.start_default_tune(1.0);
+                }
+            }
+            Step::Tune => {
+                if !app.searching() && app.is_idle() {
                     self.end();
                     self.step = Step::Done;
                     self.report(app);

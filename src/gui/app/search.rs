@@ -133,7 +133,9 @@ impl WorkbenchApp {
     }
 
     /// Screenshot mode's `--view tune`: the search with the view's default goal.
-    pub(super) fn start_tune_for_screenshot(&mut self) {
+    /// The search the window offers by default (top-1 within 0.01 of float on labelled data,
+    /// else 20 dB of output SQNR), shown in the Tune view: the screenshot's and bench-gui's.
+    pub(crate) fn start_default_tune(&mut self, minutes: f64) {
         let labelled = self
             .dataset
             .as_ref()
@@ -145,7 +147,7 @@ impl WorkbenchApp {
                 Goal::MinSqnr(20.0)
             },
             target: Target::DEFAULT,
-            minutes: Some(10.0),
+            minutes: Some(minutes),
             max_float_layers: None,
         };
         self.persisted.view = super::CentralView::Tune;

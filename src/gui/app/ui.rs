@@ -96,7 +96,7 @@ impl WorkbenchApp {
             return;
         }
         if plan.tune.is_some() && !mid_search && self.search.request.is_none() {
-            self.start_tune_for_screenshot();
+            self.start_default_tune(10.0);
             return;
         }
         let inspect = self
@@ -115,6 +115,9 @@ impl WorkbenchApp {
             let experiment = self.selected;
             self.apply(AppCommand::InspectCalibration { experiment, tensor });
             return;
+        }
+        if let Some(layer) = self.screenshots.plan.as_mut().and_then(|p| p.focus.take()) {
+            self.layer_focus = Some(layer);
         }
         let rank = self
             .screenshots

@@ -23,6 +23,7 @@ mod scale_out;
 mod sessions;
 mod settings;
 mod tune;
+mod walk;
 
 fn sample() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample_data/mnist/model.onnx")
@@ -104,9 +105,6 @@ fn open(h: &mut Harness<'static, WorkbenchApp>, path: PathBuf) {
     run_until_idle(h);
 }
 
-/// Steps the UI until no background work is left, blocking on the work's messages in between
-/// (the harness has no frame clock; this waits on the jobs, it does not sleep). Fails when a
-/// frame did engine work.
 /// The open session's experiments.
 fn experiments<'h>(h: &'h Harness<'static, WorkbenchApp>) -> &'h [Experiment] {
     &h.state()
@@ -116,6 +114,9 @@ fn experiments<'h>(h: &'h Harness<'static, WorkbenchApp>) -> &'h [Experiment] {
         .experiments
 }
 
+/// Steps the UI until no background work is left, blocking on the work's messages in between
+/// (the harness has no frame clock; this waits on the jobs, it does not sleep). Fails when a
+/// frame did engine work.
 fn run_until_idle(h: &mut Harness<'static, WorkbenchApp>) {
     let deadline = Instant::now() + Duration::from_secs(180);
     h.run_steps(2);
