@@ -147,6 +147,18 @@ impl FrameBench {
                 }
             }
             Step::Export => {
+                if app.is_idle() && !self.plan.export.is_file() {
+                    let failed = app
+                        .messages
+                        .iter()
+                        .rev()
+                        .find(|(level, _)| *level == super::context::Level::Error);
+                    if let Some((_, why)) = failed {
+                        eprintln!("bench-gui: the export failed: {why}");
+                        self.step = Step::Done;
+                        return true;
+                    }
+                }
                 if app.is_idle() && self.plan.export.is_file() {
                     self.end();
                     // The Tune view drawn while candidates arrive, for a minute's budget.
