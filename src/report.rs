@@ -311,29 +311,60 @@ pub fn to_csv(session: &Session) -> String {
 /// other's noise are a tie, decided by the figure, then the size). Missing points are never on
 /// the front.
 pub fn pareto_front(points: &[Option<TradeoffPoint>]) -> Vec<bool> {
-    points
-        .iter()
-        .map(|p| {
-            let Some(p) = p else { return false };
-            !points.iter().flatten().any(|q| q.beats(p))
-        })
+    // Ties are made transitive: points whose intervals overlap, directly or through a chain of
+    // others, are one cost group. Pairwise ties alone can form a cycle (A ties B and is
+    // smaller, B is strictly faster than C, C ties A and is smaller) that leaves no point
+    // undominated; groups give a strict partial order, whose front is never empty.
+    let group = cost_groups(points);
+    let beats = |q: usize, p: usize| {
+        let (Some(a), Some(b)) = (points[q], points[p]) else {
+            return false;
+        };
+        if group[q] == group[p] {
+            a.figure > b.figure || (a.figure == b.figure && a.size_bytes < b.size_bytes)
+        } else {
+            group[q] < group[p] && a.figure >= b.figure
+        }
+    };
+    (0..points.len())
+        .map(|p| points[p].is_some() && !(0..points.len()).any(|q| q != p && beats(q, p)))
         .collect()
 }
 
-/// The cheapest point, where the points whose costs tie with its (overlapping intervals)
-/// count as one: of those, the best figure, then the smallest size, then the lowest cost.
+/// Each point's cost group, numbered from the cheapest: the connected runs of overlapping
+/// intervals.
+fn cost_groups(points: &[Option<TradeoffPoint>]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..points.len()).filter(|&k| points[k].is_some()).collect();
+    let low = |k: usize| points[k].map_or(0.0, |p| p.interval.0);
+    order.sort_by(|&a, &b| low(a).total_cmp(&low(b)));
+    let mut group = vec![0; points.len()];
+    let (mut current, mut reach) = (0, f64::NEG_INFINITY);
+    for (n, &k) in order.iter().enumerate() {
+        let Some(p) = points[k] else { continue };
+        if n > 0 && p.interval.0 > reach {
+            current += 1;
+        }
+        reach = reach.max(p.interval.1);
+        group[k] = current;
+    }
+    group
+}
+
+/// The cheapest point, where the points whose costs tie with its (its cost group: intervals
+/// overlapping it directly or through others) count as one: of those, the best figure, then
+/// the smallest size, then the lowest cost.
 pub fn fastest(points: &[Option<TradeoffPoint>]) -> Option<usize> {
-    let cheapest = points
+    let group = cost_groups(points);
+    let (cheapest, _) = points
         .iter()
         .enumerate()
         .filter_map(|(k, p)| p.map(|p| (k, p)))
-        .min_by(|a, b| a.1.cost.total_cmp(&b.1.cost))?
-        .1;
+        .min_by(|a, b| a.1.cost.total_cmp(&b.1.cost))?;
     points
         .iter()
         .enumerate()
         .filter_map(|(k, p)| p.map(|p| (k, p)))
-        .filter(|(_, p)| crate::bench::stats::overlap(p.interval, cheapest.interval))
+        .filter(|(k, _)| group[*k] == group[cheapest])
         .min_by(|(_, a), (_, b)| {
             b.figure
                 .total_cmp(&a.figure)
@@ -371,6 +402,19 @@ mod tests {
             pareto_front(&points),
             vec![true, true, false, true, false, true]
         );
+    }
+
+    /// A cycle of pairwise ties (A ties B and is smaller, B is clearly faster than C, C ties
+    /// A and is smaller) left every point beaten; tie groups keep a front: all three are one
+    /// latency, and the smallest of the equally accurate wins.
+    #[test]
+    fn a_cycle_of_ties_still_has_a_front() {
+        let points = [
+            point(0.99, 2.0, 1.0, 200), // A: 1–3 ms
+            point(0.99, 0.8, 0.3, 300), // B: 0.5–1.1 ms, ties A, larger
+            point(0.99, 3.3, 0.7, 100), // C: 2.6–4.0 ms, ties A, smallest; B is clearly faster
+        ];
+        assert_eq!(pareto_front(&points), vec![false, false, true]);
     }
 
     /// Latencies within each other's noise are one latency: the more accurate point wins, and

@@ -17,6 +17,9 @@ pub use crate::session::ranking::{Sensitivity, SensitivityReport};
 
 /// The candidate layers: nodes of a quantized op type that the config does not keep float.
 pub fn candidates(model: &pb::ModelProto, config: &QuantConfig) -> Vec<(String, String)> {
+    // Nodes the defaults already leave float (inside a LayerNorm spelled out, say) are not
+    // offered: keeping them float changes nothing.
+    let (config, _) = crate::quant::effective_config(onnx::graph(model), config);
     onnx::graph(model)
         .node
         .iter()

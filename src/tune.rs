@@ -507,7 +507,8 @@ impl Search<'_> {
         ));
         let prepared = quant::prepare_float(&self.bench.float, &base)?.model;
         let types = quant::prepare::model_tensor_types(&prepared);
-        let units = quant::rewrite::float_units(crate::onnx::graph(&prepared), &base, &types);
+        let (applied, _) = quant::effective_config(crate::onnx::graph(&prepared), &base);
+        let units = quant::rewrite::float_units(crate::onnx::graph(&prepared), &applied, &types);
         let layers = units
             .iter()
             .flatten()

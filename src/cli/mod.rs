@@ -196,7 +196,8 @@ fn open_window(_started: std::time::Instant) -> Result<ExitCode> {
 
 fn inspect(path: &Path, json: bool) -> Result<ExitCode> {
     let model = onnx::read_model(path)?;
-    let summary = onnx::inspect::summarize(&model, path)?;
+    let mut summary = onnx::inspect::summarize(&model, path)?;
+    quantbench::quant::patterns::annotate(&mut summary, &model);
     if json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {

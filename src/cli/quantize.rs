@@ -83,6 +83,11 @@ pub struct ConfigArgs {
     /// weight ranges even out (the float model computes the same).
     #[arg(long)]
     cle: bool,
+    /// Quantize every op of --ops wherever it is, the insides of LayerNorms, GELUs, softmaxes,
+    /// SiLUs and HardSwishes spelled out in primitive ops included (by default they stay float,
+    /// and an elementwise Add/Mul is quantized only where an int8 kernel reads it).
+    #[arg(long)]
+    quantize_patterns: bool,
     /// Shift each quantized layer's bias by its mean output error on the calibration data:
     /// fast (each layer alone, one pass) or full (inside the quantized model, repeated).
     #[arg(long)]
@@ -176,6 +181,9 @@ fn config_from_args(args: &ConfigArgs, mode: Option<Mode>) -> Result<(QuantConfi
     }
     if args.cle {
         config.cle = true;
+    }
+    if args.quantize_patterns {
+        config.float_patterns = false;
     }
     if let Some(b) = args.bias_correction {
         config.bias_correction = Some(b);

@@ -32,6 +32,33 @@ impl ModelPanel {
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
         ui.label(format!("{} nodes: {}", s.nodes.len(), ops.join(", ")));
+        if !s.units.is_empty() {
+            let kinds: Vec<&str> = s.units.iter().map(|u| u.kind.as_str()).collect();
+            let mut counted: Vec<(usize, &str)> = vec![];
+            for k in kinds {
+                match counted.iter_mut().find(|(_, c)| *c == k) {
+                    Some((n, _)) => *n += 1,
+                    None => counted.push((1, k)),
+                }
+            }
+            let text: Vec<String> = counted.iter().map(|(n, k)| format!("{n} {k}")).collect();
+            ui.label(format!("Kept float inside: {}", text.join(", ")))
+                .on_hover_text(
+                    s.units
+                        .iter()
+                        .map(|u| {
+                            format!(
+                                "{}: {} -> {} ({} nodes)",
+                                u.kind,
+                                u.input,
+                                u.output,
+                                u.nodes.len()
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                );
+        }
         ui.horizontal(|ui| {
             let label = ui.label("Find node");
             ui.add(

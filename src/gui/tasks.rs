@@ -129,7 +129,8 @@ pub fn open_model(
     sessions: Option<&Path>,
 ) -> Result<OpenedModel> {
     let proto = onnx::read_model(path)?;
-    let summary = onnx::inspect::summarize(&proto, path)?;
+    let mut summary = onnx::inspect::summarize(&proto, path)?;
+    quantbench::quant::patterns::annotate(&mut summary, &proto);
     let model_ref = ModelRef::of_file(path)?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let beside = ["dataset.ron", "photos.ron"]

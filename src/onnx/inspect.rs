@@ -51,6 +51,16 @@ pub struct NodeSummary {
     pub weights: Vec<WeightSummary>,
 }
 
+/// A normalisation or activation spelled out in primitive ops (found by
+/// `quant::patterns::annotate`): kept float inside by default.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PatternUnit {
+    pub kind: String,
+    pub input: String,
+    pub output: String,
+    pub nodes: Vec<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelSummary {
     pub path: String,
@@ -68,6 +78,9 @@ pub struct ModelSummary {
     pub parameters: usize,
     /// Bytes of the same tensors.
     pub weight_bytes: usize,
+    /// Units quantization keeps float inside (filled by `quant::patterns::annotate`).
+    #[serde(default)]
+    pub units: Vec<PatternUnit>,
 }
 
 fn value_summary(v: &pb::ValueInfoProto) -> ValueSummary {
@@ -174,6 +187,7 @@ pub fn summarize(model: &pb::ModelProto, path: &Path) -> Result<ModelSummary> {
         outputs: graph.output.iter().map(value_summary).collect(),
         op_histogram,
         nodes,
+        units: vec![],
         parameters,
         weight_bytes,
     })
@@ -237,6 +251,23 @@ impl ModelSummary {
             self.nodes.len(),
             ops.join(", ")
         );
+        if !self.units.is_empty() {
+            let _ = writeln!(
+                s,
+                "units      kept float inside by default (--quantize-patterns quantizes them):"
+            );
+            for u in &self.units {
+                let _ = writeln!(
+                    s,
+                    "  {:<28} {} -> {} ({} nodes: {})",
+                    u.kind,
+                    u.input,
+                    u.output,
+                    u.nodes.len(),
+                    u.nodes.join(", ")
+                );
+            }
+        }
         let _ = writeln!(s, "\nnodes:");
         for n in &self.nodes {
             let _ = write!(s, "  {:<28} {:<20}", n.name, n.op_type);

@@ -285,6 +285,11 @@ pub struct QuantConfig {
     /// int8: activations quantized to 16 bits instead (tensor names, or `*` for all), where
     /// 8 bits lose too much; ONNX Runtime runs them (opset 21), tract does not.
     pub int16_activations: Vec<String>,
+    /// Keep normalisations and activations spelled out in primitive ops (LayerNorm as
+    /// ReduceMean, Sub, Pow, Sqrt, Div; GELU with Erf or Tanh; softmax; SiLU; HardSwish) float
+    /// inside, and (int8) quantize an elementwise Add or Mul only where an int8 kernel reads
+    /// it. `false`: every op of `ops` is quantized wherever it is.
+    pub float_patterns: bool,
 }
 
 /// Calibration samples when a config does not say (the standard run profile's).
@@ -324,6 +329,7 @@ impl Default for QuantConfig {
             adaround: false,
             pinned_ranges: Default::default(),
             int16_activations: vec![],
+            float_patterns: true,
         }
     }
 }
@@ -566,6 +572,9 @@ impl QuantConfig {
         }
         if !self.keep_float.is_empty() {
             parts.push(format!("+{} float", self.keep_float.len()));
+        }
+        if !self.float_patterns && self.mode != Mode::Fp16 {
+            parts.push("patterns quantized".into());
         }
         match self.bias_correction {
             Some(BiasCorrection::Fast) => parts.push("bias-fast".into()),

@@ -66,6 +66,7 @@ pub fn calibrated_tensors(model: &pb::ModelProto, config: &QuantConfig) -> Resul
         ..config.clone()
     };
     let prepared = prepare_float(model, &config)?.model;
+    let (config, _) = super::effective_config(onnx::graph(&prepared), &config);
     Ok(plan(&prepared, &config).calibrated())
 }
 

@@ -8,6 +8,7 @@ pub mod config;
 pub mod equalize;
 pub mod inspect;
 pub mod math;
+pub mod patterns;
 pub mod prepare;
 pub mod rewrite;
 
@@ -146,6 +147,51 @@ pub fn prepare_float(model: &pb::ModelProto, config: &QuantConfig) -> Result<Pre
     })
 }
 
+/// `config` as the rewrite applies it to the prepared `graph`: with `float_patterns`, the
+/// nodes inside normalisation and activation units, and (static int8) the elementwise Add and
+/// Mul that no int8 kernel reads, added to `keep_float`; with a note saying what was kept.
+pub fn effective_config(
+    graph: &pb::GraphProto,
+    config: &QuantConfig,
+) -> (QuantConfig, Option<String>) {
+    if !config.float_patterns || config.mode == Mode::Fp16 {
+        return (config.clone(), None);
+    }
+    let units = patterns::find_units(graph);
+    let names = patterns::node_names(graph, &units);
+    let mut effective = config.clone();
+    let mut said = vec![];
+    if !units.is_empty() {
+        said.push(format!(
+            "kept float inside: {} ({} nodes)",
+            patterns::summary(&units),
+            names.len()
+        ));
+        effective.keep_float.extend(names.iter().cloned());
+    }
+    if config.mode == Mode::Int8 {
+        // Whether an int8 kernel reads an Add is decided without the layers kept float by
+        // name (by the user, or a search's stage 2): keeping a Conv float does not also move
+        // the residual Add before it out of int8, which would change what that choice measures.
+        let by_pattern = QuantConfig {
+            keep_float: names,
+            ..config.clone()
+        };
+        let unread = rewrite::elementwise_without_int8_reader(graph, &by_pattern);
+        if !unread.is_empty() {
+            said.push(format!(
+                "{} elementwise Add/Mul kept float: no int8 kernel reads them",
+                unread.len()
+            ));
+            effective.keep_float.extend(unread);
+        }
+    }
+    effective.keep_float.sort();
+    effective.keep_float.dedup();
+    let note = (!said.is_empty()).then(|| said.join("; "));
+    (effective, note)
+}
+
 /// What calibration did, for the report.
 #[derive(Default)]
 struct Calibrated {
@@ -169,12 +215,12 @@ pub fn quantize_with(
 /// [`quantize_with`], also returning the activation ranges it used.
 pub fn quantize_keeping_ranges(
     model: &pb::ModelProto,
-    config: &QuantConfig,
+    asked: &QuantConfig,
     ranges: Option<Ranges>,
     progress: &Progress,
 ) -> Result<(pb::ModelProto, QuantizeReport, ActivationRanges)> {
     crate::jobs::checkpoint("quantize")?;
-    config.validate()?;
+    asked.validate()?;
     let size_before = onnx::encode_model(model).len() as u64;
     progress.stage("preparing graph", 1);
     let Prepared {
@@ -182,8 +228,12 @@ pub fn quantize_keeping_ranges(
         mut notes,
         opset_before,
         opset,
-    } = prepare_float(model, config).context("preparing the graph")?;
+    } = prepare_float(model, asked).context("preparing the graph")?;
     progress.check()?;
+    // The config as applied to this graph; the model and the report record the one asked.
+    let (effective, kept) = effective_config(onnx::graph(&prepared), asked);
+    notes.extend(kept);
+    let config = &effective;
     let started = Instant::now();
     let mut out = prepared.clone();
     let nearest = rewrite::Roundings::new();
@@ -252,10 +302,10 @@ pub fn quantize_keeping_ranges(
         }
     }
     let rewrite_seconds = started.elapsed().as_secs_f64() - calibrated.seconds;
-    stamp(&mut out, config);
+    stamp(&mut out, asked);
     let report = QuantizeReport {
         mode: config.mode.cli_name().to_string(),
-        config: config.clone(),
+        config: asked.clone(),
         opset_before,
         opset,
         notes,

@@ -323,6 +323,183 @@ def batchnorm_after_convtranspose_and_matmul():
     save("batchnorm_after_convtranspose_and_matmul", graph, 13)
 
 
+def decomposed_layer_norm(x, prefix, d, nodes, inits, r):
+    """LayerNorm as JAX exports it through tf2onnx: ReduceSum and a multiply by 1/d for the
+    means, Sub, Mul, Sqrt, Reciprocal, then the scale and shift."""
+    inits += [const(prefix + "/inv_d", 1.0 / d), const(prefix + "/eps", 1e-6),
+              const(prefix + "/axes", [-1], np.int64),
+              const(prefix + "/scale", np.ones(d) + r.standard_normal(d) * 0.05),
+              const(prefix + "/bias", r.standard_normal(d) * 0.05)]
+    p = prefix + "/"
+    nodes += [
+        helper.make_node("ReduceSum", [x, p + "axes"], [p + "sum"], keepdims=1, name=p + "ReduceSum"),
+        helper.make_node("Mul", [p + "sum", p + "inv_d"], [p + "mean"], name=p + "mul"),
+        helper.make_node("Sub", [x, p + "mean"], [p + "centered"], name=p + "sub"),
+        helper.make_node("Mul", [p + "centered", p + "centered"], [p + "sq"], name=p + "mul_1"),
+        helper.make_node("ReduceSum", [p + "sq", p + "axes"], [p + "sqsum"], keepdims=1, name=p + "ReduceSum_1"),
+        helper.make_node("Mul", [p + "sqsum", p + "inv_d"], [p + "var"], name=p + "mul_2"),
+        helper.make_node("Add", [p + "var", p + "eps"], [p + "var_eps"], name=p + "add"),
+        helper.make_node("Sqrt", [p + "var_eps"], [p + "std"], name=p + "Sqrt"),
+        helper.make_node("Reciprocal", [p + "std"], [p + "rstd"], name=p + "Reciprocal"),
+        helper.make_node("Mul", [p + "centered", p + "rstd"], [p + "normed"], name=p + "mul_3"),
+        helper.make_node("Mul", [p + "normed", p + "scale"], [p + "scaled"], name=p + "mul_4"),
+        helper.make_node("Add", [p + "scaled", p + "bias"], [p + "out"], name=p + "add_1"),
+    ]
+    return p + "out"
+
+
+def dense(x, prefix, d_in, d_out, nodes, inits, r):
+    """flax.linen.Dense through tf2onnx: MatMul, then Add of the bias."""
+    inits += [numpy_helper.from_array((r.standard_normal((d_in, d_out)) / np.sqrt(d_in)).astype(np.float32), prefix + "/kernel"),
+              const(prefix + "/bias", r.standard_normal(d_out) * 0.05)]
+    nodes += [helper.make_node("MatMul", [x, prefix + "/kernel"], [prefix + "/dot"], name=prefix + "/MatMul"),
+              helper.make_node("Add", [prefix + "/dot", prefix + "/bias"], [prefix + "/out"], name=prefix + "/Add")]
+    return prefix + "/out"
+
+
+def decomposed_softmax(x, prefix, nodes, inits):
+    p = prefix + "/"
+    inits += [const(p + "axes", [-1], np.int64)]
+    nodes += [
+        helper.make_node("ReduceMax", [x, p + "axes"], [p + "max"], keepdims=1, name=p + "ReduceMax"),
+        helper.make_node("Sub", [x, p + "max"], [p + "shifted"], name=p + "sub"),
+        helper.make_node("Exp", [p + "shifted"], [p + "exp"], name=p + "Exp"),
+        helper.make_node("ReduceSum", [p + "exp", p + "axes"], [p + "sum"], keepdims=1, name=p + "ReduceSum"),
+        helper.make_node("Div", [p + "exp", p + "sum"], [p + "out"], name=p + "div"),
+    ]
+    return p + "out"
+
+
+def tanh_gelu(x, prefix, nodes, inits):
+    """GELU's tanh approximation, as jax.nn.gelu(approximate=True) exports."""
+    p = prefix + "/"
+    inits += [const(p + "c", 0.044715), const(p + "k", np.sqrt(2 / np.pi)), const(p + "one", 1.0),
+              const(p + "half", 0.5)]
+    nodes += [
+        helper.make_node("Mul", [x, x], [p + "x2"], name=p + "mul"),
+        helper.make_node("Mul", [p + "x2", x], [p + "x3"], name=p + "mul_1"),
+        helper.make_node("Mul", [p + "x3", p + "c"], [p + "cx3"], name=p + "mul_2"),
+        helper.make_node("Add", [x, p + "cx3"], [p + "inner"], name=p + "add"),
+        helper.make_node("Mul", [p + "inner", p + "k"], [p + "scaled"], name=p + "mul_3"),
+        helper.make_node("Tanh", [p + "scaled"], [p + "tanh"], name=p + "Tanh"),
+        helper.make_node("Add", [p + "tanh", p + "one"], [p + "onep"], name=p + "add_1"),
+        helper.make_node("Mul", [x, p + "half"], [p + "halfx"], name=p + "mul_4"),
+        helper.make_node("Mul", [p + "halfx", p + "onep"], [p + "out"], name=p + "mul_5"),
+    ]
+    return p + "out"
+
+
+def jax_block():
+    """A byte-level classifier as JAX exports it through tf2onnx: int32 token ids, an
+    embedding whose few outlier dimensions dwarf the rest (as trained residual streams have),
+    a pre-norm transformer block with every LayerNorm and the softmax spelled out in primitive
+    ops, a tanh-GELU MLP, mean pooling, Tanh and a Dense head."""
+    r = np.random.default_rng(23)
+    vocab, d, ff = 256, 32, 64
+    nodes, inits = [], []
+    emb = r.standard_normal((vocab, d)) * 0.5
+    emb[:, [3, 17]] *= 40.0
+    inits += [const("jax2tf_classify_/embed/embedding", emb)]
+    nodes.append(helper.make_node("Gather", ["jax2tf_classify_/embed/embedding", "tokens"], ["x0"],
+                                  name="jax2tf_classify_/embed/Gather"))
+    h = decomposed_layer_norm("x0", "jax2tf_classify_/block/ln_1", d, nodes, inits, r)
+    q = dense(h, "jax2tf_classify_/block/attn/query", d, d, nodes, inits, r)
+    k = dense(h, "jax2tf_classify_/block/attn/key", d, d, nodes, inits, r)
+    v = dense(h, "jax2tf_classify_/block/attn/value", d, d, nodes, inits, r)
+    inits += [const("jax2tf_classify_/block/attn/scale", 1 / np.sqrt(d))]
+    nodes += [
+        helper.make_node("Transpose", [k], ["kt"], perm=[0, 2, 1], name="jax2tf_classify_/block/attn/transpose"),
+        helper.make_node("MatMul", [q, "kt"], ["scores"], name="jax2tf_classify_/block/attn/MatMul"),
+        helper.make_node("Mul", ["scores", "jax2tf_classify_/block/attn/scale"], ["scaled_scores"],
+                         name="jax2tf_classify_/block/attn/mul"),
+    ]
+    probs = decomposed_softmax("scaled_scores", "jax2tf_classify_/block/attn/softmax", nodes, inits)
+    nodes.append(helper.make_node("MatMul", [probs, v], ["ctx"], name="jax2tf_classify_/block/attn/MatMul_1"))
+    o = dense("ctx", "jax2tf_classify_/block/attn/out", d, d, nodes, inits, r)
+    nodes.append(helper.make_node("Add", ["x0", o], ["x1"], name="jax2tf_classify_/block/add"))
+    h2 = decomposed_layer_norm("x1", "jax2tf_classify_/block/ln_2", d, nodes, inits, r)
+    f1 = dense(h2, "jax2tf_classify_/block/mlp/fc1", d, ff, nodes, inits, r)
+    g = tanh_gelu(f1, "jax2tf_classify_/block/mlp/gelu", nodes, inits)
+    f2 = dense(g, "jax2tf_classify_/block/mlp/fc2", ff, d, nodes, inits, r)
+    nodes.append(helper.make_node("Add", ["x1", f2], ["x2"], name="jax2tf_classify_/block/add_1"))
+    hf = decomposed_layer_norm("x2", "jax2tf_classify_/ln_f", d, nodes, inits, r)
+    inits += [const("jax2tf_classify_/pool/axes", [1], np.int64)]
+    nodes += [
+        helper.make_node("ReduceMean", [hf, "jax2tf_classify_/pool/axes"], ["pooled"], keepdims=0,
+                         name="jax2tf_classify_/pool/ReduceMean"),
+        helper.make_node("Tanh", ["pooled"], ["pooled_tanh"], name="jax2tf_classify_/pool/Tanh"),
+    ]
+    logits = dense("pooled_tanh", "jax2tf_classify_/head", d, 4, nodes, inits, r)
+    nodes.append(helper.make_node("Identity", [logits], ["logits"], name="jax2tf_classify_/Identity"))
+    graph = helper.make_graph(
+        nodes, "jax_block",
+        [helper.make_tensor_value_info("tokens", TensorProto.INT32, ["batch", 16])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])],
+        inits)
+    save("jax_block", graph, 18)
+
+
+def patterns():
+    """One of each spelled-out unit on an MLP, each between two Dense layers: mean-variance
+    and RMS normalisation, GELU with Erf and with Tanh, softmax, SiLU, HardSwish as
+    x * relu6(x + 3) / 6 and as x * HardSigmoid(x)."""
+    r = np.random.default_rng(29)
+    d = 16
+    nodes, inits = [], []
+    x = dense("features", "in", 8, d, nodes, inits, r)
+    x = decomposed_layer_norm(x, "mvn", d, nodes, inits, r)
+    x = dense(x, "d1", d, d, nodes, inits, r)
+    p = "rms/"
+    inits += [const(p + "axes", [-1], np.int64), const(p + "eps", 1e-6), const(p + "two", 2.0),
+              const(p + "gamma", np.ones(d) + r.standard_normal(d) * 0.05)]
+    nodes += [
+        helper.make_node("Pow", [x, p + "two"], [p + "sq"], name=p + "Pow"),
+        helper.make_node("ReduceMean", [p + "sq", p + "axes"], [p + "ms"], keepdims=1, name=p + "ReduceMean"),
+        helper.make_node("Add", [p + "ms", p + "eps"], [p + "ms_eps"], name=p + "Add"),
+        helper.make_node("Sqrt", [p + "ms_eps"], [p + "rms"], name=p + "Sqrt"),
+        helper.make_node("Div", [x, p + "rms"], [p + "normed"], name=p + "Div"),
+        helper.make_node("Mul", [p + "normed", p + "gamma"], [p + "out"], name=p + "Mul"),
+    ]
+    x = dense(p + "out", "d2", d, d, nodes, inits, r)
+    inits += [const("erf/sqrt2", np.sqrt(2.0)), const("erf/one", 1.0), const("erf/half", 0.5)]
+    nodes += [
+        helper.make_node("Div", [x, "erf/sqrt2"], ["erf/div"], name="erf/Div"),
+        helper.make_node("Erf", ["erf/div"], ["erf/erf"], name="erf/Erf"),
+        helper.make_node("Add", ["erf/erf", "erf/one"], ["erf/add"], name="erf/Add"),
+        helper.make_node("Mul", [x, "erf/add"], ["erf/mul"], name="erf/Mul"),
+        helper.make_node("Mul", ["erf/mul", "erf/half"], ["erf/out"], name="erf/Mul_1"),
+    ]
+    x = dense("erf/out", "d3", d, d, nodes, inits, r)
+    x = tanh_gelu(x, "tanh_gelu", nodes, inits)
+    x = dense(x, "d4", d, d, nodes, inits, r)
+    nodes += [
+        helper.make_node("Sigmoid", [x], ["silu/sig"], name="silu/Sigmoid"),
+        helper.make_node("Mul", [x, "silu/sig"], ["silu/out"], name="silu/Mul"),
+    ]
+    x = dense("silu/out", "d5", d, d, nodes, inits, r)
+    inits += [const("hs/three", 3.0), const("hs/zero", 0.0), const("hs/six", 6.0)]
+    nodes += [
+        helper.make_node("Add", [x, "hs/three"], ["hs/add"], name="hs/Add"),
+        helper.make_node("Clip", ["hs/add", "hs/zero", "hs/six"], ["hs/relu6"], name="hs/Clip"),
+        helper.make_node("Div", ["hs/relu6", "hs/six"], ["hs/div"], name="hs/Div"),
+        helper.make_node("Mul", [x, "hs/div"], ["hs/out"], name="hs/Mul"),
+    ]
+    x = dense("hs/out", "d6", d, d, nodes, inits, r)
+    nodes += [
+        helper.make_node("HardSigmoid", [x], ["hsig/sig"], alpha=1 / 6, beta=0.5, name="hsig/HardSigmoid"),
+        helper.make_node("Mul", [x, "hsig/sig"], ["hsig/out"], name="hsig/Mul"),
+    ]
+    x = dense("hsig/out", "d7", d, d, nodes, inits, r)
+    x = decomposed_softmax(x, "sm", nodes, inits)
+    nodes.append(helper.make_node("Identity", [x], ["probs"], name="probs_Identity"))
+    graph = helper.make_graph(
+        nodes, "patterns",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", 8])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", d])],
+        inits)
+    save("patterns", graph, 18)
+
+
 if __name__ == "__main__":
     encoder()
     detection_head()
@@ -336,3 +513,5 @@ if __name__ == "__main__":
     conv_mul_per_channel()
     lstm_from_constant_state()
     batchnorm_after_convtranspose_and_matmul()
+    jax_block()
+    patterns()

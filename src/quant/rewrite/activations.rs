@@ -176,6 +176,60 @@ pub fn plan_activations(
     }
 }
 
+/// The quantized elementwise Add and Mul (not a linear layer's bias) whose output no int8
+/// kernel reads, directly or through data movement and fused activations: a transformer's
+/// residual sum feeding a float LayerNorm, a scaling before a float softmax. Quantizing them
+/// only adds a Q/DQ pair; a CNN's residual Add read by the next Conv keeps its int8.
+pub fn elementwise_without_int8_reader(
+    graph: &pb::GraphProto,
+    config: &QuantConfig,
+) -> Vec<String> {
+    const ELEMENTWISE: [&str; 2] = ["Add", "Mul"];
+    let index = GraphIndex::new(graph);
+    let biases: HashSet<usize> = graph
+        .node
+        .iter()
+        .filter_map(|n| linear_bias(n, &index, graph, config).map(|(add, _)| add))
+        .collect();
+    let elementwise = |i: usize| {
+        let n = &graph.node[i];
+        ELEMENTWISE.contains(&n.op_type.as_str())
+            && is_quantized_node(n, config)
+            && !biases.contains(&i)
+    };
+    // Whether node `i`'s output reaches a reader; elementwise nodes read only through others
+    // that keep their int8, found from the graph's end backwards.
+    let mut keeps: Vec<bool> = vec![false; graph.node.len()];
+    for i in (0..graph.node.len()).rev() {
+        let mut frontier: Vec<&str> = graph.node[i].output.iter().map(String::as_str).collect();
+        let mut read = false;
+        for _ in 0..8 {
+            let mut next = vec![];
+            for t in frontier {
+                for &c in index.consumers_of(t) {
+                    let consumer = &graph.node[c];
+                    if elementwise(c) {
+                        read |= keeps[c];
+                    } else if is_quantized_node(consumer, config) {
+                        read = true;
+                    } else if SCALE_PRESERVING.contains(&consumer.op_type.as_str())
+                        || FUSED_ACTIVATIONS.contains(&consumer.op_type.as_str())
+                    {
+                        next.extend(consumer.output.iter().map(String::as_str));
+                    }
+                }
+            }
+            frontier = next;
+        }
+        keeps[i] = read || !elementwise(i);
+    }
+    (0..graph.node.len())
+        .filter(|&i| elementwise(i) && !keeps[i])
+        .map(|i| graph.node[i].name.clone())
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
 /// The interval outside which `node` (an activation reading `input` as its data) gives the
 /// same output as at the interval's edge: HardSwish is 0 below −3, HardSigmoid is flat outside
 /// its linear part, Relu below 0, Clip beyond its bounds. `None`: no such activation.

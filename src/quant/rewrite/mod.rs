@@ -20,8 +20,8 @@ use super::math::{self, QParams, QType};
 use crate::onnx::{self, pb, GraphIndex};
 
 pub use activations::{
-    float_units, insert_qdq, plan_activations, saturation_interval_of, saturation_intervals,
-    share_concat_ranges, ActivationPlan,
+    elementwise_without_int8_reader, float_units, insert_qdq, plan_activations,
+    saturation_interval_of, saturation_intervals, share_concat_ranges, ActivationPlan,
 };
 pub use dynamic::quantize_dynamic;
 pub use weights_only::{convert_fp16, int4_as_onnx, quantize_weights_only};
