@@ -47,14 +47,14 @@ def main():
         for flags in ([], ["--quantize-patterns"]):
             out = os.path.join(tmp, f"{name}-qb{len(flags)}.onnx")
             p, wall = run([QB, "quantize", model, "--data", cal, "--samples", "64", "--out", out] + flags)
-            cells.append(cell(evaluate(out, rep, model, "ort")) + f", {wall:.1f} s" if p.returncode == 0
+            cells.append(cell(evaluate(out, rep, model, "ort")) + f", {wall:.2f} s" if p.returncode == 0
                          else "fails: " + p.stderr.strip()[-80:])
         out = os.path.join(tmp, f"{name}-ort.onnx")
         seconds, err = ort_quantize(model, cal, out, True)
-        cells.append(cell(evaluate(out, rep, model, "ort")) + f", {seconds:.1f} s" if not err else "fails: " + err)
+        cells.append(cell(evaluate(out, rep, model, "ort")) + f", {seconds:.2f} s" if not err else "fails: " + err)
         out = os.path.join(tmp, f"{name}-nncf.onnx")
         p, wall = run([args.nncf_python, "-c", NNCF, model, cal, out])
-        cells.append(cell(evaluate(out, rep, model, "ort")) + f", {wall:.1f} s" if p.returncode == 0
+        cells.append(cell(evaluate(out, rep, model, "ort")) + f", {wall:.2f} s" if p.returncode == 0
                      else "fails: " + p.stderr.strip().splitlines()[-1][:80])
         print(f"| {name} | " + " | ".join(cells) + " |")
 

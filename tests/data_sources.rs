@@ -404,3 +404,45 @@ fn sentences_in_a_csv_are_tokenized_into_the_models_inputs() {
         &["sentences.csv", "no column 'sentence'", "text, label"],
     );
 }
+
+/// Whether calibration and evaluation read the same samples, and the note that says so:
+/// MNIST's description keeps them apart, a folder of photos opened as it is shares all 7
+/// (its calibration variants count as the photo they come from).
+#[test]
+fn shared_calibration_and_evaluation_samples_are_counted_and_said() {
+    use quantbench::data::Dataset;
+    let mnist = Dataset::open(&mnist_data()).unwrap();
+    assert_eq!(mnist.shared_samples(), 0);
+    assert!(mnist.overlap_note().is_none());
+    let photos = Dataset::open(&rapid_data()).unwrap();
+    assert_eq!(photos.shared_samples(), 7);
+    let note = photos.overlap_note().unwrap();
+    assert!(
+        note.starts_with("calibration and evaluation share 7 of the 7"),
+        "{note}"
+    );
+    let mut augmented = photos.desc.clone();
+    augmented.augment = 8;
+    let augmented = Dataset::from_desc(augmented, &photos.base, &photos.path).unwrap();
+    assert_eq!(augmented.shared_samples(), 7);
+    let out = run(
+        &[
+            "eval",
+            rapid_model().to_str().unwrap(),
+            "--data",
+            rapid_data().to_str().unwrap(),
+            "--backend",
+            "tract",
+            "--limit",
+            "1",
+            "--no-checkpoint",
+        ],
+        &root(),
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("share 7 of the 7 evaluation samples"),
+        "{said}"
+    );
+}

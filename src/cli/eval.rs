@@ -88,6 +88,11 @@ pub fn eval(args: EvalArgs) -> Result<ExitCode> {
             eprintln!("resuming from the checkpoint {}", r.path.display());
         }
     }
+    if let Some(note) = dataset.overlap_note() {
+        eprintln!(
+            "note: if the model was calibrated on this data, {note} (give the data disjoint calibration and evaluation splits in its description)"
+        );
+    }
     let progress = Progress::new();
     let report = with_progress_bar(&progress, || {
         quantbench::eval::evaluate(
@@ -116,6 +121,7 @@ pub fn eval(args: EvalArgs) -> Result<ExitCode> {
         value["broken"] = serde_json::json!(report.is_broken());
         value["backend"] = serde_json::json!(backend.name());
         value["runtime"] = serde_json::json!(candidate.describe());
+        value["shared_calibration_samples"] = serde_json::json!(dataset.shared_samples());
         if let Some(layers) = &layers {
             value["layers"] = serde_json::to_value(layers)?;
         }

@@ -184,6 +184,11 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode> {
     std::fs::create_dir_all(&models_dir)
         .with_context(|| format!("{}: cannot create", models_dir.display()))?;
     settings.models_dir = Some(models_dir);
+    if let Some(note) = dataset.overlap_note() {
+        eprintln!(
+            "note: {note} (give the data disjoint calibration and evaluation splits in its description)"
+        );
+    }
     let mut session = Session::new(
         ModelRef::of_file(&args.common.model)?,
         Some(DatasetRef::of(&dataset)),

@@ -294,6 +294,39 @@ impl Dataset {
         Ok(start..end)
     }
 
+    /// How many samples of the evaluation split calibration also reads (a calibration variant
+    /// of a photo counts as that photo): figures measured on those flatter a quantized model.
+    pub fn shared_samples(&self) -> usize {
+        let (Ok(calibration), Ok(evaluation)) = (
+            self.indices(Purpose::Calibration),
+            self.indices(Purpose::Evaluation),
+        ) else {
+            return 0;
+        };
+        match &self.loaded {
+            Loaded::Images { files, .. } => {
+                let n = files.len().max(1);
+                let seen: std::collections::HashSet<usize> = calibration.map(|k| k % n).collect();
+                evaluation.filter(|k| seen.contains(k)).count()
+            }
+            _ => evaluation
+                .end
+                .min(calibration.end)
+                .saturating_sub(evaluation.start.max(calibration.start)),
+        }
+    }
+
+    /// "calibration and evaluation share 7 of the 7 evaluation samples: …", when they do.
+    pub fn overlap_note(&self) -> Option<String> {
+        let shared = self.shared_samples();
+        let evaluated = self.indices(Purpose::Evaluation).map_or(0, |r| r.len());
+        (shared > 0).then(|| {
+            format!(
+                "calibration and evaluation share {shared} of the {evaluated} evaluation samples: figures on them flatter the quantized models"
+            )
+        })
+    }
+
     /// The evaluation samples `selection` picks: the split, or one contiguous slice of it
     /// (`shard`), thinned to at most `limit` samples spread evenly over it, so that a subset of
     /// a folder sorted by class still holds every class. Deterministic: the same selection of

@@ -30,6 +30,8 @@ pub struct LoadedDataset {
     /// What had to be guessed to read it (a folder or file opened without a description).
     pub notes: Vec<String>,
     pub previews: Vec<(egui::TextureHandle, String)>,
+    /// Said beside the figures when calibration and evaluation share samples.
+    pub overlap: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

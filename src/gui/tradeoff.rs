@@ -191,6 +191,13 @@ impl TradeoffView {
                 }
             })
             .collect();
+        if let Some(overlap) = ctx.dataset.and_then(|d| d.overlap.as_deref()) {
+            ui.colored_label(ui.visuals().warn_fg_color, format!("Accuracy: {overlap}."))
+                .on_hover_text(
+                    "Give the data disjoint calibration and evaluation splits (the Dataset tab's \
+                     description) for figures a deployed model will see",
+                );
+        }
         let several_devices = notes(ui, &series);
         if let Some(id) = self.plot(ui, ctx, session, &series, &shown, several_devices) {
             ctx.commands.send(AppCommand::Select(Some(id)));

@@ -274,6 +274,7 @@ impl WorkbenchApp {
         self.workbench = Default::default();
         self.dataset = Some(LoadedDataset {
             path: d.path,
+            overlap: d.dataset.overlap_note(),
             dataset: d.dataset,
             mismatch: d.mismatch,
             notes: d.notes,
