@@ -282,7 +282,8 @@ fn run_there(
         == "yes";
     let json = if has_quantbench {
         let ort = match backend {
-            Backend::Tract => String::new(),
+            // Named: without --backend, `bench` picks ONNX Runtime where it is found.
+            Backend::Tract => " --backend tract".to_string(),
             Backend::Ort(o) => format!(
                 " --backend ort --ort-opt {}{}",
                 o.optimization.name(),
@@ -328,6 +329,14 @@ fn run_there(
         .ok_or_else(|| anyhow!("{remote}: the benchmark printed no JSON: {json}"))?;
     let mut report: BenchReport = serde_json::from_str(line)
         .map_err(|e| anyhow!("{remote}: cannot read the device's report: {e}"))?;
+    // A report for another runtime than asked would be filed under the wrong one.
+    if report.backend != backend.name() {
+        bail!(
+            "{remote}: asked to time on {}, the device timed on {}",
+            backend.name(),
+            report.backend
+        );
+    }
     report
         .warnings
         .push(format!("measured on {remote} over SSH"));
