@@ -668,3 +668,64 @@ fn python(code: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Cross-layer equalization through ReLU6 on the MobileNetV2-style zoo model: each ReLU6
+/// between a pair becomes ReLU and a per-channel Min, so the float model computes the same;
+/// per-tensor int8 gains what CLE is for, and with full bias correction comes within 2 dB of
+/// per-channel.
+#[test]
+fn equalization_crosses_relu6_without_changing_the_float_model() {
+    let float = read(&zoo("relu6_mobilenet"));
+    let data = synthetic(&float, 16);
+    let cle = QuantConfig {
+        per_channel: false,
+        cle: true,
+        ..Default::default()
+    };
+    let prepared = quant::prepare_float(&float, &cle).unwrap();
+    assert!(
+        prepared
+            .notes
+            .iter()
+            .any(|n| n.contains("6 pairs") && n.contains("6 ReLU6")),
+        "{:?}",
+        prepared.notes
+    );
+    let example = first_inputs(&float, &data);
+    let run = |m: &pb::ModelProto| Backend::Tract.load(m, &example, 1).unwrap();
+    let same = against_float(
+        run(&prepared.model).as_ref(),
+        run(&float).as_ref(),
+        &float,
+        &data,
+    );
+    assert!(
+        same.sqnr_db.unwrap() > 100.0,
+        "float changed: {:?}",
+        same.sqnr_db
+    );
+    let sqnr = |config: &QuantConfig| {
+        let (q, _) = quant::quantize(&float, config, Some(&data), &Progress::new()).unwrap();
+        against_float(run(&q).as_ref(), run(&float).as_ref(), &float, &data)
+            .sqnr_db
+            .unwrap()
+    };
+    let per_tensor = sqnr(&QuantConfig {
+        per_channel: false,
+        ..Default::default()
+    });
+    let equalized = sqnr(&cle);
+    let corrected = sqnr(&QuantConfig {
+        bias_correction: Some(quant::BiasCorrection::Full),
+        ..cle.clone()
+    });
+    let per_channel = sqnr(&QuantConfig::default());
+    assert!(
+        equalized >= per_tensor + 8.0,
+        "{per_tensor:.1} -> {equalized:.1} dB"
+    );
+    assert!(
+        corrected >= per_channel - 2.0,
+        "{corrected:.1} against per-channel {per_channel:.1} dB"
+    );
+}

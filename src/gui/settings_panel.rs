@@ -427,7 +427,7 @@ fn recovery(ui: &mut egui::Ui, c: &mut QuantConfig) {
     if c.mode != Mode::Fp16 {
         ui.label("Recovery");
         ui.checkbox(&mut c.cle, "cross-layer equalization")
-            .on_hover_text("Rescale Conv pairs joined by ReLU/MaxPool so that channel weight ranges even out; the float model computes the same");
+            .on_hover_text("Rescale Conv pairs joined by ReLU, ReLU6 or MaxPool so that channel weight ranges even out; the float model computes the same");
         ui.end_row();
     }
     if matches!(c.mode, Mode::Int8 | Mode::Int8Weights | Mode::Int4Weights) {

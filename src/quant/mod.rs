@@ -131,12 +131,18 @@ pub fn prepare_float(model: &pb::ModelProto, config: &QuantConfig) -> Result<Pre
         config.mode == Mode::Int8 || config.cle,
     )?);
     if config.cle {
-        let pairs = equalize::equalize(onnx::graph_mut(&mut out), 4)?;
-        notes.push(if pairs > 0 {
-            format!("cross-layer equalization: {pairs} pairs of convolutions rescaled")
-        } else {
-            "cross-layer equalization: no pair of convolutions joined by ReLU, MaxPool or nothing"
-                .into()
+        let done = equalize::equalize(onnx::graph_mut(&mut out), 4)?;
+        notes.push(match done {
+            equalize::Equalized { pairs: 0, .. } => {
+                "cross-layer equalization: no pair of convolutions joined by ReLU, ReLU6, MaxPool or nothing"
+                    .into()
+            }
+            equalize::Equalized { pairs, relu6: 0 } => {
+                format!("cross-layer equalization: {pairs} pairs of convolutions rescaled")
+            }
+            equalize::Equalized { pairs, relu6 } => format!(
+                "cross-layer equalization: {pairs} pairs of convolutions rescaled; {relu6} ReLU6 between them became ReLU and a Min with one bound per channel (the float model computes the same; each adds a Min and a Q/DQ pair)"
+            ),
         });
     }
     Ok(Prepared {

@@ -500,6 +500,52 @@ def patterns():
     save("patterns", graph, 18)
 
 
+def relu6_mobilenet():
+    """MobileNetV2-style inverted residual blocks with ReLU6 (Clip 0..6) between the
+    convolutions and BatchNormalization after each, whose folded channel ranges differ by
+    orders of magnitude (the case cross-layer equalization exists for)."""
+    r = np.random.default_rng(31)
+    nodes, inits = [], []
+
+    def conv_bn(x, name, cin, cout, k, group=1, relu6=True):
+        wshape = (cout, cin // group, k, k)
+        fan_in = cin // group * k * k
+        inits.append(numpy_helper.from_array(
+            (r.standard_normal(wshape) * np.sqrt(2.0 / fan_in)).astype(np.float32), name + ".w"))
+        gamma = np.exp(r.standard_normal(cout) * 1.2) * 0.5  # channel scales spread over ~2 decades
+        inits.extend([const(name + ".g", gamma), const(name + ".b", r.standard_normal(cout) * 0.1),
+                      const(name + ".m", r.standard_normal(cout) * 0.1), const(name + ".v", np.ones(cout))])
+        nodes.append(helper.make_node("Conv", [x, name + ".w"], [name + ".c"], name=name,
+                                      pads=[k // 2] * 4, group=group))
+        nodes.append(helper.make_node("BatchNormalization",
+                                      [name + ".c", name + ".g", name + ".b", name + ".m", name + ".v"],
+                                      [name + ".bn"], name=name + ".BN", epsilon=1e-5))
+        if not relu6:
+            return name + ".bn"
+        nodes.append(helper.make_node("Clip", [name + ".bn", "zero", "six"], [name + ".r"], name=name + ".ReLU6"))
+        return name + ".r"
+
+    inits.extend([const("zero", 0.0), const("six", 6.0)])
+    x = conv_bn("image", "stem", 3, 16, 3)
+    for b in range(3):
+        h = conv_bn(x, f"b{b}.expand", 16, 64, 1)
+        h = conv_bn(h, f"b{b}.dw", 64, 64, 3, group=64)
+        h = conv_bn(h, f"b{b}.project", 64, 16, 1, relu6=False)
+        nodes.append(helper.make_node("Add", [x, h], [f"b{b}.out"], name=f"b{b}.Add"))
+        x = f"b{b}.out"
+    nodes.append(helper.make_node("GlobalAveragePool", [x], ["pooled"], name="pool"))
+    nodes.append(helper.make_node("Flatten", ["pooled"], ["flat"], name="flatten"))
+    inits.extend([numpy_helper.from_array((r.standard_normal((16, 10)) * 0.3).astype(np.float32), "fc.w"),
+                  const("fc.b", np.zeros(10))])
+    nodes.append(helper.make_node("Gemm", ["flat", "fc.w", "fc.b"], ["logits"], name="fc"))
+    graph = helper.make_graph(
+        nodes, "relu6_mobilenet",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, 32, 32])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
+        inits)
+    save("relu6_mobilenet", graph, 13)
+
+
 if __name__ == "__main__":
     encoder()
     detection_head()
@@ -515,3 +561,4 @@ if __name__ == "__main__":
     batchnorm_after_convtranspose_and_matmul()
     jax_block()
     patterns()
+    relu6_mobilenet()
