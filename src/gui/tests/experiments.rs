@@ -199,53 +199,6 @@ fn closing_the_window_mid_run_stops_the_job_and_leaves_a_loadable_session() {
     assert!((1..7).contains(&done), "{done} finished experiments kept");
 }
 
-/// Holds job threads at the engine's checkpoints while closed: the engine made slow, without
-/// a sleep (the test decides when it goes on).
-#[derive(Default)]
-struct Gate {
-    /// (open, checkpoints held now)
-    state: Mutex<(bool, Vec<&'static str>)>,
-    changed: std::sync::Condvar,
-}
-
-impl Gate {
-    /// Called by a job thread at a checkpoint: waits while the gate is closed.
-    fn pass(&self, what: &'static str) {
-        let mut s = self.state.lock().unwrap();
-        s.1.push(what);
-        self.changed.notify_all();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while !s.0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "held at '{what}' for two minutes");
-            s = self.changed.wait_timeout(s, left).unwrap().0;
-        }
-        if let Some(i) = s.1.iter().position(|w| *w == what) {
-            s.1.remove(i);
-        }
-    }
-
-    fn set_open(&self, open: bool) {
-        self.state.lock().unwrap().0 = open;
-        self.changed.notify_all();
-    }
-
-    /// Waits until a job thread is held; returns where.
-    fn held_at(&self) -> &'static str {
-        let mut s = self.state.lock().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while s.1.is_empty() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "no job reached the engine within a minute (was the work done on the UI thread?)"
-            );
-            s = self.changed.wait_timeout(s, left).unwrap().0;
-        }
-        s.1[0]
-    }
-}
-
 /// Starts `command` with the engine held; checks that the window keeps drawing frames and
 /// says what runs while the job waits inside the engine; lets it go; returns where it was held.
 fn while_the_engine_waits(

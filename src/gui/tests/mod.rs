@@ -200,3 +200,50 @@ fn choose_percentile_calibration(h: &mut Harness<'static, WorkbenchApp>) {
     click(h, "percentile");
     h.run_steps(3);
 }
+
+/// Holds job threads at the engine's checkpoints while closed: the engine made slow, without
+/// a sleep (the test decides when it goes on).
+#[derive(Default)]
+struct Gate {
+    /// (open, checkpoints held now)
+    state: Mutex<(bool, Vec<&'static str>)>,
+    changed: std::sync::Condvar,
+}
+
+impl Gate {
+    /// Called by a job thread at a checkpoint: waits while the gate is closed.
+    fn pass(&self, what: &'static str) {
+        let mut s = self.state.lock().unwrap();
+        s.1.push(what);
+        self.changed.notify_all();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !s.0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "held at '{what}' for two minutes");
+            s = self.changed.wait_timeout(s, left).unwrap().0;
+        }
+        if let Some(i) = s.1.iter().position(|w| *w == what) {
+            s.1.remove(i);
+        }
+    }
+
+    fn set_open(&self, open: bool) {
+        self.state.lock().unwrap().0 = open;
+        self.changed.notify_all();
+    }
+
+    /// Waits until a job thread is held; returns where.
+    fn held_at(&self) -> &'static str {
+        let mut s = self.state.lock().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while s.1.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no job reached the engine within a minute (was the work done on the UI thread?)"
+            );
+            s = self.changed.wait_timeout(s, left).unwrap().0;
+        }
+        s.1[0]
+    }
+}

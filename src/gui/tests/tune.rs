@@ -58,15 +58,32 @@ fn the_search_finds_a_model_that_meets_the_goal_and_exports_it() {
 #[test]
 fn a_stopped_search_resumes_without_measuring_again() {
     let mut h = harness();
+    // The search held as it starts its fourth quantization: Stop then comes mid-search on any
+    // machine, however fast (MNIST's candidates take a fraction of a second each).
+    let gate = Arc::new(Gate::default());
+    gate.set_open(true);
+    let quantizations = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (g, q) = (gate.clone(), quantizations.clone());
+    watch_frames(move |what| {
+        if what == "quantize" && q.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 3 {
+            g.set_open(false);
+        }
+        g.pass(what);
+    });
     open_tune(&mut h);
     click(&mut h, "Start");
-    let deadline = Instant::now() + Duration::from_secs(120);
+    assert_eq!(gate.held_at(), "quantize");
+    let deadline = Instant::now() + Duration::from_secs(60);
     while h.state().search.candidates.len() < 3 {
-        assert!(Instant::now() < deadline, "no candidates came");
+        assert!(
+            Instant::now() < deadline,
+            "the measured candidates did not show"
+        );
         h.state_mut().wait_for_work(Duration::from_secs(5));
         h.run_steps(1);
     }
     click(&mut h, "Stop");
+    gate.set_open(true);
     run_until_idle(&mut h);
     assert!(h.state().search.chosen.is_none());
     let measured: Vec<ExperimentId> = experiments(&h)
