@@ -226,13 +226,10 @@ impl HeatmapView {
         let header_height = header_height(ui, &experiments);
         let height = ui.available_height();
         // The layer focused elsewhere (Why no speed-up?, Layers) is highlighted and scrolled to.
-        let focus = ctx
-            .layer_focus
-            .and_then(|node| shown.iter().position(|&r| names[r] == node));
-        let scroll = focus.filter(|_| self.scrolled_to.as_deref() != ctx.layer_focus);
-        if scroll.is_some() {
-            self.scrolled_to = ctx.layer_focus.map(str::to_string);
-        }
+        let (focus, scroll) =
+            super::table::focused_rows(ctx.layer_focus, &mut self.scrolled_to, |node| {
+                shown.iter().position(|&r| names[r] == node)
+            });
         super::table::Table::new("heatmap", &table_columns)
             .frozen(1)
             .scroll_to(scroll)

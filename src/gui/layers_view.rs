@@ -258,13 +258,9 @@ impl LayersView {
             k => Some(after[k - 3]),
         };
         let height = ui.available_height();
-        let focus = ctx
-            .layer_focus
-            .and_then(|node| rows.iter().position(|&r| layers[r].node == node));
-        let scroll = focus.filter(|_| self.scrolled_to.as_deref() != ctx.layer_focus);
-        if scroll.is_some() {
-            self.scrolled_to = ctx.layer_focus.map(str::to_string);
-        }
+        let (focus, scroll) = table::focused_rows(ctx.layer_focus, &mut self.scrolled_to, |node| {
+            rows.iter().position(|&r| layers[r].node == node)
+        });
         let descending = &mut self.descending;
         // The default follows the ranking's arrival until the user sorts by a column.
         let mut current = self.sort.unwrap_or(default_sort);

@@ -243,22 +243,10 @@ impl<'a> Table<'a> {
                     let (x, w) = (xs[c], self.columns[c].width);
                     (x <= viewport.max.x && x + w >= viewport.min.x).then_some(x)
                 };
-                let stripe = ui.visuals().faint_bg_color;
                 for row in first..last {
                     let y = self.header_height + row as f32 * self.row_height;
-                    if self.highlight == Some(row) {
-                        let band = at(viewport.min.x, y, viewport.width(), self.row_height);
-                        ui.painter().with_clip_rect(body).rect_filled(
-                            band,
-                            2.0,
-                            ui.visuals().selection.bg_fill.gamma_multiply(0.5),
-                        );
-                    } else if self.striped && row % 2 == 1 {
-                        let band = at(viewport.min.x, y, viewport.width(), self.row_height);
-                        ui.painter()
-                            .with_clip_rect(body)
-                            .rect_filled(band, 0.0, stripe);
-                    }
+                    let band = at(viewport.min.x, y, viewport.width(), self.row_height);
+                    self.paint_band(ui, row, band, body);
                     for (c, column) in self.columns.iter().enumerate() {
                         let Some(x) = shown_x(c) else { continue };
                         let rect = at(x, y, column.width, self.row_height);
@@ -287,15 +275,36 @@ impl<'a> Table<'a> {
                         header(ui, c)
                     });
                 }
-                let stroke = ui.visuals().widgets.noninteractive.bg_stroke;
-                ui.painter()
-                    .hline(visible.x_range(), strip.bottom(), stroke);
-                if self.frozen > 0 && self.frozen < self.columns.len() {
-                    let x = visible.min.x + frozen_width - GAP / 2.0;
-                    ui.painter().vline(x, visible.y_range(), stroke);
-                }
+                self.paint_dividers(ui, visible, strip.bottom(), frozen_width);
             })
         });
+    }
+
+    /// Row `row`'s background: the highlight's colour, or the stripe on odd rows.
+    fn paint_band(&self, ui: &egui::Ui, row: usize, band: egui::Rect, clip: egui::Rect) {
+        let painter = ui.painter().with_clip_rect(clip);
+        if self.highlight == Some(row) {
+            let fill = ui.visuals().selection.bg_fill.gamma_multiply(0.5);
+            painter.rect_filled(band, 2.0, fill);
+        } else if self.striped && row % 2 == 1 {
+            painter.rect_filled(band, 0.0, ui.visuals().faint_bg_color);
+        }
+    }
+
+    /// The line under the header and the one after the frozen columns.
+    fn paint_dividers(
+        &self,
+        ui: &egui::Ui,
+        visible: egui::Rect,
+        header_bottom: f32,
+        frozen_width: f32,
+    ) {
+        let stroke = ui.visuals().widgets.noninteractive.bg_stroke;
+        ui.painter().hline(visible.x_range(), header_bottom, stroke);
+        if self.frozen > 0 && self.frozen < self.columns.len() {
+            let x = visible.min.x + frozen_width - GAP / 2.0;
+            ui.painter().vline(x, visible.y_range(), stroke);
+        }
     }
 }
 
@@ -343,6 +352,22 @@ fn in_rect(
 thread_local! {
     /// Table cells whose content was wider than their column (its text cut), on this thread.
     pub static CLIPPED: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The row of the layer focused elsewhere (`focus`, found by `row_of`) to highlight, and the
+/// row to scroll to: only the first time a focus shows (`scrolled_to` remembers it), so the
+/// user may scroll away.
+pub fn focused_rows(
+    focus: Option<&str>,
+    scrolled_to: &mut Option<String>,
+    row_of: impl Fn(&str) -> Option<usize>,
+) -> (Option<usize>, Option<usize>) {
+    let row = focus.and_then(row_of);
+    let scroll = row.filter(|_| scrolled_to.as_deref() != focus);
+    if scroll.is_some() {
+        *scrolled_to = focus.map(str::to_string);
+    }
+    (row, scroll)
 }
 
 /// A small triangle after a sorted column's title: up for ascending, down for descending (the

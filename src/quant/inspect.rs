@@ -66,13 +66,28 @@ pub fn calibrated_tensors(model: &pb::ModelProto, config: &QuantConfig) -> Resul
         ..config.clone()
     };
     let prepared = prepare_float(model, &config)?.model;
-    let (config, _) = super::effective_config(onnx::graph(&prepared), &config);
     Ok(plan(&prepared, &config).calibrated())
 }
 
+/// The activation plan of `config` on the prepared model, as the rewrite applies it (units
+/// kept float included).
 fn plan(prepared: &pb::ModelProto, config: &QuantConfig) -> rewrite::ActivationPlan {
+    let (config, _) = super::effective_config(onnx::graph(prepared), config);
     let types = prepare::model_tensor_types(prepared);
-    rewrite::plan_activations(onnx::graph(prepared), config, &types)
+    rewrite::plan_activations(onnx::graph(prepared), &config, &types)
+}
+
+/// Fails unless `tensor` is a graph input or a node's output of `graph`.
+fn check_tensor(graph: &pb::GraphProto, tensor: &str) -> Result<()> {
+    let exists = graph.input.iter().any(|i| i.name == tensor)
+        || graph
+            .node
+            .iter()
+            .any(|n| n.output.iter().any(|o| o == tensor));
+    if !exists {
+        bail!("'{tensor}' is not a tensor of this model (as quantbench prepares it)");
+    }
+    Ok(())
 }
 
 /// What quantizing `h`'s values to the grid of `range` costs: clipped share and SQNR,
@@ -156,14 +171,7 @@ pub fn inspect(
     let prepared = prepare_float(model, &config)?.model;
     let plan = plan(&prepared, &config);
     let graph = onnx::graph(&prepared);
-    let exists = graph.input.iter().any(|i| i.name == tensor)
-        || graph
-            .node
-            .iter()
-            .any(|n| n.output.iter().any(|o| o == tensor));
-    if !exists {
-        bail!("'{tensor}' is not a tensor of this model (as quantbench prepares it)");
-    }
+    check_tensor(graph, tensor)?;
     let pinnable = plan.calibrated().iter().any(|t| t == tensor);
     let note = pin_note(&plan, tensor, pinnable);
     let calibrated = calibrate::calibrate(

@@ -297,16 +297,7 @@ pub fn quantize_keeping_ranges(
         counts = corrected.counts.unwrap_or(counts);
         notes.push(corrected.note);
     }
-    if config.mode != Mode::Fp16 {
-        let tables = rewrite::quantize_embeddings(onnx::graph_mut(&mut out), config)
-            .context("quantizing the embedding tables")?;
-        if tables > 0 {
-            notes.push(format!(
-                "{tables} embedding tables read by Gather: int8 weights, one scale per row"
-            ));
-            counts.weights += tables;
-        }
-    }
+    quantize_embedding_tables(&mut out, config, &mut counts, &mut notes)?;
     let rewrite_seconds = started.elapsed().as_secs_f64() - calibrated.seconds;
     stamp(&mut out, asked);
     let report = QuantizeReport {
@@ -324,6 +315,27 @@ pub fn quantize_keeping_ranges(
         size_after: onnx::encode_model(&out).len() as u64,
     };
     Ok((out, report, calibrated.ranges))
+}
+
+/// The embedding tables read by Gather, on int8 with one scale per row (every mode but fp16).
+fn quantize_embedding_tables(
+    out: &mut pb::ModelProto,
+    config: &QuantConfig,
+    counts: &mut rewrite::RewriteCounts,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    if config.mode == Mode::Fp16 {
+        return Ok(());
+    }
+    let tables = rewrite::quantize_embeddings(onnx::graph_mut(out), config)
+        .context("quantizing the embedding tables")?;
+    if tables > 0 {
+        notes.push(format!(
+            "{tables} embedding tables read by Gather: int8 weights, one scale per row"
+        ));
+        counts.weights += tables;
+    }
+    Ok(())
 }
 
 /// Records in the model's metadata which quantbench made it, with which config.

@@ -86,35 +86,7 @@ pub fn plan_activations(
             order.push(t.to_string());
         }
     };
-    // Tensors from which every path reaches a graph output through float ops only (the
-    // network's tail: logits before a Sigmoid/Softmax): no int8 kernel reads them, so a Q/DQ
-    // there would only add error, which a Sigmoid of small probabilities magnifies.
-    let mut tail: HashSet<&str> = HashSet::new();
-    for node in graph.node.iter().rev() {
-        for o in node.output.iter().filter(|o| !o.is_empty()) {
-            let consumers = index.consumers_of(o);
-            let feeds_float_tail = !consumers.is_empty()
-                && consumers.iter().all(|&c| {
-                    let next = &graph.node[c];
-                    !is_quantized_node(next, config)
-                        && next.output.iter().all(|x| {
-                            x.is_empty() || index.is_graph_output(x) || tail.contains(x.as_str())
-                        })
-                });
-            // A Softmax input needs no Q/DQ either (no int8 kernel reads it), and tract
-            // simulates DequantizeLinear → Softmax → QuantizeLinear with a lossy int8
-            // softmax (−17.5 dB on the zoo encoder where ONNX Runtime gives 32 dB).
-            let only_softmax = !consumers.is_empty()
-                && consumers.iter().all(|&c| {
-                    let next = &graph.node[c];
-                    FLOAT_INPUT_OPS.contains(&next.op_type.as_str())
-                        && !is_quantized_node(next, config)
-                });
-            if index.is_graph_output(o) || feeds_float_tail || only_softmax {
-                tail.insert(o);
-            }
-        }
-    }
+    let tail = float_tail(graph, &index, config);
     // MatMul outputs inside a MatMul + Add linear layer: accumulated with the bias, not quantized.
     let linear_inside: HashSet<&str> = graph
         .node
@@ -174,6 +146,46 @@ pub fn plan_activations(
         quantized: order,
         shared,
     }
+}
+
+/// Tensors from which every path reaches a graph output through float ops only (the
+/// network's tail: logits before a Sigmoid/Softmax), and Softmax inputs: no int8 kernel reads
+/// them.
+fn float_tail<'g>(
+    graph: &'g pb::GraphProto,
+    index: &GraphIndex,
+    config: &QuantConfig,
+) -> HashSet<&'g str> {
+    // Tensors from which every path reaches a graph output through float ops only (the
+    // network's tail: logits before a Sigmoid/Softmax): no int8 kernel reads them, so a Q/DQ
+    // there would only add error, which a Sigmoid of small probabilities magnifies.
+    let mut tail: HashSet<&'g str> = HashSet::new();
+    for node in graph.node.iter().rev() {
+        for o in node.output.iter().filter(|o| !o.is_empty()) {
+            let consumers = index.consumers_of(o);
+            let feeds_float_tail = !consumers.is_empty()
+                && consumers.iter().all(|&c| {
+                    let next = &graph.node[c];
+                    !is_quantized_node(next, config)
+                        && next.output.iter().all(|x| {
+                            x.is_empty() || index.is_graph_output(x) || tail.contains(x.as_str())
+                        })
+                });
+            // A Softmax input needs no Q/DQ either (no int8 kernel reads it), and tract
+            // simulates DequantizeLinear → Softmax → QuantizeLinear with a lossy int8
+            // softmax (−17.5 dB on the zoo encoder where ONNX Runtime gives 32 dB).
+            let only_softmax = !consumers.is_empty()
+                && consumers.iter().all(|&c| {
+                    let next = &graph.node[c];
+                    FLOAT_INPUT_OPS.contains(&next.op_type.as_str())
+                        && !is_quantized_node(next, config)
+                });
+            if index.is_graph_output(o) || feeds_float_tail || only_softmax {
+                tail.insert(o);
+            }
+        }
+    }
+    tail
 }
 
 /// The quantized elementwise Add and Mul (not a linear layer's bias) whose output no int8
